@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Start, stop or show the local Docker engine and Distribution registry that
+# javabase builds and pushes against. Idempotent: `start` reuses what already
+# answers and only starts what is missing; `stop` stops only what it started,
+# by the pid files it wrote.
+#
+#   scripts/services.sh start|stop|status|env
+#
+# State lives in $JAVABASE_STATE (default /var/tmp/javabase). `env` prints the
+# export lines for DOCKER_HOST and JAVABASE_REGISTRY.
+set -euo pipefail
+
+STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
+REGISTRY_ADDR="${JAVABASE_REGISTRY_ADDR:-127.0.0.1:5000}"
+SOCK="$STATE/docker.sock"
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+install_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io containerd runc)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]} from Debian's archive"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+engine_up() {
+    # The engine answers on its socket: /_ping returns OK.
+    [ -S "$SOCK" ] && curl -sf --max-time 2 --unix-socket "$SOCK" http://localhost/_ping >/dev/null 2>&1
+}
+
+registry_up() {
+    curl -sf --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1
+}
+
+wait_for() {
+    local what="$1" check="$2" log_file="$3"
+    for _ in $(seq 1 120); do
+        if "$check"; then return 0; fi
+        sleep 0.25
+    done
+    log "$what did not become ready in 30 s; its log says:"
+    tail -n 20 "$log_file" >&2 || true
+    return 1
+}
+
+start_engine() {
+    if engine_up; then log "engine already answers on unix://$SOCK"; return 0; fi
+    mkdir -p "$STATE/docker" "$STATE/exec"
+    # A stale pid file from a killed engine would make dockerd refuse to start.
+    rm -f "$STATE/dockerd.pid"
+    log "starting dockerd (no container network: --bridge=none --iptables=false)"
+    setsid dockerd --data-root "$STATE/docker" --exec-root "$STATE/exec" \
+        --pidfile "$STATE/dockerd.pid" -H "unix://$SOCK" \
+        --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
+        >"$STATE/dockerd.log" 2>&1 < /dev/null &
+    echo $! >"$STATE/dockerd.started"
+    wait_for "dockerd" engine_up "$STATE/dockerd.log"
+}
+
+start_registry() {
+    if registry_up; then log "registry already answers on http://$REGISTRY_ADDR"; return 0; fi
+    mkdir -p "$STATE/registry"
+    cat >"$STATE/registry.yml" <<YML
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $STATE/registry}, delete: {enabled: true}}
+http: {addr: $REGISTRY_ADDR}
+YML
+    log "starting the Distribution registry on $REGISTRY_ADDR"
+    setsid docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 < /dev/null &
+    echo $! >"$STATE/registry.pid"
+    wait_for "registry" registry_up "$STATE/registry.log"
+}
+
+stop_pid_file() {
+    local name="$1" file="$2"
+    if [ -f "$file" ]; then
+        local pid
+        pid="$(cat "$file")"
+        if kill -0 "$pid" 2>/dev/null; then
+            log "stopping $name (pid $pid)"
+            kill "$pid"
+            for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$file"
+    fi
+}
+
+case "${1:-}" in
+    start)
+        install_packages
+        mkdir -p "$STATE"
+        start_engine
+        start_registry
+        ;;
+    stop)
+        stop_pid_file registry "$STATE/registry.pid"
+        stop_pid_file dockerd "$STATE/dockerd.started"
+        ;;
+    status)
+        engine_up && echo "engine: up (unix://$SOCK)" || echo "engine: down"
+        registry_up && echo "registry: up (http://$REGISTRY_ADDR)" || echo "registry: down"
+        ;;
+    env)
+        echo "export DOCKER_HOST=unix://$SOCK"
+        echo "export JAVABASE_REGISTRY=$REGISTRY_ADDR"
+        ;;
+    *)
+        echo "usage: scripts/services.sh start|stop|status|env" >&2
+        exit 2
+        ;;
+esac
