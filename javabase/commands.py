@@ -55,7 +55,7 @@ def builds_dir(manifest: Manifest) -> Path:
 
 def validate(manifest_path: str | None, out: TextIO = sys.stdout) -> int:
     manifest = load_manifest(resolve_manifest(manifest_path))
-    print(f"{manifest.path}: ok, {len(manifest.images)} images", file=out)
+    print(f"{manifest.shown}: ok, {len(manifest.images)} images", file=out)
     return 0
 
 
@@ -67,7 +67,7 @@ def render(manifest_path: str | None, check: bool = False, out: TextIO = sys.std
         differences = check_builds(rendered, target)
         if differences:
             raise DriftError(differences)
-        print(f"{_shown(target)}: up to date with {manifest.path} ({len(rendered)} Dockerfiles)", file=out)
+        print(f"{_shown(target)}: up to date with {manifest.shown} ({len(rendered)} Dockerfiles)", file=out)
         return 0
     changes = write_builds(rendered, target)
     for rel in changes.added:

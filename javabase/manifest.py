@@ -92,6 +92,7 @@ class Manifest:
     """The whole manifest: where it came from and every image, in file order."""
 
     path: Path
+    shown: str
     registry: str
     namespace: str | None
     source: str | None
@@ -158,6 +159,7 @@ def parse_manifest(text: str, shown: str, path: Path, templates_dir: Path = TEMP
     data = doc.data
     return Manifest(
         path=path,
+        shown=shown,
         registry=data["registry"],
         namespace=data.get("namespace"),
         source=data.get("source"),
@@ -207,9 +209,9 @@ def _describe(doc: Located, error: ValidationError) -> Iterable[Problem]:
             if key not in instance:
                 yield doc.problem(path, f"missing required key '{key}'")
         return
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.relative_schema_path:
         bad = error.instance
-        yield doc.problem((*path, str(bad)), "is not a valid image name; use lower-case letters and digits, "
+        yield doc.problem((*path, str(bad)), f"{bad!r} is not a valid image name; use lower-case letters and digits, "
                                              "separated by '.', '_' or '-'")
         return
     if "x-error" in schema and error.validator in ("pattern", "format"):
@@ -277,6 +279,9 @@ class _Expander:
         self.base_dir = base_dir
         self.templates = templates
         self.problems: list[Problem] = []
+        # Every image name the manifest declares, valid or not: a broken parent is
+        # reported once, not again as "not an image" by each of its children.
+        self.declared: set[str] = set()
 
     def problem(self, path: Path_, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
@@ -330,6 +335,7 @@ class _Expander:
         entries_with_versions: dict[str, list[str]] = {}
         for entry, raw in raw_images.items():
             if not isinstance(raw, dict) or not refs.NAME_RE.match(entry):
+                self.declared.add(entry)
                 continue
             for image, path in self.expand_entry(entry, raw, defaults):
                 if raw.get("versions"):
@@ -370,11 +376,13 @@ class _Expander:
                                             "use lower-case letters and digits, separated by '.', '_' or '-'")
                     continue
                 variables["name"] = name
+                self.declared.add(name)
                 image = self.build_image(entry, name, raw, item, path, variables, defaults)
                 if image:
                     out.append((image, path))
         else:
             variables = {"entry": entry, "name": entry}
+            self.declared.add(entry)
             image = self.build_image(entry, entry, raw, None, base, variables, defaults)
             if image:
                 out.append((image, base))
@@ -432,6 +440,8 @@ class _Expander:
             if not isinstance(tag, str):
                 continue
             value = self.substitute(tag, variables, (*tags_path, index))
+            if _PLACEHOLDER_RE.search(value):
+                continue  # the unknown placeholder is already reported
             if not refs.TAG_RE.match(value):
                 self.problem((*tags_path, index), f"tag {value!r} is not a valid Docker tag; use up to 128 "
                                                   "letters, digits, '_', '.' and '-', not starting with '.' or '-'")
@@ -570,6 +580,8 @@ class _Expander:
             elif ref in entries_with_versions:
                 choices = ", ".join(entries_with_versions[ref])
                 self.problem(from_path, f"{ref!r} expands into several images ({choices}); name one of them")
+            elif ref in self.declared:
+                pass  # the parent itself is invalid and already reported
             elif refs.looks_outside(ref):
                 parsed = refs.parse_outside(ref)
                 if isinstance(parsed, str):

@@ -67,7 +67,7 @@ def select(manifest: Manifest, names: Sequence[str], with_dependents: bool = Fal
         for name in unknown:
             close = difflib.get_close_matches(name, sorted(manifest.images), n=1)
             hints.append(f"{name!r}" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise SelectionError(f"{manifest.path}: no image named {', '.join(hints)}; "
+        raise SelectionError(f"{manifest.shown}: no image named {', '.join(hints)}; "
                              f"images: {', '.join(manifest.images)}")
     chosen = set(names)
     if with_dependents:
@@ -120,7 +120,7 @@ def as_dict(plan: Plan, notes: dict[str, str] | None = None) -> dict[str, object
                 item["action"] = notes[name]
             items.append(item)
         waves.append({"wave": index, "images": items})
-    return {"manifest": str(plan.manifest.path), "registry": plan.registry, "waves": waves}
+    return {"manifest": plan.manifest.shown, "registry": plan.registry, "waves": waves}
 
 
 def as_json(plan: Plan, notes: dict[str, str] | None = None) -> str:
@@ -128,7 +128,7 @@ def as_json(plan: Plan, notes: dict[str, str] | None = None) -> str:
 
 
 def as_text(plan: Plan, notes: dict[str, str] | None = None) -> str:
-    lines = [f"Build plan for {plan.manifest.path} ({len(plan.order)} images, {len(plan.waves)} waves)"]
+    lines = [f"Build plan for {plan.manifest.shown} ({len(plan.order)} images, {len(plan.waves)} waves)"]
     for index, wave in enumerate(plan.waves, 1):
         lines.append(f"wave {index}:")
         for name in wave:

@@ -1,0 +1,240 @@
+"""Validation: every error is one line with file, line and key, and all are
+reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conftest import BASE, SHA_A, SHA_B
+from javabase.manifest import Manifest, derive_major
+
+Problems = Callable[[str], list[str]]
+C64 = "c" * 64
+
+
+def test_base_manifest_is_valid(valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(BASE)
+    assert list(manifest.images) == ["root", "jre8", "jre17"]
+    jre17 = manifest.images["jre17"]
+    assert jre17.parent == "root"
+    assert jre17.tags == ("17", "17.0.11_9")
+    assert dict(jre17.env) == {"LANG": "C.UTF-8", "JAVA_HOME": "/usr/java/jdk-17.0.11+9-jre"}
+    assert manifest.references(jre17) == ["repo.abc.com/base/jre17:17", "repo.abc.com/base/jre17:17.0.11_9"]
+    assert manifest.references(jre17, "127.0.0.1:5000")[0] == "127.0.0.1:5000/base/jre17:17"
+    [artifact] = jre17.artifacts
+    assert (artifact.filename, artifact.dest, artifact.unpack, artifact.sha256) == (
+        "jre17.tar.gz", "/usr/java/", True, SHA_B)
+    assert manifest.images["jre8"].artifacts[0].sha256 == SHA_A
+
+
+@pytest.mark.parametrize(("version", "major"), [("8u412b08", "8"), ("1.8.0_412", "8"), ("17.0.11_9", "17"),
+                                                 ("21", "21")])
+def test_major_is_derived_from_the_version(version: str, major: str) -> None:
+    assert derive_major(version) == major
+
+
+def test_bad_sha256_names_line_and_key(problems: Problems) -> None:
+    assert problems(BASE.replace(f"sha256: {SHA_A}", "sha256: abc")) == [
+        "images.yaml:24: images.jre.versions[0].sha256: 'abc' is not 64 hex digits; "
+        "copy the sha256 published with the tarball"
+    ]
+
+
+def test_from_unknown_image_suggests_a_name(problems: Problems) -> None:
+    assert problems(BASE.replace("from: root", "from: rot")) == [
+        "images.yaml:18: images.jre.from: 'rot' is not an image of this manifest; did you mean 'root'? "
+        "(an outside image needs a tag or digest, e.g. alpine:3.20)"
+    ]
+
+
+def test_from_an_entry_with_versions_must_name_one(problems: Problems) -> None:
+    text = BASE + "  app:\n    from: jre\n    template: layer\n    tags: [x]\n"
+    assert problems(text) == [
+        "images.yaml:33: images.app.from: 'jre' expands into several images (jre8, jre17); name one of them"
+    ]
+
+
+def test_dependency_cycle_is_printed(problems: Problems) -> None:
+    text = BASE.replace(f"from: alpine:3.20@sha256:{C64}", "from: jre8")
+    assert problems(text) == [
+        "images.yaml:18: images.jre.from: dependency cycle: jre8 -> root -> jre8 "
+        "(each is built FROM the next); break it"
+    ]
+
+
+def test_self_reference_is_a_cycle(problems: Problems) -> None:
+    text = BASE.replace(f"from: alpine:3.20@sha256:{C64}", "from: root")
+    assert problems(text) == ["images.yaml:13: images.root.from: image 'root' is built FROM itself"]
+
+
+def test_two_images_with_one_repository_tag(problems: Problems) -> None:
+    assert problems(BASE.replace("version: 17.0.11_9", "version: 8u999")) == [
+        "images.yaml:25: images.jre.versions[1]: image name 'jre8' is produced twice, also by "
+        "images.jre.versions[0] (line 21); two images would push the same repository:tag; rename one"
+    ]
+
+
+def test_same_tag_twice_in_one_image(problems: Problems) -> None:
+    assert problems(BASE.replace('tags: ["3.20"]', 'tags: ["3.20", "3.20"]')) == [
+        "images.yaml:16: images.root.tags[1]: tag '3.20' is listed twice for image 'root'"
+    ]
+
+
+def test_invalid_tag(problems: Problems) -> None:
+    assert problems(BASE.replace('tags: ["3.20"]', 'tags: ["-bad"]')) == [
+        "images.yaml:16: images.root.tags[0]: tag '-bad' is not a valid Docker tag; use up to 128 letters, "
+        "digits, '_', '.' and '-', not starting with '.' or '-'"
+    ]
+
+
+def test_invalid_namespace(problems: Problems) -> None:
+    assert problems(BASE.replace("namespace: base", "namespace: Base")) == [
+        "images.yaml:3: namespace: 'Base' is not a valid Docker repository path; use lower-case letters, "
+        "digits, '.', '_', '-' and '/'"
+    ]
+
+
+def test_invalid_image_name_is_reported_once(problems: Problems) -> None:
+    text = BASE.replace("  root:", "  Root:").replace("from: root", "from: Root")
+    assert problems(text) == [
+        "images.yaml:12: images.Root: 'Root' is not a valid image name; use lower-case letters and digits, "
+        "separated by '.', '_' or '-'"
+    ]
+
+
+def test_invalid_registry(problems: Problems) -> None:
+    assert problems(BASE.replace("registry: repo.abc.com", "registry: https://repo.abc.com/")) == [
+        "images.yaml:2: registry: 'https://repo.abc.com/' is not a registry host; write HOST or HOST:PORT, "
+        "e.g. repo.abc.com"
+    ]
+
+
+def test_unknown_template(problems: Problems) -> None:
+    assert problems(BASE.replace("template: alpine-glibc", "template: alpine-glib")) == [
+        "images.yaml:14: images.root.template: unknown template 'alpine-glib'; did you mean 'alpine-glibc'?"
+    ]
+
+
+def test_outside_reference_with_a_bad_digest(problems: Problems) -> None:
+    assert problems(BASE.replace(f"sha256:{C64}", "sha256:abc")) == [
+        "images.yaml:13: images.root.from: 'alpine:3.20@sha256:abc' has digest 'sha256:abc', which is not "
+        "sha256: followed by 64 lower-case hex digits"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("LANG: C.UTF-8", 'LANG: "C.UTF-8\\nRUN rm -rf /"',
+         "images.yaml:8: defaults.env.LANG: value 'C.UTF-8\\nRUN rm -rf /' contains a line break, "
+         "which would start a new Dockerfile instruction; remove it"),
+        ("LANG: C.UTF-8", 'LANG: "a\\0b"',
+         "images.yaml:8: defaults.env.LANG: value 'a\\x00b' contains a NUL byte; remove it"),
+        ("vendor: ABC", "vendor: 'A\"BC'",
+         "images.yaml:10: defaults.labels.org.opencontainers.image.vendor: value 'A\"BC' has an unbalanced "
+         "double quote; remove it"),
+        ("packages: [bash]", 'packages: ["bash\\nRUN x"]',
+         "images.yaml:15: images.root.packages[0]: package 'bash\\nRUN x' contains a line break, which would "
+         "start a new Dockerfile instruction; remove it"),
+        ("    env:\n      JAVA_HOME", "    workdir: \"/opt'\"\n    env:\n      JAVA_HOME",
+         "images.yaml:29: images.jre.workdir: workdir \"/opt'\" has an unbalanced single quote; remove it"),
+        ("    env:\n      JAVA_HOME", '    user: "app\\nUSER root"\n    env:\n      JAVA_HOME',
+         "images.yaml:29: images.jre.user: user 'app\\nUSER root' contains a line break, which would start a "
+         "new Dockerfile instruction; remove it"),
+        ("        url: https://example.invalid/jre8.tar.gz", "        path: \"jre'8.tar.gz\"",
+         "images.yaml:23: images.jre.versions[0].path: path \"jre'8.tar.gz\" has an unbalanced single quote; "
+         "remove it"),
+    ],
+    ids=["env-newline", "env-nul", "label-quote", "package-newline", "workdir-quote", "user-newline",
+         "path-quote"],
+)
+def test_values_cannot_break_out_of_their_instruction(problems: Problems, old: str, new: str,
+                                                      expected: str) -> None:
+    assert old in BASE
+    assert problems(BASE.replace(old, new)) == [expected]
+
+
+def test_duplicate_keys(problems: Problems) -> None:
+    text = BASE.replace("  jre:\n", "  root:\n    from: scratch\n    template: rootfs\n    tags: [x]\n  jre:\n")
+    assert problems(text) == ["images.yaml:17: images.root: duplicate key (first at line 12); remove one of them"]
+
+
+def test_yaml_syntax_error_has_its_line(problems: Problems) -> None:
+    assert problems(BASE.replace("packages: [bash]", "packages: [bash")) == [
+        "images.yaml:16: YAML syntax error: expected ',' or ']', but got ':'; fix the YAML"
+    ]
+
+
+def test_empty_file(problems: Problems) -> None:
+    assert problems("") == ["images.yaml:1: the file is empty; start from the images.yaml in the README"]
+
+
+def test_top_level_not_a_mapping(problems: Problems) -> None:
+    assert problems("- a\n- b\n") == [
+        "images.yaml:1: the top level is a list, not a mapping; start with `schema: 1`, `registry:` and `images:`"
+    ]
+
+
+def test_unsupported_schema_version(problems: Problems) -> None:
+    assert problems(BASE.replace("schema: 1", "schema: 2")) == [
+        "images.yaml:1: schema: unsupported schema version 2; this javabase reads schema 1"
+    ]
+
+
+def test_unknown_key_suggests_the_right_one(problems: Problems) -> None:
+    assert problems(BASE.replace("    packages: [bash]", "    packges: [bash]")) == [
+        "images.yaml:15: images.root.packges: unknown key; did you mean 'packages'?"
+    ]
+
+
+def test_missing_required_key(problems: Problems) -> None:
+    assert problems(BASE.replace("    template: jre\n", "")) == [
+        "images.yaml:17: images.jre: missing required key 'template'"
+    ]
+
+
+def test_unknown_placeholder(problems: Problems) -> None:
+    assert problems(BASE.replace("{major}", "{majr}")) == [
+        "images.yaml:31: images.jre.tags[0]: unknown placeholder {majr}; available here: {entry}, {home}, "
+        "{major}, {name}, {version} (write ${majr} for a Docker variable)"
+    ]
+
+
+def test_url_and_path_together(problems: Problems) -> None:
+    text = BASE.replace("        url: https://example.invalid/jre8.tar.gz\n",
+                        "        url: https://example.invalid/jre8.tar.gz\n        path: x.tar.gz\n")
+    assert problems(text) == ["images.yaml:21: images.jre.versions[0]: give exactly one of `url` and `path`"]
+
+
+def test_wrong_type_is_explained(problems: Problems) -> None:
+    assert problems(BASE.replace("packages: [bash]", "packages: bash")) == [
+        "images.yaml:15: images.root.packages: expected a list, got 'bash'"
+    ]
+
+
+def test_every_problem_is_reported_at_once(problems: Problems) -> None:
+    text = (BASE.replace(f"sha256: {SHA_A}", "sha256: abc")
+            .replace("template: alpine-glibc", "template: nope")
+            .replace("namespace: base", "namespace: Base"))
+    assert [line.split(":")[1] for line in problems(text)] == ["3", "14", "24"]
+
+
+def test_missing_file_is_one_line(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from javabase.errors import ManifestError
+    from javabase.manifest import load_manifest
+
+    monkeypatch.chdir(str(tmp_path))
+    with pytest.raises(ManifestError) as caught:
+        load_manifest("nope.yaml")
+    assert caught.value.lines() == ["nope.yaml: no such file; pass --manifest PATH"]
+
+
+def test_committed_manifest_is_valid() -> None:
+    from javabase.manifest import PROJECT_ROOT, load_manifest
+
+    manifest = load_manifest(PROJECT_ROOT / "images.yaml")
+    assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre8"]
+    assert manifest.registry == "repo.abc.com"
+    assert manifest.images["alpine-glibc"].from_ref.startswith("alpine:3.20@sha256:")
