@@ -40,3 +40,53 @@ def plan(c: Context, manifest: str | None = None, image: list[str] | None = None
          format: str = "text", registry: str | None = None, debug: bool = False) -> None:
     """Show the build order in waves, with every image's references, parent and template."""
     _exit(commands.run(lambda: commands.plan(manifest, image or [], dependents, format, registry), debug))
+
+
+BUILD_HELP = {
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "build this image (repeatable); missing ancestors are built first",
+    "push": "push every tag after all builds succeeded",
+    "registry": "registry HOST[:PORT] to tag and push for (default: JAVABASE_REGISTRY, then the manifest)",
+    "keep-going": "after a failure, still build (and push) the images that do not depend on it",
+    "report": "write a JSON report to this file",
+    "jobs": "images built at the same time (default: number of CPUs)",
+    "force": "rebuild even when an image with the same inputs exists",
+    "no-cache": "build without the engine's layer cache",
+    "dependents": "also build every image built FROM the selected ones",
+    "debug": "show tracebacks",
+}
+
+
+@task(iterable=["image"], help=BUILD_HELP)
+def build(c: Context, image: list[str] | None = None, manifest: str | None = None, push: bool = False,
+          registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
+          force: bool = False, no_cache: bool = False, dependents: bool = False, debug: bool = False) -> None:
+    """Build the named images (and any missing ancestor), optionally push them."""
+    if not image:
+        raise Exit("build needs --image NAME (use build-all for every image)", code=2)
+    _exit(commands.run(lambda: commands.build(
+        manifest, image or [], push=push, registry=registry, keep_going=keep_going, report=report,
+        jobs=jobs or None, force=force, no_cache=no_cache, dependents=dependents), debug))
+
+
+@task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
+def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
+              keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
+              no_cache: bool = False, debug: bool = False) -> None:
+    """Build every image in dependency order, tag it for the registry and, with --push, push it."""
+    _exit(commands.run(lambda: commands.build(
+        manifest, [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
+        force=force, no_cache=no_cache), debug))
+
+
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "push this image (repeatable; default: every image)",
+    "registry": "registry HOST[:PORT] (default: JAVABASE_REGISTRY, then the manifest)",
+    "report": "write a JSON report to this file",
+    "debug": "show tracebacks",
+})
+def push(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
+         report: str | None = None, debug: bool = False) -> None:
+    """Push every tag of images built before with `invoke build`."""
+    _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report), debug))

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TextIO
 
 from . import plan as plans
-from .errors import DriftError, JavabaseError
-from .manifest import PROJECT_ROOT, Manifest, load_manifest
+from .errors import BuildFailed, DriftError, JavabaseError
+from .manifest import PROJECT_ROOT, TEMPLATES_DIR, Manifest, load_manifest
 from .render import check_builds, render_all, write_builds
+from .report import Console, ImageResult, Report
 
 DEFAULT_MANIFEST = "images.yaml"
 
@@ -119,3 +120,92 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def build(
+    manifest_path: str | None,
+    images: Sequence[str] = (),
+    *,
+    push: bool = False,
+    registry: str | None = None,
+    keep_going: bool = False,
+    report: str | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    no_cache: bool = False,
+    dependents: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    """build and build-all: render, verify artifacts, build in order, tag, push."""
+    from .artifacts import ArtifactStore
+    from .builder import Builder, BuildOptions
+    from .engine import connect
+    from .provenance import provenance
+    from .registry import Registry
+
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    target = effective_registry(registry) or manifest.registry
+    the_plan = plans.make_plan(manifest, images, dependents, target)
+    rendered = render_all(manifest)
+    write_builds(rendered, builds_dir(manifest))
+    engine = connect()
+    options = BuildOptions(
+        registry=target, push=push, keep_going=keep_going, jobs=jobs or os.cpu_count() or 1, force=force,
+        no_cache=no_cache, log_dir=builds_dir(manifest).parent / ".javabase" / "logs",
+    )
+    console = Console(out)
+    builder = Builder(the_plan, rendered, engine, ArtifactStore(manifest_name=manifest.shown), options,
+                      provenance(manifest.path, TEMPLATES_DIR), console, Registry(target) if push else None)
+    result = builder.run()
+    return _finish(result, report, console, push)
+
+
+def push(
+    manifest_path: str | None,
+    images: Sequence[str] = (),
+    *,
+    registry: str | None = None,
+    report: str | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Push every tag of images that were built (for this registry) before."""
+    from .builder import BuildOptions, Pusher
+    from .engine import connect
+    from .registry import Registry
+
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    target = effective_registry(registry) or manifest.registry
+    chosen = [n for n in plans.make_plan(manifest, images, False, target).order if not images or n in images]
+    engine = connect()
+    results: dict[str, ImageResult] = {}
+    for name in chosen:
+        references = manifest.references(manifest.images[name], target)
+        found = engine.inspect(references[0])
+        if found is None:
+            raise JavabaseError(f"{name}: {references[0]} is not built on this engine; run "
+                                f"`invoke build --image {name} --registry {target}` first")
+        results[name] = ImageResult(name, references, image_id=str(found["Id"]))
+    console = Console(out)
+    console.set_names(chosen)
+    Pusher(engine, Registry(target), console, BuildOptions(registry=target, push=True)).push_all(
+        list(results.values()))
+    return _finish(Report(manifest.shown, target, True, results), report, console, True)
+
+
+def _finish(result: Report, report: str | None, console: Console, pushed: bool) -> int:
+    console.info("")
+    console.info(result.table().rstrip("\n"))
+    if report:
+        result.write_json(Path(report))
+        console.info(f"report written to {report}")
+    if not result.ok:
+        failed = [r for r in result.results.values() if r.status == "failed"]
+        skipped = [r for r in result.results.values() if r.status == "skipped"]
+        first = failed[0].reason if failed else ""
+        raise BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
+                          + (f"; first failure: {failed[0].name}: {first}" if failed else "")
+                          + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
+    if pushed:
+        repositories = sorted({ref.rsplit(":", 1)[0] for r in result.results.values() for ref in r.references})
+        console.info(f"pushed to {result.registry}: " + ", ".join(repositories))
+    return 0

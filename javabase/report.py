@@ -1,0 +1,137 @@
+"""What happened to each image: for people (a summary table) and for CI (JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+BUILT = "built"
+UP_TO_DATE = "up-to-date"
+PUSHED = "pushed"
+FAILED = "failed"
+SKIPPED = "skipped"
+PENDING = "pending"
+OK_STATES = (BUILT, UP_TO_DATE, PUSHED)
+
+
+@dataclass
+class ImageResult:
+    name: str
+    references: list[str]
+    status: str = PENDING
+    image_id: str | None = None
+    input_digest: str | None = None
+    changed: str | None = None
+    pushed: dict[str, str] = field(default_factory=dict)
+    already_in_registry: list[str] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
+    reason: str | None = None
+    log_path: str | None = None
+    artifacts: list[dict[str, str]] = field(default_factory=list)
+    base: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "image_id": self.image_id,
+            "input_digest": self.input_digest,
+            "references": self.references,
+            "pushed": self.pushed,
+            "already_in_registry": self.already_in_registry,
+            "started": self.started,
+            "finished": self.finished,
+            "duration": round(self.duration, 3) if self.duration is not None else None,
+            "reason": self.reason,
+            "log": self.log_path,
+            "base": self.base,
+            "artifacts": self.artifacts,
+        }
+
+
+@dataclass
+class Report:
+    manifest: str
+    registry: str
+    push: bool
+    results: dict[str, ImageResult]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in OK_STATES for r in self.results.values())
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "registry": self.registry,
+            "push": self.push,
+            "ok": self.ok,
+            "notes": self.notes,
+            "images": [r.to_dict() for r in self.results.values()],
+        }
+
+    def write_json(self, path: Path) -> None:
+        """Atomically: a reader never sees half a report."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def table(self) -> str:
+        rows = [("IMAGE", "STATUS", "IMAGE ID", "TIME", "DETAIL")]
+        for result in self.results.values():
+            short_id = result.image_id.split(":")[-1][:12] if result.image_id else "-"
+            took = f"{result.duration:.1f}s" if result.duration is not None else "-"
+            if result.reason:
+                detail = result.reason
+            elif result.status == PUSHED:
+                fresh = len(result.pushed) - len(result.already_in_registry)
+                detail = f"{len(result.pushed)} tag(s) in registry ({fresh} pushed now)"
+            elif result.changed:
+                detail = result.changed
+            else:
+                detail = f"{len(result.references)} tag(s)"
+            rows.append((result.name, result.status, short_id, took, detail))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+                 for row in rows]
+        summary = ", ".join(f"{self.count(s)} {s}" for s in (BUILT, UP_TO_DATE, PUSHED, FAILED, SKIPPED)
+                            if self.count(s))
+        return "\n".join([*lines, f"{len(self.results)} images: {summary}", *self.notes]) + "\n"
+
+
+class Console:
+    """Thread-safe output: every build line prefixed by its image."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.lock = threading.Lock()
+        self.width = 0
+
+    def set_names(self, names: list[str]) -> None:
+        self.width = max((len(n) for n in names), default=0)
+
+    def line(self, name: str, text: str) -> None:
+        with self.lock:
+            print(f"[{name.ljust(self.width)}] {text}", file=self.out, flush=True)
+
+    def info(self, text: str) -> None:
+        with self.lock:
+            print(text, file=self.out, flush=True)
