@@ -58,10 +58,17 @@ class Registry:
                                 "`scripts/services.sh start` starts one on 127.0.0.1:5000") from None
 
     def catalog(self) -> list[str]:
-        status, _, body = self._request("GET", "/_catalog?n=10000")
-        if status == 404:
-            return []
-        return sorted(json.loads(body).get("repositories") or [])
+        """Every repository, following the registry's pagination (Link: rel="next")."""
+        found: list[str] = []
+        path: str | None = "/_catalog?n=1000"
+        while path:
+            status, headers, body = self._request("GET", path)
+            if status == 404:
+                break
+            found.extend(json.loads(body).get("repositories") or [])
+            link = headers.get("link", "")
+            path = link.split(";")[0].strip(" <>").removeprefix("/v2") if 'rel="next"' in link else None
+        return sorted(found)
 
     def tags(self, name: str) -> list[str]:
         status, _, body = self._request("GET", f"/{name}/tags/list")

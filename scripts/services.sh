@@ -20,6 +20,7 @@ install_packages() {
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io containerd runc)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v curl >/dev/null || missing+=(curl ca-certificates)
     [ -x /bin/busybox ] || missing+=(busybox-static)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing ${missing[*]} from Debian's archive"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything CI checks, from a fresh machine: install, start the engine and a
+# registry if none answers, then ruff, mypy, hadolint on every rendered
+# Dockerfile, the drift check, the benchmark's quick mode and all tests
+# (the end-to-end ones on the real engine and registry). Services this script
+# started are stopped again at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
+started=""
+if ! scripts/services.sh status | grep -q "engine: up"; then started="yes"; fi
+scripts/services.sh start
+if [ -n "$started" ]; then trap 'scripts/services.sh stop' EXIT; fi
+eval "$(scripts/services.sh env)"
+
+echo "== ruff"
+.venv/bin/ruff check javabase tasks.py tests examples benchmarks
+echo "== mypy (strict on javabase/)"
+.venv/bin/mypy
+echo "== drift check and hadolint"
+.venv/bin/invoke validate
+.venv/bin/invoke render --check
+for dockerfile in builds/*/Dockerfile tests/data/golden/builds/*/Dockerfile; do
+    .venv/bin/hadolint --config .hadolint.yaml "$dockerfile"
+done
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+    exit 1
+fi
+exit "$status"

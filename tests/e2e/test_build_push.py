@@ -1,0 +1,190 @@
+"""build-all on the real engine and registry: the offline example end to end,
+failures and their dependents, checksum mismatches, an unreachable engine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from javabase.engine import Engine
+from javabase.manifest import PROJECT_ROOT
+
+from .conftest import FileServer, LocalRegistry, Run, run_java_version
+
+ROOT_ONLY = """\
+schema: 1
+registry: repo.abc.com
+namespace: example
+images:
+  glibc-root:
+    from: scratch
+    template: rootfs
+    artifacts:
+      - path: {rootfs}
+        sha256: {rootfs_sha}
+        dest: /
+        unpack: true
+    tags: ["1"]
+"""
+
+
+def example_manifest(example_files: Path) -> str:
+    return (example_files / "images.yaml").read_text().replace("path: files/", f"path: {example_files}/files/")
+
+
+def rootfs(example_files: Path) -> dict[str, str]:
+    path = example_files / "files" / "glibc-rootfs.tar.gz"
+    sha = (example_files / "files" / "glibc-rootfs.tar.gz.stamp").read_text().split()[1]
+    return {"rootfs": str(path), "rootfs_sha": sha}
+
+
+def test_offline_example_builds_in_order_runs_java_and_is_pushed(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run], file_server: FileServer,
+) -> None:
+    manifest = workspace(example_manifest(example_files))
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    run = build(manifest, push=True)
+    assert run.code == 0, run.err
+    assert run.statuses() == {"glibc-root": "pushed", "jre25": "pushed", "jre25-slim": "pushed",
+                              "app-base": "pushed"}
+    # dependency order: each child started after its parent finished
+    for child, parent in (("jre25", "glibc-root"), ("jre25-slim", "glibc-root"), ("app-base", "jre25")):
+        assert run.result(child)["started"] >= run.result(parent)["finished"]
+    # the JRE was downloaded over HTTP from 127.0.0.1, once per tarball
+    assert sorted(p for p in file_server.requests if p.startswith("/OpenJDK")) == [
+        "/OpenJDK-jre-25.0.2-slim.tar.gz", "/OpenJDK-jre-25.0.2.tar.gz"]
+    # java runs in every JRE image
+    for reference in (f"{registry.host}/{namespace}/jre25:25", f"{registry.host}/{namespace}/jre25-slim:25",
+                      f"{registry.host}/{namespace}/app-base:1"):
+        assert 'openjdk version "25.0.2"' in run_java_version(engine, reference)
+    # the registry holds exactly what was pushed, with the digests the report gives
+    assert registry.catalog(namespace) == sorted(f"{namespace}/{n}" for n in
+                                                 ("glibc-root", "jre25", "jre25-slim", "app-base"))
+    assert registry.reader.tags(f"{namespace}/jre25") == ["25", "25.0.2"]
+    assert registry.reader.tags(f"{namespace}/jre25-slim") == ["25", "25.0.2-slim"]
+    for item in run.report["images"]:
+        assert sorted(item["pushed"]) == sorted(item["references"])
+        for reference, digest in item["pushed"].items():
+            repository, tag = reference.rsplit(":", 1)
+            assert registry.reader.manifest_digest(repository.split("/", 1)[1], tag) == digest
+    # provenance labels on the pushed image
+    labels = engine.inspect(f"{registry.host}/{namespace}/jre25:25")["Config"]["Labels"]  # type: ignore[index]
+    assert labels["org.opencontainers.image.title"] == "jre25"
+    assert labels["org.opencontainers.image.version"] == "25.0.2"
+    assert labels["org.opencontainers.image.base.name"] == f"{registry.host}/{namespace}/glibc-root:1"
+    assert labels["org.opencontainers.image.base.digest"] == run.result("glibc-root")["image_id"]
+    assert labels["org.opencontainers.image.source"] == "https://git.abc.com/platform/javabase"
+    assert set(labels) >= {"org.opencontainers.image.created", "org.opencontainers.image.revision"}
+    # built FROM the exact parent image just built
+    history = engine.api.history(run.result("app-base")["image_id"])
+    assert run.result("jre25")["image_id"] in [h["Id"] for h in history]
+
+    # a second run changes nothing: nothing built, nothing pushed, nothing downloaded
+    requests_before = len(file_server.requests)
+    again = build(manifest, push=True)
+    assert again.code == 0, again.err
+    assert all(item["already_in_registry"] == item["references"] for item in again.report["images"])
+    assert [item["image_id"] for item in again.report["images"]] == [
+        item["image_id"] for item in run.report["images"]]
+    assert "Step 1/" not in again.out
+    assert len(file_server.requests) == requests_before
+
+
+def test_failed_run_step_skips_dependents_and_keeps_going(
+    registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    text = ROOT_ONLY.format(**rootfs(example_files)) + """\
+  broken:
+    from: glibc-root
+    template: layer
+    run: ["echo about to fail && false"]
+    tags: ["1"]
+  broken-child:
+    from: broken
+    template: layer
+    tags: ["1"]
+  healthy:
+    from: glibc-root
+    template: layer
+    run: ["echo fine"]
+    tags: ["1"]
+"""
+    manifest = workspace(text)
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+
+    stopped = build(manifest, push=True, jobs=1)
+    assert stopped.code == 7
+    assert stopped.result("broken")["status"] == "failed"
+    assert stopped.result("broken-child")["reason"] == "skipped: broken failed"
+    assert stopped.result("healthy")["reason"] == "not started: broken failed (--keep-going builds the rest)"
+    assert registry.catalog(namespace) == []
+    assert stopped.report["notes"] == [
+        "nothing was pushed: broken, healthy, broken-child did not build (with --keep-going the images that "
+        "did build are pushed)"]
+
+    run = build(manifest, push=True, keep_going=True, jobs=1)
+    assert run.code == 7
+    assert run.statuses() == {"glibc-root": "pushed", "broken": "failed", "broken-child": "skipped",
+                              "healthy": "pushed"}
+    assert run.result("broken")["reason"] == (
+        "step 3/11 (RUN echo about to fail && false): The command '/bin/sh -c echo about to fail && false' "
+        "returned a non-zero code: 1")
+    assert run.result("broken-child")["reason"] == "skipped: broken failed"
+    assert run.result("broken")["pushed"] == {} and run.result("broken-child")["pushed"] == {}
+    assert registry.catalog(namespace) == [f"{namespace}/glibc-root", f"{namespace}/healthy"]
+    log = Path(run.result("broken")["log"]).read_text()
+    assert "about to fail" in log
+    assert run.err == (
+        "error: 1 image(s) failed, 1 skipped; first failure: broken: step 3/11 (RUN echo about to fail && false): "
+        "The command '/bin/sh -c echo about to fail && false' returned a non-zero code: 1; full log: "
+        f"{run.result('broken')['log']}\n")
+
+
+def test_checksum_mismatch_builds_and_pushes_nothing(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run], file_server: FileServer,
+) -> None:
+    (file_server.root / "tampered.tar.gz").write_bytes(b"not the JRE you were promised")
+    wrong = "0" * 63 + "1"
+    text = ROOT_ONLY.format(**rootfs(example_files)) + f"""\
+  jre:
+    from: glibc-root
+    template: jre
+    versions:
+      - version: "25.0.2"
+        url: {file_server.url}/tampered.tar.gz
+        sha256: "{wrong}"
+    tags: ["{{major}}"]
+"""
+    manifest = workspace(text)
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    run = build(manifest, push=True)
+    assert run.code == 4
+    actual = hashlib.sha256(b"not the JRE you were promised").hexdigest()
+    assert run.err == (
+        f"error: images.yaml:18: images.jre.versions[0]: sha256 mismatch for {file_server.url}/tampered.tar.gz: "
+        f"expected {wrong}, got {actual}; nothing was built or pushed - check the file or the sha256 in the "
+        "manifest\n")
+    assert run.report == {}
+    assert [t for i in engine.api.images() for t in (i.get("RepoTags") or []) if f"/{namespace}/" in t] == []
+    assert registry.catalog(namespace) == []
+    cache = Path(os.environ["JAVABASE_CACHE"])
+    assert not (cache / "sha256" / wrong).exists()
+    assert list((cache / "tmp").iterdir()) == []
+
+
+def test_unreachable_engine_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "build-all"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 5
+    assert result.stderr == (
+        f"error: cannot reach the Docker engine at DOCKER_HOST=unix://{tmp_path}/no-engine.sock (no socket "
+        "there); start one with `scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set "
+        "DOCKER_HOST\n")
