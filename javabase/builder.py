@@ -7,7 +7,6 @@ module never imports docker."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,17 +21,18 @@ from typing import Protocol
 from .artifacts import ArtifactStore, Fetched, place
 from .engine import LineSink, StepError
 from .errors import JavabaseError, RegistryError
+from .inputs import Inputs, compute_inputs
 from .manifest import Image, Manifest
 from .plan import Plan
 from .provenance import Provenance
 from .registry import Registry
-from .render import DOCKERFILE, dockerfile_path
+from .render import DOCKERFILE, dockerfile_path, dq
 from .report import BUILT, FAILED, PENDING, PUSHED, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
 
 INPUT_LABEL = "io.javabase.input-digest"
+INPUTS_LABEL = "io.javabase.inputs"
 ARTIFACTS_LABEL = "io.javabase.artifacts"
 PARENT_ARG = "JAVABASE_PARENT"
-DIGEST_VERSION = "1"
 
 
 class EngineLike(Protocol):
@@ -87,7 +87,7 @@ class Builder:
             name: ImageResult(name, self.manifest.references(plan.image(name), options.registry))
             for name in plan.order
         }
-        self.digests: dict[str, str] = {}
+        self.inputs: dict[str, Inputs] = {}
         self.fetched: dict[str, Fetched] = {}
 
     # -- the whole run ---------------------------------------------------------------
@@ -95,10 +95,10 @@ class Builder:
         self.console.set_names(self.plan.order)
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+        self.inputs = self.compute_inputs()
         for image in images:
-            self.digests[image.name] = self.input_digest(image)
             result = self.results[image.name]
-            result.input_digest = self.digests[image.name]
+            result.input_digest = self.inputs[image.name].digest
             result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
                                 for a in image.artifacts]
             result.base = self.base_of(image)
@@ -115,21 +115,26 @@ class Builder:
         return report
 
     # -- inputs ----------------------------------------------------------------------
-    def input_digest(self, image: Image) -> str:
-        """A digest over everything that determines the image; children include
-        their parent's, so a changed parent changes every descendant."""
-        parent = self.digests[image.parent] if image.parent else image.from_ref
-        material = {
-            "v": DIGEST_VERSION,
-            "dockerfile": self.rendered[dockerfile_path(image)],
-            "artifacts": sorted([a.filename, a.sha256] for a in image.artifacts),
-            "build_args": sorted(image.build_args),
-            "parent": parent,
-            "network": image.needs_network,
-            # Artifact URLs are provenance, not content: their sha256 is above.
-            "labels": {k: v for k, v in self.stable_labels(image).items() if k != ARTIFACTS_LABEL},
-        }
-        return "sha256:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    def compute_inputs(self) -> dict[str, Inputs]:
+        # Artifact URLs are provenance, not content: the parts hold their sha256.
+        labels = {name: {k: v for k, v in self.stable_labels(self.plan.image(name)).items()
+                         if k != ARTIFACTS_LABEL} for name in self.plan.order}
+        return compute_inputs(self.manifest, self.plan.order, self.rendered, labels)
+
+    def decide(self, name: str) -> tuple[str | None, str]:
+        """(existing image ID or None, why): whether `name` must be built, and why."""
+        inputs = self.inputs[name]
+        if self.options.force:
+            return None, "rebuild forced (--force)"
+        existing = self.engine.find_by_label(INPUT_LABEL, inputs.digest)
+        if existing:
+            return existing[0], "up to date: an image with the same inputs exists"
+        current = self.engine.inspect(self.results[name].references[0])
+        old = ((current or {}).get("Config") or {}).get("Labels") or {}  # type: ignore[attr-defined]
+        if INPUTS_LABEL not in old:
+            return None, "build: no earlier build of this image"
+        changed = inputs.changed_since(json.loads(old[INPUTS_LABEL]))
+        return None, "build: changed " + ", ".join(changed)
 
     def base_of(self, image: Image) -> dict[str, str]:
         if image.parent is not None:
@@ -161,7 +166,8 @@ class Builder:
         labels["org.opencontainers.image.revision"] = self.provenance.revision
         if parent_id is not None:
             labels["org.opencontainers.image.base.digest"] = parent_id
-        labels[INPUT_LABEL] = self.digests[image.name]
+        labels[INPUT_LABEL] = self.inputs[image.name].digest
+        labels[INPUTS_LABEL] = json.dumps(dict(self.inputs[image.name].parts), sort_keys=True)
         return labels
 
     # -- scheduling --------------------------------------------------------------------
@@ -214,15 +220,15 @@ class Builder:
 
         parent_id = self.results[image.parent].image_id if image.parent else None
         try:
-            existing = [] if self.options.force else self.engine.find_by_label(INPUT_LABEL, self.digests[image.name])
+            existing, why = self.decide(image.name)
             if existing:
-                result.image_id = existing[0]
-                log(f"up to date ({result.image_id.split(':')[-1][:12]}), inputs unchanged; not rebuilt")
+                result.image_id = existing
+                log(f"up to date ({existing.split(':')[-1][:12]}), inputs unchanged; not rebuilt")
                 self.tag_all(result, log)
                 result.status = UP_TO_DATE
                 return
-            result.changed = self.why_changed(image)
-            log(f"building: {result.changed}")
+            result.changed = why
+            log(why)
             result.image_id = self.build_image(image, parent_id, log)
             self.tag_all(result, log)
             result.status = BUILT
@@ -239,15 +245,13 @@ class Builder:
         finally:
             result.finished = self.clock()
 
-    def why_changed(self, image: Image) -> str:
-        if self.options.force:
-            return "--force"
-        return "no image with these inputs yet"
-
     def build_image(self, image: Image, parent_id: str | None, log: LineSink) -> str:
         context = Path(tempfile.mkdtemp(prefix=f"javabase-{image.name}-"))
         try:
-            (context / DOCKERFILE).write_text(self.rendered[dockerfile_path(image)], encoding="utf-8")
+            # The build-time labels go in as one LABEL instruction appended to the
+            # context's copy (the engine's `labels` option costs one step per label).
+            dockerfile = self.rendered[dockerfile_path(image)] + label_instruction(self.labels(image, parent_id))
+            (context / DOCKERFILE).write_text(dockerfile, encoding="utf-8")
             for artifact in image.artifacts:
                 place(self.fetched[artifact.sha256], context)
             buildargs = dict(image.build_args)
@@ -256,7 +260,7 @@ class Builder:
             return self.engine.build(
                 context,
                 buildargs=buildargs,
-                labels=self.labels(image, parent_id),
+                labels={},
                 network_mode="host" if image.needs_network else "none",
                 on_line=log,
                 nocache=self.options.no_cache,
@@ -277,6 +281,11 @@ class Builder:
         path = self.options.log_dir / f"{result.name}.log"
         path.write_text("\n".join(result.log) + "\n", encoding="utf-8")
         result.log_path = str(path)
+
+
+def label_instruction(labels: dict[str, str]) -> str:
+    body = " \\\n      ".join(f"{key}={dq(value)}" for key, value in sorted(labels.items()))
+    return f"# Added by javabase at build time\nLABEL {body}\n"
 
 
 class Pusher:
@@ -315,7 +324,8 @@ class Pusher:
                     log(f"{reference} already in the registry ({digest[:19]}); not pushed")
                     continue
                 result.pushed[reference] = self.engine.push(reference, log)
-            result.status = PUSHED
+            if result.status == BUILT or len(result.already_in_registry) < len(result.references):
+                result.status = PUSHED
         except (StepError, JavabaseError) as exc:
             result.status = FAILED
             result.reason = str(exc)

@@ -89,18 +89,41 @@ def plan(
     fmt: str = "text",
     registry: str | None = None,
     out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
     if fmt not in plans.render_formats():
         raise JavabaseError(f"--format {fmt!r} is not one of: {', '.join(plans.render_formats())}")
     manifest = load_manifest(resolve_manifest(manifest_path))
     the_plan = plans.make_plan(manifest, images, dependents, effective_registry(registry))
+    notes = None if fmt == "mermaid" else _actions(the_plan, err)
     if fmt == "json":
-        out.write(plans.as_json(the_plan))
+        out.write(plans.as_json(the_plan, notes))
     elif fmt == "mermaid":
         out.write(plans.as_mermaid(the_plan))
     else:
-        out.write(plans.as_text(the_plan))
+        out.write(plans.as_text(the_plan, notes))
     return 0
+
+
+def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
+    """Per image: will it be built or is it up to date, and why. Needs the engine
+    (to see what exists); without one the plan is shown without actions."""
+    from .artifacts import ArtifactStore
+    from .builder import Builder, BuildOptions
+    from .engine import connect
+    from .errors import EngineError
+    from .provenance import provenance
+
+    try:
+        engine = connect(timeout=10)
+    except EngineError as exc:
+        print(f"note: build/skip not shown: {exc}", file=err)
+        return None
+    manifest = the_plan.manifest
+    builder = Builder(the_plan, render_all(manifest), engine, ArtifactStore(manifest_name=manifest.shown),
+                      BuildOptions(registry=the_plan.registry), provenance(manifest.path, TEMPLATES_DIR))
+    builder.inputs = builder.compute_inputs()
+    return {name: builder.decide(name)[1] for name in the_plan.order}
 
 
 def effective_registry(flag: str | None) -> str | None:

@@ -101,7 +101,7 @@ class Report:
             took = f"{result.duration:.1f}s" if result.duration is not None else "-"
             if result.reason:
                 detail = result.reason
-            elif result.status == PUSHED:
+            elif result.pushed:
                 fresh = len(result.pushed) - len(result.already_in_registry)
                 detail = f"{len(result.pushed)} tag(s) in registry ({fresh} pushed now)"
             elif result.changed:

@@ -4,7 +4,7 @@
 # answers and only starts what is missing; `stop` stops only what it started,
 # by the pid files it wrote.
 #
-#   scripts/services.sh start|stop|status|env
+#   scripts/services.sh start|stop|stop-engine|stop-registry|status|env
 #
 # State lives in $JAVABASE_STATE (default /var/tmp/javabase). `env` prints the
 # export lines for DOCKER_HOST and JAVABASE_REGISTRY.
@@ -104,6 +104,12 @@ case "${1:-}" in
         stop_pid_file registry "$STATE/registry.pid"
         stop_pid_file dockerd "$STATE/dockerd.started"
         ;;
+    stop-registry)
+        stop_pid_file registry "$STATE/registry.pid"
+        ;;
+    stop-engine)
+        stop_pid_file dockerd "$STATE/dockerd.started"
+        ;;
     status)
         engine_up && echo "engine: up (unix://$SOCK)" || echo "engine: down"
         registry_up && echo "registry: up (http://$REGISTRY_ADDR)" || echo "registry: down"
@@ -113,7 +119,7 @@ case "${1:-}" in
         echo "export JAVABASE_REGISTRY=$REGISTRY_ADDR"
         ;;
     *)
-        echo "usage: scripts/services.sh start|stop|status|env" >&2
+        echo "usage: scripts/services.sh start|stop|stop-engine|stop-registry|status|env" >&2
         exit 2
         ;;
 esac

@@ -9,14 +9,17 @@ cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
 STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
-started=""
-if ! scripts/services.sh status | grep -q "engine: up"; then started="yes"; fi
+# Stop at the end only what this run started (a developer's running engine stays).
+before="$(scripts/services.sh status)"
 scripts/services.sh start
-if [ -n "$started" ]; then trap 'scripts/services.sh stop' EXIT; fi
+cleanup=""
+case "$before" in *"engine: up"*) ;; *) cleanup="scripts/services.sh stop-engine" ;; esac
+case "$before" in *"registry: up"*) ;; *) cleanup="scripts/services.sh stop-registry; $cleanup" ;; esac
+if [ -n "$cleanup" ]; then trap "$cleanup" EXIT; fi
 eval "$(scripts/services.sh env)"
 
 echo "== ruff"
-.venv/bin/ruff check javabase tasks.py tests examples benchmarks
+.venv/bin/ruff check .
 echo "== mypy (strict on javabase/)"
 .venv/bin/mypy
 echo "== drift check and hadolint"

@@ -1,0 +1,64 @@
+"""Pure: what determines each image, as named parts and one input digest.
+
+An image is rebuilt only when its input digest changes. The parts are kept in
+a label so that `plan` can say which input changed. A child's parts include
+its parent's digest, so a changed parent changes every descendant."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .manifest import Image, Manifest
+from .render import dockerfile_path
+
+DIGEST_VERSION = "1"
+
+
+def _sha(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    parts: Mapping[str, str]
+    digest: str
+
+    def changed_since(self, old_parts: Mapping[str, str]) -> list[str]:
+        """Names of the parts that differ from an earlier build's parts."""
+        names = sorted(set(self.parts) | set(old_parts))
+        return [n for n in names if self.parts.get(n) != old_parts.get(n)]
+
+
+def compute_inputs(
+    manifest: Manifest,
+    order: list[str],
+    rendered: Mapping[str, str],
+    stable_labels: Mapping[str, Mapping[str, str]],
+) -> dict[str, Inputs]:
+    """Inputs of every image in `order` (parents before children)."""
+    out: dict[str, Inputs] = {}
+    for name in order:
+        image = manifest.images[name]
+        out[name] = _inputs(image, rendered, stable_labels[name], out)
+    return out
+
+
+def _inputs(image: Image, rendered: Mapping[str, str], labels: Mapping[str, str],
+            done: Mapping[str, Inputs]) -> Inputs:
+    parts: dict[str, str] = {
+        "dockerfile": _sha(rendered[dockerfile_path(image)]),
+        "build args": _sha(sorted(image.build_args)),
+        "network": "yes" if image.needs_network else "no",
+        "labels": _sha(dict(labels)),
+    }
+    for artifact in image.artifacts:
+        parts[f"artifact {artifact.filename}"] = artifact.sha256[:16]
+    if image.parent is not None:
+        parts[f"parent {image.parent}"] = done[image.parent].digest.split(":")[1][:16]
+    else:
+        parts[f"base {image.from_ref}"] = _sha(image.from_ref)
+    digest = "sha256:" + hashlib.sha256(json.dumps([DIGEST_VERSION, parts], sort_keys=True).encode()).hexdigest()
+    return Inputs(parts, digest)
