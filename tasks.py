@@ -90,3 +90,16 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
          report: str | None = None, debug: bool = False) -> None:
     """Push every tag of images built before with `invoke build`."""
     _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report), debug))
+
+
+@task(help={"quick": "small sizes, only to check that the benchmark works (CI)",
+            "write": "also write the figures into this Markdown file (e.g. docs/benchmarks.md)"})
+def bench(c: Context, quick: bool = False, write: str | None = None) -> None:
+    """Measure no-op, one-change, parallel and render speed; print the figures."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "benchmarks" / "bench.py"
+    args = [sys.executable, str(script)] + (["--quick"] if quick else []) + (["--write", write] if write else [])
+    _exit(subprocess.call(args))

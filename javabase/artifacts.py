@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from http.client import HTTPException
 from pathlib import Path
 from typing import IO, Protocol, TextIO
@@ -42,10 +43,15 @@ class Response(Protocol):
 Opener = Callable[[str, float], Response]
 
 
+@cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 def default_opener(url: str, timeout: float) -> Response:
     """urllib with TLS certificate verification (the default context verifies)."""
     request = urllib.request.Request(url, headers={"User-Agent": "javabase"})
-    context = ssl.create_default_context()
+    context = _tls() if url.startswith("https:") else None
     response: Response = urllib.request.urlopen(request, timeout=timeout, context=context)
     return response
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .artifacts import ArtifactStore, Fetched, place
 from .engine import LineSink, StepError
@@ -41,7 +41,9 @@ class EngineLike(Protocol):
 
     def find_by_label(self, key: str, value: str) -> list[str]: ...
 
-    def inspect(self, ref: str) -> dict[str, object] | None: ...
+    def list_labelled(self, key: str) -> list[dict[str, Any]]: ...
+
+    def inspect(self, ref: str) -> dict[str, Any] | None: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
 
@@ -88,6 +90,9 @@ class Builder:
             for name in plan.order
         }
         self.inputs: dict[str, Inputs] = {}
+        # Local images javabase built, by input digest: one engine call instead of
+        # one lookup per image, so a no-op run stays fast.
+        self.local: dict[str, dict[str, Any]] | None = None
         self.fetched: dict[str, Fetched] = {}
 
     # -- the whole run ---------------------------------------------------------------
@@ -110,7 +115,8 @@ class Builder:
                 report.notes.append(f"nothing was pushed: {', '.join(failed)} did not build "
                                     "(with --keep-going the images that did build are pushed)")
             else:
-                Pusher(self.engine, self.registry, self.console, self.options, self.keep_log).push_all(
+                known = {str(i["Id"]): i for i in (self.local or {}).values()}
+                Pusher(self.engine, self.registry, self.console, self.options, self.keep_log, known).push_all(
                     [r for r in self.results.values() if r.status in (BUILT, UP_TO_DATE)])
         return report
 
@@ -126,11 +132,17 @@ class Builder:
         inputs = self.inputs[name]
         if self.options.force:
             return None, "rebuild forced (--force)"
-        existing = self.engine.find_by_label(INPUT_LABEL, inputs.digest)
+        if self.local is None:
+            self.local = {}
+            for found in sorted(self.engine.list_labelled(INPUT_LABEL), key=lambda i: i.get("Created", 0)):
+                digest = (found.get("Labels") or {}).get(INPUT_LABEL)
+                if digest:
+                    self.local[digest] = found
+        existing = self.local.get(inputs.digest)
         if existing:
-            return existing[0], "up to date: an image with the same inputs exists"
+            return str(existing["Id"]), "up to date: an image with the same inputs exists"
         current = self.engine.inspect(self.results[name].references[0])
-        old = ((current or {}).get("Config") or {}).get("Labels") or {}  # type: ignore[attr-defined]
+        old = ((current or {}).get("Config") or {}).get("Labels") or {}
         if INPUTS_LABEL not in old:
             return None, "build: no earlier build of this image"
         changed = inputs.changed_since(json.loads(old[INPUTS_LABEL]))
@@ -270,9 +282,13 @@ class Builder:
 
     def tag_all(self, result: ImageResult, log: LineSink) -> None:
         assert result.image_id is not None
-        for reference in result.references:
+        known = next((i for i in (self.local or {}).values() if i["Id"] == result.image_id), {})
+        present = set(known.get("RepoTags") or [])
+        missing = [r for r in result.references if r not in present]
+        for reference in missing:
             self.engine.tag(result.image_id, reference)
-        log(f"tagged {', '.join(result.references)}")
+        if missing:
+            log(f"tagged {', '.join(missing)}")
 
     def keep_log(self, result: ImageResult) -> None:
         if self.options.log_dir is None:
@@ -293,7 +309,10 @@ class Pusher:
     registry digest already equals the local image's is not pushed again."""
 
     def __init__(self, engine: EngineLike, registry: Registry | None, console: Console, options: BuildOptions,
-                 keep_log: Callable[[ImageResult], None] = lambda _r: None) -> None:
+                 keep_log: Callable[[ImageResult], None] = lambda _r: None,
+                 known: dict[str, dict[str, Any]] | None = None) -> None:
+        """known: local image listings by ID, to spare an inspect per image."""
+        self.known = known or {}
         self.engine = engine
         self.registry = registry
         self.console = console
@@ -313,8 +332,8 @@ class Pusher:
 
         assert result.image_id is not None
         try:
-            local = self.engine.inspect(result.image_id) or {}
-            repo_digests = {str(d) for d in (local.get("RepoDigests") or [])}  # type: ignore[attr-defined]
+            local = self.known.get(result.image_id) or self.engine.inspect(result.image_id) or {}
+            repo_digests = {str(d) for d in (local.get("RepoDigests") or [])}
             for reference in result.references:
                 repository, _, tag = reference.rpartition(":")
                 digest = self.in_registry(repository, tag, repo_digests)

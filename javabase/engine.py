@@ -120,6 +120,14 @@ class Engine:
         images.sort(key=lambda i: i.get("Created", 0), reverse=True)
         return [str(i["Id"]) for i in images]
 
+    def list_labelled(self, key: str) -> list[dict[str, Any]]:
+        """Every local image that has label `key`: Id, RepoTags, RepoDigests, Labels."""
+        try:
+            images: list[dict[str, Any]] = self.api.images(filters={"label": key})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"cannot list images: {_short(exc)}") from None
+        return images
+
     def tag(self, image_id: str, reference: str) -> None:
         repository, tag = split_reference(reference)
         try:

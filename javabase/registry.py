@@ -9,6 +9,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from .errors import RegistryError
@@ -23,8 +24,15 @@ MANIFEST_TYPES = ", ".join([
 Opener = Callable[[urllib.request.Request, float], Any]
 
 
+@cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~15 ms: once per process, and only for https.
+    return ssl.create_default_context()
+
+
 def _default_opener(request: urllib.request.Request, timeout: float) -> Any:
-    return urllib.request.urlopen(request, timeout=timeout, context=ssl.create_default_context())
+    context = _tls() if request.full_url.startswith("https:") else None
+    return urllib.request.urlopen(request, timeout=timeout, context=context)
 
 
 def is_local(host: str) -> bool:

@@ -56,7 +56,7 @@ def render_image(env: jinja2.Environment, manifest: Manifest, image: Image) -> s
             image=image,
             manifest=manifest,
             manifest_name=manifest.path.name,
-            mirrors=manifest.mirrors,
+            mirrors={"apk": None, "apt": None, **manifest.mirrors},
             parent_ref=parent_ref,
         )
     except jinja2.TemplateSyntaxError as exc:

