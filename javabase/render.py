@@ -138,10 +138,13 @@ def write_builds(rendered: Mapping[str, str], out_dir: Path) -> Changes:
     old = parent / f".{out_dir.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        made: set[Path] = set()
         for rel, text in rendered.items():
             target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            target.write_bytes(text.encode("utf-8"))
         moved = False
         if out_dir.exists():
             os.rename(out_dir, old)

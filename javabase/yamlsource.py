@@ -45,10 +45,14 @@ class Located:
         return Problem(self.file, self.line(path), format_key(path), message)
 
 
+# libyaml's parser when PyYAML has it (its wheels do): same nodes and marks, ~5x faster.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load(text: str, file: str) -> Located:
     """Parse one YAML document. Syntax errors, duplicate keys, non-string keys
     and an empty document are ManifestErrors naming file and line."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -76,7 +80,7 @@ def _convert(
     lines: dict[Path_, int],
     problems: list[Problem],
     file: str,
-    loader: yaml.SafeLoader,
+    loader: Any,
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):

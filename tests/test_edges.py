@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -24,8 +24,8 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class FaultyHandler(http.server.SimpleHTTPRequestHandler):
-    faults: list[str] = []
-    served: list[str] = []
+    faults: ClassVar[list[str]] = []
+    served: ClassVar[list[str]] = []
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -163,7 +163,7 @@ def test_duplicate_keys(problems: Problems) -> None:
 
 def test_yaml_syntax_error_has_its_line(problems: Problems) -> None:
     assert problems(BASE.replace("packages: [bash]", "packages: [bash")) == [
-        "images.yaml:16: YAML syntax error: expected ',' or ']', but got ':'; fix the YAML"
+        "images.yaml:16: YAML syntax error: did not find expected ',' or ']'; fix the YAML"
     ]
 
 

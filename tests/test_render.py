@@ -94,16 +94,16 @@ def test_a_failing_write_leaves_builds_untouched(valid: Callable[[str], Manifest
     write_builds(render_all(valid(BASE)), out)
     before = read_tree(out)
     changed = render_all(valid(BASE.replace("LANG: C.UTF-8", "LANG: en_US.UTF-8")))
-    real_write = Path.write_text
+    real_write = Path.write_bytes
     calls = []
 
-    def flaky(self: Path, *args: object, **kwargs: object) -> int:
+    def flaky(self: Path, data: bytes) -> int:
         calls.append(self)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+        return real_write(self, data)
 
-    monkeypatch.setattr(Path, "write_text", flaky)
+    monkeypatch.setattr(Path, "write_bytes", flaky)
     with pytest.raises(Exception, match="No space left on device"):
         write_builds(changed, out)
     monkeypatch.undo()
