@@ -28,6 +28,8 @@ echo "== drift check and hadolint"
 for dockerfile in builds/*/Dockerfile tests/data/golden/builds/*/Dockerfile; do
     .venv/bin/hadolint --config .hadolint.yaml "$dockerfile"
 done
+echo "== benchmark, quick mode (checks that it works; its figures mean nothing)"
+.venv/bin/invoke bench --quick
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
