@@ -2,10 +2,10 @@
 
     .venv/bin/invoke bench [--quick] [--write docs/benchmarks.md]
 
-Needs the engine (DOCKER_HOST) and a registry (JAVABASE_REGISTRY, default
-127.0.0.1:5000), as `scripts/services.sh start` provides. It makes its own
-manifests under a temporary directory (namespace `bench-<pid>`), and removes
-every image it tagged when it is done. --quick runs small sizes, only to show
+Needs the engine (DOCKER_HOST), as `scripts/services.sh start` provides. It
+starts its own Distribution registry on a free 127.0.0.1 port (stopped by pid
+at the end, its storage deleted), makes its own manifests under a temporary
+directory (namespace `bench-<pid>`), and removes every image it tagged. --quick runs small sizes, only to show
 that the benchmark works (CI runs it so); its figures mean nothing.
 
 1. no-op `build-all --push` of an N-image manifest that is built and pushed,
@@ -24,10 +24,12 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +244,27 @@ def bench_render(work: Path, count: int) -> list[Figure]:
                    f"{len(list((manifest.parent / 'builds').iterdir()))} Dockerfiles written")]
 
 
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = work / "registry.yml"
+    config.write_text(f"version: 0.1\nlog: {{level: error}}\n"
+                      f"storage: {{filesystem: {{rootdirectory: {work / 'registry'}}}}}\n"
+                      f"http: {{addr: 127.0.0.1:{port}}}\n")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    host = f"127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://{host}/v2/", timeout=1).close()
+            return process, host
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("bench: the registry did not start")
+
+
 def cleanup(namespace: str, registry: str) -> None:
     listed = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
     mine = [r for r in listed if namespace in r]
@@ -257,11 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from prepare import prepare
 
-    registry = os.environ.get("JAVABASE_REGISTRY", "127.0.0.1:5000")
     namespace = f"bench-{os.getpid()}"
     count, mb, manifest_size = (6, 1, 50) if args.quick else (40, 50, 1000)
     work = Path(tempfile.mkdtemp(prefix="javabase-bench-"))
     os.environ.setdefault("JAVABASE_CACHE", str(work / "cache"))
+    server, registry = start_registry(work)
     figures: list[Figure] = []
     try:
         example = work / "example"
@@ -279,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += bench_render(work, manifest_size)
     finally:
         cleanup(namespace, registry)
+        server.terminate()
+        server.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     command = "invoke bench" + (" --quick" if args.quick else "")
     quick = " - quick mode, figures not meaningful" if args.quick else ""

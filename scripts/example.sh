@@ -30,9 +30,9 @@ done
     --report "$WORK/report.json" "$@"
 
 echo
-echo "The images are in the registry at http://$JAVABASE_REGISTRY:"
-for repo in $(curl -sf "http://$JAVABASE_REGISTRY/v2/_catalog" | .venv/bin/python -c \
-        'import json,sys; print(" ".join(json.load(sys.stdin)["repositories"]))'); do
+echo "The example's images are in the registry at http://$JAVABASE_REGISTRY:"
+for repo in $(curl -sf "http://$JAVABASE_REGISTRY/v2/_catalog?n=1000" | .venv/bin/python -c \
+        'import json,sys; print(" ".join(r for r in json.load(sys.stdin)["repositories"] if r.startswith("example/")))'); do
     tags=$(curl -sf "http://$JAVABASE_REGISTRY/v2/$repo/tags/list" | .venv/bin/python -c \
         'import json,sys; print(", ".join(sorted(json.load(sys.stdin)["tags"] or [])))')
     echo "  $JAVABASE_REGISTRY/$repo: $tags"
