@@ -266,8 +266,9 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def cleanup(namespace: str, registry: str) -> None:
-    listed = sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
-    mine = [r for r in listed if namespace in r]
+    # By ID: a pushed image keeps its repository digest after its tags are gone.
+    listed = sh(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}"]).stdout.splitlines()
+    mine = sorted({line.split()[0] for line in listed if f"/{namespace}" in line})
     if mine:
         subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
     subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)

@@ -180,9 +180,10 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
     yield
     for image in engine.api.images():
-        tags = [t for t in (image.get("RepoTags") or []) if t.startswith(registry.host + "/")]
-        for tag in tags:
-            engine.api.remove_image(tag, force=True)
+        names = (image.get("RepoTags") or []) + (image.get("RepoDigests") or [])
+        if any(n.startswith(registry.host + "/") for n in names):
+            # by ID: a pushed image keeps its repository digest after its tags are gone
+            engine.api.remove_image(image["Id"], force=True)
     engine.api.prune_images(filters={"dangling": True})
     leftovers = engine.api.containers(all=True)
     assert leftovers == [], f"containers left behind: {leftovers}"
