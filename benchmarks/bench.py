@@ -266,10 +266,13 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def cleanup(namespace: str, registry: str) -> None:
-    # By ID: a pushed image keeps its repository digest after its tags are gone.
-    listed = sh(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}"]).stdout.splitlines()
-    mine = sorted({line.split()[0] for line in listed if f"/{namespace}" in line})
-    if mine:
+    # By ID (a pushed image keeps its repository digest after its tags are gone),
+    # children before parents: a few passes until nothing of ours is left.
+    for _ in range(10):
+        listed = sh(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}"]).stdout.splitlines()
+        mine = sorted({line.split()[0] for line in listed if f"/{namespace}" in line})
+        if not mine:
+            break
         subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
     subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
 

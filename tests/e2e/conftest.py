@@ -6,6 +6,7 @@ removed at the end, and dangling images are pruned."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
 import json
@@ -22,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
 from javabase import commands
@@ -179,11 +181,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(autouse=True, scope="session")
 def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
     yield
-    for image in engine.api.images():
-        names = (image.get("RepoTags") or []) + (image.get("RepoDigests") or [])
-        if any(n.startswith(registry.host + "/") for n in names):
-            # by ID: a pushed image keeps its repository digest after its tags are gone
-            engine.api.remove_image(image["Id"], force=True)
+    # By ID (a pushed image keeps its repository digest after its tags are gone),
+    # children before parents: a few passes until nothing of ours is left.
+    for _ in range(10):
+        ours = [i["Id"] for i in engine.api.images()
+                if any(n.startswith(registry.host + "/") for n in (i.get("RepoTags") or [])
+                       + (i.get("RepoDigests") or []))]
+        if not ours:
+            break
+        for image_id in ours:
+            with contextlib.suppress(docker.errors.APIError):
+                engine.api.remove_image(image_id, force=True)
     engine.api.prune_images(filters={"dangling": True})
     leftovers = engine.api.containers(all=True)
     assert leftovers == [], f"containers left behind: {leftovers}"
