@@ -22,6 +22,14 @@ def validate(c: Context, manifest: str | None = None, debug: bool = False) -> No
 
 
 @task(help={"manifest": "manifest to read (default: images.yaml)",
+            "check": "do not resolve or write; fail listing every difference between lock and manifest",
+            "debug": "show tracebacks"})
+def lock(c: Context, manifest: str | None = None, check: bool = False, debug: bool = False) -> None:
+    """Resolve outside FROM references to digests; write images.lock.json with artifacts and template hashes."""
+    _exit(commands.run(lambda: commands.lock(manifest, check), debug))
+
+
+@task(help={"manifest": "manifest to read (default: images.yaml)",
             "check": "do not write; fail listing every file in builds/ that differs",
             "debug": "show tracebacks"})
 def render(c: Context, manifest: str | None = None, check: bool = False, debug: bool = False) -> None:
@@ -50,9 +58,13 @@ BUILD_HELP = {
     "keep-going": "after a failure, still build (and push) the images that do not depend on it",
     "report": "write a JSON report to this file",
     "jobs": "images built at the same time (default: number of CPUs)",
-    "force": "rebuild even when an image with the same inputs exists",
+    "force": "rebuild even when an image with the same inputs exists; overwrite immutable tags",
     "no-cache": "build without the engine's layer cache",
     "dependents": "also build every image built FROM the selected ones",
+    "frozen": "fail, building nothing, when images.lock.json disagrees with the manifest (CI); implies "
+              "--reproducible",
+    "reproducible": "rewrite each built image so that its timestamps come from SOURCE_DATE_EPOCH: the same "
+                    "inputs give the same image ID",
     "debug": "show tracebacks",
 }
 
@@ -60,23 +72,25 @@ BUILD_HELP = {
 @task(iterable=["image"], help=BUILD_HELP)
 def build(c: Context, image: list[str] | None = None, manifest: str | None = None, push: bool = False,
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
-          force: bool = False, no_cache: bool = False, dependents: bool = False, debug: bool = False) -> None:
+          force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
+          reproducible: bool = False, debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
-        raise Exit("build needs --image NAME (use build-all for every image)", code=2)
+        raise Exit("error: build needs --image NAME (build-all builds every image)", code=2)
     _exit(commands.run(lambda: commands.build(
         manifest, image or [], push=push, registry=registry, keep_going=keep_going, report=report,
-        jobs=jobs or None, force=force, no_cache=no_cache, dependents=dependents), debug))
+        jobs=jobs or None, force=force, no_cache=no_cache, dependents=dependents, frozen=frozen,
+        reproducible=reproducible), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
 def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
-              no_cache: bool = False, debug: bool = False) -> None:
+              no_cache: bool = False, frozen: bool = False, reproducible: bool = False, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(commands.run(lambda: commands.build(
         manifest, [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
-        force=force, no_cache=no_cache), debug))
+        force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible), debug))
 
 
 @task(iterable=["image"], help={
@@ -84,12 +98,14 @@ def build_all(c: Context, manifest: str | None = None, push: bool = False, regis
     "image": "push this image (repeatable; default: every image)",
     "registry": "registry HOST[:PORT] (default: JAVABASE_REGISTRY, then the manifest)",
     "report": "write a JSON report to this file",
+    "force": "overwrite immutable tags that hold another image",
     "debug": "show tracebacks",
 })
 def push(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
-         report: str | None = None, debug: bool = False) -> None:
+         report: str | None = None, force: bool = False, debug: bool = False) -> None:
     """Push every tag of images built before with `invoke build`."""
-    _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report), debug))
+    _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report,
+                                             force=force), debug))
 
 
 @task(help={"quick": "small sizes, only to check that the benchmark works (CI)",

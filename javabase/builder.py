@@ -25,9 +25,10 @@ from .inputs import Inputs, compute_inputs
 from .manifest import Image, Manifest
 from .plan import Plan
 from .provenance import Provenance
-from .registry import Registry
+from .registry import Registry, RemoteManifest
 from .render import DOCKERFILE, dockerfile_path, dq
 from .report import BUILT, FAILED, PENDING, PUSHED, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
+from .reproducible import normalize_image
 
 INPUT_LABEL = "io.javabase.input-digest"
 INPUTS_LABEL = "io.javabase.inputs"
@@ -49,6 +50,12 @@ class EngineLike(Protocol):
 
     def push(self, reference: str, on_line: LineSink) -> str: ...
 
+    def export(self, image_id: str, dest: Path) -> None: ...
+
+    def load(self, archive: Path) -> None: ...
+
+    def remove_untagged(self, image_id: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -60,6 +67,7 @@ class BuildOptions:
     no_cache: bool = False
     push_jobs: int = 4
     log_dir: Path | None = None
+    reproducible: bool = False
 
 
 class Builder:
@@ -115,8 +123,10 @@ class Builder:
                 report.notes.append(f"nothing was pushed: {', '.join(failed)} did not build "
                                     "(with --keep-going the images that did build are pushed)")
             else:
-                known = {str(i["Id"]): i for i in (self.local or {}).values()}
-                Pusher(self.engine, self.registry, self.console, self.options, self.keep_log, known).push_all(
+                immutable = {name: {f"{self.manifest.repository(name, self.options.registry)}:{tag}"
+                                    for tag in self.plan.image(name).immutable_tags} for name in self.plan.order}
+                report.notes += Pusher(self.engine, self.registry, self.console, self.options, self.keep_log,
+                                       immutable).push_all(
                     [r for r in self.results.values() if r.status in (BUILT, UP_TO_DATE)])
         return report
 
@@ -149,9 +159,11 @@ class Builder:
         return None, "build: changed " + ", ".join(changed)
 
     def base_of(self, image: Image) -> dict[str, str]:
+        # The manifest's own registry, not --registry: an image's identity does not
+        # depend on where it is pushed, so it can be promoted between registries.
         if image.parent is not None:
             parent = self.plan.image(image.parent)
-            return {"name": self.manifest.references(parent, self.options.registry)[0]}
+            return {"name": self.manifest.references(parent)[0]}
         if image.from_ref == "scratch":
             return {"name": "scratch"}
         name, _, digest = image.from_ref.partition("@")
@@ -269,7 +281,7 @@ class Builder:
             buildargs = dict(image.build_args)
             if parent_id is not None:
                 buildargs[PARENT_ARG] = parent_id
-            return self.engine.build(
+            image_id = self.engine.build(
                 context,
                 buildargs=buildargs,
                 labels={},
@@ -277,6 +289,13 @@ class Builder:
                 on_line=log,
                 nocache=self.options.no_cache,
             )
+            if self.options.reproducible:
+                base = parent_id or (None if image.from_ref == "scratch" else image.from_ref)
+                raw = image_id
+                image_id = normalize_image(self.engine, raw, base, self.provenance.epoch)
+                log(f"normalized {raw.split(':')[1][:12]} -> {image_id.split(':')[1][:12]} "
+                    f"(timestamps clamped to {self.provenance.created})")
+            return image_id
         finally:
             shutil.rmtree(context, ignore_errors=True)
 
@@ -305,61 +324,82 @@ def label_instruction(labels: dict[str, str]) -> str:
 
 
 class Pusher:
-    """Pushes every tag of built images, a few images at a time. A tag whose
-    registry digest already equals the local image's is not pushed again."""
+    """Pushes every tag of built images, a few images at a time.
+
+    Before anything is pushed, every reference is looked up in the registry: a
+    tag that already holds this very image (same config digest, i.e. image ID)
+    is not pushed again, and an immutable tag that holds another image refuses
+    the whole push (nothing is pushed) unless --force."""
 
     def __init__(self, engine: EngineLike, registry: Registry | None, console: Console, options: BuildOptions,
                  keep_log: Callable[[ImageResult], None] = lambda _r: None,
-                 known: dict[str, dict[str, Any]] | None = None) -> None:
-        """known: local image listings by ID, to spare an inspect per image."""
-        self.known = known or {}
+                 immutable: dict[str, set[str]] | None = None) -> None:
         self.engine = engine
         self.registry = registry
         self.console = console
         self.options = options
         self.keep_log = keep_log
+        self.immutable = immutable or {}
 
-    def push_all(self, ready: list[ImageResult]) -> None:
+    def log(self, result: ImageResult, line: str) -> None:
+        result.log.append(line)
+        self.console.line(result.name, line)
+
+    def push_all(self, ready: list[ImageResult]) -> list[str]:
+        """Push; return notes for the report (empty when all went as planned)."""
+        plans: dict[str, list[tuple[str, str]]] = {}
+        refused: list[str] = []
+        for result in ready:
+            plans[result.name] = []
+            for reference in result.references:
+                remote = self.remote(reference)
+                if remote is not None and remote.config_digest == result.image_id:
+                    plans[result.name].append((reference, "present:" + remote.digest))
+                elif remote is not None and reference in self.immutable.get(result.name, set()):
+                    if self.options.force:
+                        self.log(result, f"--force: overwriting immutable tag {reference} (it holds "
+                                         f"{remote.digest[:19]}, another image)")
+                        plans[result.name].append((reference, "push"))
+                    else:
+                        refused.append(reference)
+                        result.status = FAILED
+                        result.reason = (f"immutable tag {reference} already holds another image "
+                                         f"({remote.digest[:19]}); not overwritten (--force overwrites)")
+                        self.log(result, f"FAILED {result.reason}")
+                else:
+                    plans[result.name].append((reference, "push"))
+        if refused:
+            return [f"nothing was pushed: immutable tag(s) {', '.join(refused)} already hold other images"]
         with ThreadPoolExecutor(max_workers=max(1, min(self.options.push_jobs, self.options.jobs)),
                                 thread_name_prefix="push") as pool:
-            for future in [pool.submit(self.push_one, r) for r in ready]:
+            for future in [pool.submit(self.push_one, r, plans[r.name]) for r in ready]:
                 future.result()
+        return []
 
-    def push_one(self, result: ImageResult) -> None:
-        def log(line: str) -> None:
-            result.log.append(line)
-            self.console.line(result.name, line)
-
-        assert result.image_id is not None
+    def remote(self, reference: str) -> RemoteManifest | None:
+        if self.registry is None:
+            return None
+        repository, _, tag = reference.rpartition(":")
+        name = repository.split("/", 1)[1] if "/" in repository else repository
         try:
-            local = self.known.get(result.image_id) or self.engine.inspect(result.image_id) or {}
-            repo_digests = {str(d) for d in (local.get("RepoDigests") or [])}
-            for reference in result.references:
-                repository, _, tag = reference.rpartition(":")
-                digest = self.in_registry(repository, tag, repo_digests)
-                if digest is not None:
+            return self.registry.manifest(name, tag)
+        except RegistryError:
+            return None
+
+    def push_one(self, result: ImageResult, plan: list[tuple[str, str]]) -> None:
+        try:
+            for reference, action in plan:
+                if action.startswith("present:"):
+                    digest = action.split(":", 1)[1]
                     result.pushed[reference] = digest
                     result.already_in_registry.append(reference)
-                    log(f"{reference} already in the registry ({digest[:19]}); not pushed")
+                    self.log(result, f"{reference} already in the registry ({digest[:19]}); not pushed")
                     continue
-                result.pushed[reference] = self.engine.push(reference, log)
+                result.pushed[reference] = self.engine.push(reference, lambda line: self.log(result, line))
             if result.status == BUILT or len(result.already_in_registry) < len(result.references):
                 result.status = PUSHED
         except (StepError, JavabaseError) as exc:
             result.status = FAILED
             result.reason = str(exc)
-            log(f"FAILED {exc}")
+            self.log(result, f"FAILED {exc}")
             self.keep_log(result)
-
-    def in_registry(self, repository: str, tag: str, repo_digests: set[str]) -> str | None:
-        """The registry's digest for repository:tag when it is the one of our local image."""
-        if self.registry is None or not repo_digests:
-            return None
-        name = repository.split("/", 1)[1] if "/" in repository else repository
-        try:
-            digest = self.registry.manifest_digest(name, tag)
-        except RegistryError:
-            return None
-        if digest and f"{repository}@{digest}" in repo_digests:
-            return digest
-        return None

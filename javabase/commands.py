@@ -50,6 +50,53 @@ def resolve_manifest(manifest: str | None) -> Path:
     return local if local.exists() else PROJECT_ROOT / DEFAULT_MANIFEST
 
 
+def load_locked(manifest_path: str | None, frozen: bool = False) -> Manifest:
+    """The manifest with FROM lines pinned by its lock file, when there is one.
+    frozen: the lock must exist and agree with the manifest, or nothing happens."""
+    from .errors import LockError
+    from .lock import LOCK_NAME, apply_lock, differences, lock_path, read_lock
+
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    lock = read_lock(lock_path(manifest))
+    if frozen:
+        if lock is None:
+            raise LockError(f"{manifest.shown}: --frozen needs {LOCK_NAME} next to it; run `invoke lock` and "
+                            "commit the file")
+        stale = differences(manifest, lock)
+        if stale:
+            raise LockError(f"{LOCK_NAME} disagrees with {manifest.shown}; nothing was built. Run `invoke lock` "
+                            "and commit the result if the change is intended:", stale)
+    return apply_lock(manifest, lock) if lock is not None else manifest
+
+
+def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdout) -> int:
+    """Resolve outside FROM references to digests and write images.lock.json."""
+    from .errors import LockError
+    from .lock import LOCK_NAME, compute_lock, differences, lock_path, read_lock, registry_resolver, write_lock
+    from .registry import Registry
+
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    path = lock_path(manifest)
+    if check:
+        existing = read_lock(path)
+        if existing is None:
+            raise LockError(f"{manifest.shown}: no {LOCK_NAME}; run `invoke lock`")
+        stale = differences(manifest, existing)
+        if stale:
+            raise LockError(f"{LOCK_NAME} disagrees with {manifest.shown}:", stale)
+        print(f"{_shown(path)}: up to date with {manifest.shown}", file=out)
+        return 0
+    resolver = registry_resolver(manifest.mirrors.get("registry"), Registry)
+    data = compute_lock(manifest, resolver)
+    changed = write_lock(path, data)
+    for name, entry in sorted(data["images"].items()):
+        if entry["base_digest"]:
+            print(f"{name}: {entry['from'].split('@')[0]} -> {entry['base_digest']}", file=out)
+    print(f"{_shown(path)}: {'written' if changed else 'already up to date'} ({len(data['images'])} images)",
+          file=out)
+    return 0
+
+
 def builds_dir(manifest: Manifest) -> Path:
     return manifest.path.resolve().parent / "builds"
 
@@ -61,7 +108,7 @@ def validate(manifest_path: str | None, out: TextIO = sys.stdout) -> int:
 
 
 def render(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdout) -> int:
-    manifest = load_manifest(resolve_manifest(manifest_path))
+    manifest = load_locked(manifest_path)
     rendered = render_all(manifest)
     target = builds_dir(manifest)
     if check:
@@ -93,7 +140,7 @@ def plan(
 ) -> int:
     if fmt not in plans.render_formats():
         raise JavabaseError(f"--format {fmt!r} is not one of: {', '.join(plans.render_formats())}")
-    manifest = load_manifest(resolve_manifest(manifest_path))
+    manifest = load_locked(manifest_path)
     the_plan = plans.make_plan(manifest, images, dependents, effective_registry(registry))
     notes = None if fmt == "mermaid" else _actions(the_plan, err)
     if fmt == "json":
@@ -157,6 +204,8 @@ def build(
     force: bool = False,
     no_cache: bool = False,
     dependents: bool = False,
+    frozen: bool = False,
+    reproducible: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """build and build-all: render, verify artifacts, build in order, tag, push."""
@@ -166,7 +215,7 @@ def build(
     from .provenance import provenance
     from .registry import Registry
 
-    manifest = load_manifest(resolve_manifest(manifest_path))
+    manifest = load_locked(manifest_path, frozen)
     target = effective_registry(registry) or manifest.registry
     the_plan = plans.make_plan(manifest, images, dependents, target)
     rendered = render_all(manifest)
@@ -175,6 +224,7 @@ def build(
     options = BuildOptions(
         registry=target, push=push, keep_going=keep_going, jobs=jobs or os.cpu_count() or 1, force=force,
         no_cache=no_cache, log_dir=builds_dir(manifest).parent / ".javabase" / "logs",
+        reproducible=reproducible or frozen,
     )
     console = Console(out)
     builder = Builder(the_plan, rendered, engine, ArtifactStore(manifest_name=manifest.shown), options,
@@ -189,6 +239,7 @@ def push(
     *,
     registry: str | None = None,
     report: str | None = None,
+    force: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """Push every tag of images that were built (for this registry) before."""
@@ -196,7 +247,7 @@ def push(
     from .engine import connect
     from .registry import Registry
 
-    manifest = load_manifest(resolve_manifest(manifest_path))
+    manifest = load_locked(manifest_path)
     target = effective_registry(registry) or manifest.registry
     chosen = [n for n in plans.make_plan(manifest, images, False, target).order if not images or n in images]
     engine = connect()
@@ -210,9 +261,12 @@ def push(
         results[name] = ImageResult(name, references, image_id=str(found["Id"]))
     console = Console(out)
     console.set_names(chosen)
-    Pusher(engine, Registry(target), console, BuildOptions(registry=target, push=True)).push_all(
-        list(results.values()))
-    return _finish(Report(manifest.shown, target, True, results), report, console, True)
+    immutable = {name: {f"{manifest.repository(name, target)}:{tag}" for tag in manifest.images[name].immutable_tags}
+                 for name in chosen}
+    the_report = Report(manifest.shown, target, True, results)
+    the_report.notes += Pusher(engine, Registry(target), console, BuildOptions(registry=target, push=True, force=force),
+                               immutable=immutable).push_all(list(results.values()))
+    return _finish(the_report, report, console, True)
 
 
 def _finish(result: Report, report: str | None, console: Console, pushed: bool) -> int:

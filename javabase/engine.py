@@ -143,6 +143,36 @@ class Engine:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineError(f"cannot remove {ref}: {_short(exc)}") from None
 
+    def export(self, image_id: str, dest: Path) -> None:
+        """`docker save` of one image into a file."""
+        try:
+            with dest.open("wb") as sink:
+                for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
+                    sink.write(chunk)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise StepError(f"export {image_id[:19]}: {_short(exc)}") from None
+
+    def load(self, archive: Path) -> None:
+        """`docker load` of an archive; the first error chunk fails it."""
+        try:
+            with archive.open("rb") as source:
+                for chunk in self.api.load_image(source):
+                    if "error" in chunk or "errorDetail" in chunk:
+                        raise StepError(f"load: {chunk.get('error') or chunk.get('errorDetail')}")
+        except StepError:
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise StepError(f"load: {_short(exc)}") from None
+
+    def remove_untagged(self, image_id: str) -> None:
+        """Remove an untagged image and its untagged intermediate parents."""
+        try:
+            self.api.remove_image(image_id, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise StepError(f"remove {image_id[:19]}: {_short(exc)}") from None
+
     # -- registry side ---------------------------------------------------------------
     def push(self, reference: str, on_line: LineSink) -> str:
         """Push one tag; return the manifest digest the registry reported. The SDK

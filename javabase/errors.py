@@ -93,3 +93,17 @@ class RenderError(JavabaseError):
     """A template failed to render (undefined variable, syntax error)."""
 
     exit_code = 3
+
+
+class LockError(JavabaseError):
+    """The lock file is missing, unreadable, or disagrees with the manifest (--frozen)."""
+
+    exit_code = 8
+
+    def __init__(self, header: str, differences: list[str] | None = None) -> None:
+        self.header = header
+        self.differences = differences or []
+        super().__init__("\n".join([header, *self.differences]))
+
+    def lines(self) -> list[str]:
+        return [self.header, *(f"  {d}" for d in self.differences)]

@@ -80,6 +80,7 @@ class Image:
     build_args: tuple[tuple[str, str], ...]
     network: bool
     tags: tuple[str, ...]
+    immutable_tags: tuple[str, ...] = ()
 
     @property
     def needs_network(self) -> bool:
@@ -449,6 +450,20 @@ class _Expander:
                 self.problem((*tags_path, index), f"tag {value!r} is listed twice for image {name!r}")
             else:
                 tags.append(value)
+        immutable_raw = (item.get("immutable_tags") if item and isinstance(item.get("immutable_tags"), list)
+                         else raw.get("immutable_tags"))
+        immutable_path: Path_ = ((*path, "immutable_tags") if item and "immutable_tags" in item
+                                 else (*base, "immutable_tags"))
+        immutable = []
+        for index, tag in enumerate(immutable_raw if isinstance(immutable_raw, list) else []):
+            if not isinstance(tag, str):
+                continue
+            value = self.substitute(tag, variables, (*immutable_path, index))
+            if value not in tags:
+                self.problem((*immutable_path, index), f"immutable tag {value!r} is not one of the tags of "
+                                                       f"{name!r} ({', '.join(tags)}); list it under tags too")
+            else:
+                immutable.append(value)
         from_ref = raw.get("from")
         if not isinstance(from_ref, str) or not isinstance(template, str) or not tags_raw:
             return None
@@ -480,6 +495,7 @@ class _Expander:
             build_args=tuple(build_args.items()),
             network=bool(raw.get("network", False)),
             tags=tuple(tags),
+            immutable_tags=tuple(immutable),
         )
 
     def path_value(self, raw: Any, path: Path_, variables: Mapping[str, str], what: str) -> str | None:

@@ -4,11 +4,15 @@ parameter so tests can inject faults."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -40,17 +44,33 @@ def is_local(host: str) -> bool:
     return name in ("localhost", "[::1]") or name.startswith("127.")
 
 
+@dataclass(frozen=True)
+class RemoteManifest:
+    digest: str
+    config_digest: str | None  # None for a multi-platform index
+
+
+def _bearer_challenge(header: str) -> dict[str, str] | None:
+    if not header.lower().startswith("bearer "):
+        return None
+    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+
+
 class Registry:
     def __init__(self, host: str, opener: Opener = _default_opener, timeout: float = 30.0) -> None:
         self.host = host
         self.base = f"{'http' if is_local(host) else 'https'}://{host}/v2"
         self.opener = opener
         self.timeout = timeout
+        self.token: str | None = None
 
-    def _request(self, method: str, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def _request(self, method: str, path: str, accept: str | None = None,
+                 retry_auth: bool = True) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(self.base + path, method=method)
         if accept:
             request.add_header("Accept", accept)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with self.opener(request, self.timeout) as response:
                 body = response.read() if method != "HEAD" else b""
@@ -58,12 +78,37 @@ class Registry:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return 404, {}, b""
+            challenge = _bearer_challenge(exc.headers.get("WWW-Authenticate", "")) if exc.code == 401 else None
+            if challenge and retry_auth and "realm" in challenge:
+                self.token = self._anonymous_token(challenge)
+                return self._request(method, path, accept, retry_auth=False)
             raise RegistryError(f"registry {self.host}: {method} {path} answered HTTP {exc.code} {exc.reason}; "
                                 "check the registry address and credentials") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
                                 "`scripts/services.sh start` starts one on 127.0.0.1:5000") from None
+
+    def _anonymous_token(self, challenge: dict[str, str]) -> str:
+        """The token dance of registries such as Docker Hub, for public pulls."""
+        query = urllib.parse.urlencode({k: v for k, v in challenge.items() if k in ("service", "scope")})
+        request = urllib.request.Request(f"{challenge['realm']}?{query}")
+        try:
+            with self.opener(request, self.timeout) as response:
+                data = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RegistryError(f"registry {self.host}: cannot get a pull token from {challenge['realm']} "
+                                f"({exc}); configure mirrors.registry") from None
+        return str(data.get("token") or data.get("access_token") or "")
+
+    def manifest(self, name: str, reference: str) -> RemoteManifest | None:
+        """name:reference's manifest digest and config digest (the image ID), or None."""
+        status, headers, body = self._request("GET", f"/{name}/manifests/{reference}", accept=MANIFEST_TYPES)
+        if status == 404:
+            return None
+        digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        config = (json.loads(body).get("config") or {}).get("digest")
+        return RemoteManifest(digest, str(config) if config else None)
 
     def catalog(self) -> list[str]:
         """Every repository, following the registry's pagination (Link: rel="next")."""

@@ -76,7 +76,7 @@ def test_offline_example_builds_in_order_runs_java_and_is_pushed(
     labels = engine.inspect(f"{registry.host}/{namespace}/jre25:25")["Config"]["Labels"]  # type: ignore[index]
     assert labels["org.opencontainers.image.title"] == "jre25"
     assert labels["org.opencontainers.image.version"] == "25.0.2"
-    assert labels["org.opencontainers.image.base.name"] == f"{registry.host}/{namespace}/glibc-root:1"
+    assert labels["org.opencontainers.image.base.name"] == f"repo.abc.com/{namespace}/glibc-root:1"
     assert labels["org.opencontainers.image.base.digest"] == run.result("glibc-root")["image_id"]
     assert labels["org.opencontainers.image.source"] == "https://git.abc.com/platform/javabase"
     assert set(labels) >= {"org.opencontainers.image.created", "org.opencontainers.image.revision"}

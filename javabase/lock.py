@@ -1,0 +1,153 @@
+"""The lock file (images.lock.json next to the manifest): per image the
+resolved digest of its outside base, the sha256 of every artifact and the hash
+of its template, so that a release can be rebuilt from the same inputs.
+
+Computing, comparing and applying a lock is pure; resolving a tag to a digest
+goes through the registry client passed in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import references as refs
+from .errors import LockError
+from .manifest import TEMPLATES_DIR, Image, Manifest
+
+LOCK_NAME = "images.lock.json"
+LOCK_VERSION = 1
+DOCKER_HUB = "registry-1.docker.io"
+
+Resolver = Callable[[str], str]
+
+
+def lock_path(manifest: Manifest) -> Path:
+    return manifest.directory / LOCK_NAME
+
+
+def template_hash(template: str, templates_dir: Path = TEMPLATES_DIR) -> str:
+    digest = hashlib.sha256()
+    for name in (f"{template}.Dockerfile.j2", "_macros.j2"):
+        path = templates_dir / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return "sha256:" + digest.hexdigest()
+
+
+def _strip_digest(ref: str) -> str:
+    return ref.split("@", 1)[0]
+
+
+def _entry(image: Image, base_digest: str | None, templates_dir: Path) -> dict[str, Any]:
+    return {
+        "from": image.from_ref,
+        "base_digest": base_digest,
+        "artifacts": {a.filename: a.sha256 for a in sorted(image.artifacts, key=lambda a: a.filename)},
+        "template": {"name": image.template, "sha256": template_hash(image.template, templates_dir)},
+    }
+
+
+def compute_lock(manifest: Manifest, resolve: Resolver, templates_dir: Path = TEMPLATES_DIR) -> dict[str, Any]:
+    """The lock for a manifest; `resolve` turns an outside reference into a digest."""
+    images: dict[str, Any] = {}
+    for name in sorted(manifest.images):
+        image = manifest.images[name]
+        outside = image.parent is None and image.from_ref != "scratch"
+        images[name] = _entry(image, resolve(image.from_ref) if outside else None, templates_dir)
+    return {"lock_version": LOCK_VERSION, "manifest": manifest.path.name, "images": images}
+
+
+def render_lock(lock: Mapping[str, Any]) -> str:
+    return json.dumps(lock, indent=2, sort_keys=True) + "\n"
+
+
+def write_lock(path: Path, lock: Mapping[str, Any]) -> bool:
+    """Write atomically; return whether the file changed."""
+    text = render_lock(lock)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def read_lock(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LockError(f"{path.name}: cannot read the lock ({exc}); run `invoke lock` to write it again") from None
+    if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION or not isinstance(
+            data.get("images"), dict):
+        raise LockError(f"{path.name}: not a javabase lock of version {LOCK_VERSION}; run `invoke lock`")
+    return data
+
+
+def differences(manifest: Manifest, lock: Mapping[str, Any], templates_dir: Path = TEMPLATES_DIR) -> list[str]:
+    """Where manifest and lock disagree, one line each, without resolving anything."""
+    locked: Mapping[str, Any] = lock["images"]
+    out = []
+    for name in sorted(set(manifest.images) | set(locked)):
+        if name not in locked:
+            out.append(f"{name}: in the manifest, not in the lock")
+            continue
+        if name not in manifest.images:
+            out.append(f"{name}: in the lock, not in the manifest")
+            continue
+        image, entry = manifest.images[name], locked[name]
+        expected = _entry(image, entry.get("base_digest"), templates_dir)
+        if entry.get("from") != image.from_ref:
+            out.append(f"{name}: from: lock has {entry.get('from')!r}, manifest has {image.from_ref!r}")
+        old_artifacts, new_artifacts = entry.get("artifacts") or {}, expected["artifacts"]
+        for filename in sorted(set(old_artifacts) | set(new_artifacts)):
+            old, new = old_artifacts.get(filename), new_artifacts.get(filename)
+            if old != new:
+                out.append(f"{name}: artifact {filename}: lock has {old or 'nothing'}, manifest has {new or 'nothing'}")
+        if entry.get("template") != expected["template"]:
+            old_t = entry.get("template") or {}
+            out.append(f"{name}: template {image.template}: lock has {old_t.get('name')} "
+                       f"{str(old_t.get('sha256'))[:19]}, templates/ now {expected['template']['sha256'][:19]}")
+    return out
+
+
+def apply_lock(manifest: Manifest, lock: Mapping[str, Any]) -> Manifest:
+    """FROM lines pinned to the locked digests, for every image whose lock entry
+    still matches its `from`."""
+    locked: Mapping[str, Any] = lock["images"]
+    images = {}
+    for name, image in manifest.images.items():
+        entry = locked.get(name) or {}
+        digest = entry.get("base_digest")
+        if image.parent is None and digest and entry.get("from") == image.from_ref:
+            image = replace(image, from_ref=f"{_strip_digest(image.from_ref)}@{digest}")
+        images[name] = image
+    return replace(manifest, images=images)
+
+
+def registry_resolver(mirror: str | None, make_registry: Callable[[str], Any]) -> Resolver:
+    """Resolve NAME:TAG to a digest through its registry's HTTP API; Docker Hub
+    images go through the registry mirror when the manifest names one. A pinned
+    reference resolves to its own digest without asking anybody."""
+
+    def resolve(ref: str) -> str:
+        parsed = refs.parse_outside(ref)
+        if isinstance(parsed, str):
+            raise LockError(f"{ref}: {parsed}")
+        if parsed.digest:
+            return parsed.digest
+        host = parsed.registry or mirror or DOCKER_HUB
+        path = parsed.path
+        if parsed.registry is None and "/" not in path:
+            path = f"library/{path}"
+        remote = make_registry(host).manifest(path, parsed.tag or "latest")
+        if remote is None:
+            raise LockError(f"{ref}: {host} has no {path}:{parsed.tag}; fix `from` or push the base image")
+        return str(remote.digest)
+
+    return resolve
