@@ -57,9 +57,10 @@ class LocalRegistry:
         return [r for r in self.reader.catalog() if r.startswith(namespace + "/")]
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    root = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def running_registry(root: Path) -> Iterator[LocalRegistry]:
+    """A Distribution registry on a free 127.0.0.1 port, stopped by pid on exit."""
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = root / "config.yml"
     config.write_text(f"version: 0.1\nlog: {{level: warn}}\n"
@@ -87,6 +88,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    with running_registry(tmp_path_factory.mktemp("registry")) as started:
+        yield started
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -178,20 +185,24 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["JAVABASE_CACHE"] = old
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
-    yield
-    # By ID (a pushed image keeps its repository digest after its tags are gone),
-    # children before parents: a few passes until nothing of ours is left.
+def remove_images(engine: Engine, prefix: str) -> None:
+    """Remove every image with a tag or repository digest under prefix: by ID (a
+    pushed image keeps its repository digest after its tags are gone), children
+    before parents, in passes."""
     for _ in range(10):
-        ours = [i["Id"] for i in engine.api.images()
-                if any(n.startswith(registry.host + "/") for n in (i.get("RepoTags") or [])
-                       + (i.get("RepoDigests") or []))]
+        ours = [i["Id"] for i in engine.api.images(all=True)
+                if any(n.startswith(prefix) for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))]
         if not ours:
-            break
+            return
         for image_id in ours:
             with contextlib.suppress(docker.errors.APIError):
                 engine.api.remove_image(image_id, force=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
+    yield
+    remove_images(engine, registry.host + "/")
     engine.api.prune_images(filters={"dangling": True})
     leftovers = engine.api.containers(all=True)
     assert leftovers == [], f"containers left behind: {leftovers}"

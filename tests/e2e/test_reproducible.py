@@ -1,0 +1,152 @@
+"""Reproducible releases on the real engine and registry: identical images on
+rebuild, the lock and --frozen, immutable tags."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from javabase import commands
+from javabase.engine import Engine
+
+from .conftest import LocalRegistry, Run, remove_images, running_registry
+from .test_build_push import ROOT_ONLY, example_manifest, rootfs
+
+EPOCH = "1700000000"
+
+
+def digests(registry: LocalRegistry, run: Run) -> dict[str, str]:
+    out = {}
+    for item in run.report["images"]:
+        for reference in item["references"]:
+            repository, tag = reference.rsplit(":", 1)
+            name = repository.split("/", 1)[1]
+            out[f"{name}:{tag}"] = registry.reader.manifest_digest(name, tag) or "missing"
+    return out
+
+
+def test_rebuilding_gives_the_same_images_and_a_changed_byte_changes_only_its_image(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    app = tmp_path / "app.txt"
+    app.write_bytes(b"release 1\n")
+
+    def manifest_for(content: bytes) -> Path:
+        app.write_bytes(content)
+        extra = (f"    artifacts:\n      - path: {app}\n        sha256: \"{hashlib.sha256(content).hexdigest()}\"\n"
+                 "        dest: /opt/app/\n")
+        text = example_manifest(example_files).replace("    workdir: /opt/app\n", "    workdir: /opt/app\n" + extra)
+        return workspace(text)
+
+    manifest = manifest_for(b"release 1\n")
+    first = build(manifest, push=True, reproducible=True, no_cache=True, force=True)
+    assert first.code == 0, first.err
+    ids = {item["name"]: item["image_id"] for item in first.report["images"]}
+    remove_images(engine, registry.host + "/")
+
+    # the same commit again, on an engine without any of the images, pushed to another registry
+    with running_registry(tmp_path / "second") as second:
+        out = io.StringIO()
+        report = tmp_path / "second.json"
+        code = commands.run(lambda: commands.build(str(manifest), [], push=True, registry=second.host,
+                                                   report=str(report), reproducible=True, no_cache=True,
+                                                   force=True, out=out))
+        assert code == 0, out.getvalue()[-2000:]
+        again = Run(code, out.getvalue(), "", json.loads(report.read_text()))
+        assert {item["name"]: item["image_id"] for item in again.report["images"]} == ids
+        assert digests(second, again) == digests(registry, first)
+        labels = engine.inspect(ids["app-base"])["Config"]["Labels"]  # type: ignore[index]
+        assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
+        config = engine.inspect(ids["jre25"])
+        assert config is not None and config["Created"].startswith("2023-11-14T22:13:20")
+        remove_images(engine, second.host + "/")
+
+    # one byte of app-base's artifact: only app-base changes
+    changed = build(manifest_for(b"release 2\n"), reproducible=True, no_cache=True, force=True)
+    assert changed.code == 0, changed.err
+    new_ids = {item["name"]: item["image_id"] for item in changed.report["images"]}
+    assert {name for name in ids if new_ids[name] != ids[name]} == {"app-base"}
+
+
+def test_lock_pins_outside_bases_and_frozen_refuses_a_stale_lock(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run],
+) -> None:
+    # an outside base image that lives in the local registry
+    root = workspace(ROOT_ONLY.format(**rootfs(example_files)))
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    pushed = build(root, push=True)
+    assert pushed.code == 0, pushed.err
+    base_digest = pushed.result("glibc-root")["pushed"][f"{registry.host}/{namespace}/glibc-root:1"]
+    outside = f"{registry.host}/{namespace}/glibc-root:1"
+    text = f"""\
+schema: 1
+registry: repo.abc.com
+namespace: example
+images:
+  app:
+    from: {outside}
+    template: layer
+    run: ["echo app"]
+    tags: ["1"]
+"""
+    manifest = workspace(text)
+    out = io.StringIO()
+    assert commands.run(lambda: commands.lock(str(manifest), out=out)) == 0
+    lock = json.loads((manifest.parent / "images.lock.json").read_text())
+    assert lock["images"]["app"]["base_digest"] == base_digest
+    assert lock["images"]["app"]["from"] == outside
+    assert f"FROM {outside}@{base_digest}" in commands.render_all(commands.load_locked(str(manifest)))[
+        "app/Dockerfile"]
+    frozen = build(manifest, frozen=True)
+    assert frozen.code == 0, frozen.err
+    assert frozen.result("app")["base"] == {"name": outside, "digest": base_digest}
+
+    # the manifest moves on, the lock does not: --frozen builds nothing and says why
+    stale = workspace(text.replace('run: ["echo app"]', 'run: ["echo app v2"]').replace(
+        "    tags: [\"1\"]\n", f"    tags: [\"1\"]\n  extra:\n    from: {outside}\n    template: layer\n"
+                              "    tags: [\"1\"]\n", 1))
+    before = {i["Id"] for i in engine.api.images(all=True)}
+    refused = build(stale, frozen=True)
+    assert refused.code == 8
+    assert refused.err == (
+        "error: images.lock.json disagrees with images.yaml; nothing was built. Run `invoke lock` and commit "
+        "the result if the change is intended:\n"
+        "error:   extra: in the manifest, not in the lock\n")
+    assert refused.report == {}
+    assert {i["Id"] for i in engine.api.images(all=True)} == before
+
+
+def test_an_immutable_tag_is_not_overwritten(
+    registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    text = ROOT_ONLY.format(**rootfs(example_files)).replace(
+        '    tags: ["1"]\n', '    tags: ["1", "1.0.0"]\n    immutable_tags: ["1.0.0"]\n')
+    manifest = workspace(text)
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    first = build(manifest, push=True)
+    assert first.code == 0, first.err
+    published = {tag: registry.reader.manifest_digest(f"{namespace}/glibc-root", tag) for tag in ("1", "1.0.0")}
+
+    changed = workspace(text.replace("    tags:", "    env: {CHANGED: \"yes\"}\n    tags:", 1))
+    refused = build(changed, push=True)
+    assert refused.code == 7
+    reference = f"{registry.host}/{namespace}/glibc-root:1.0.0"
+    assert refused.result("glibc-root")["reason"] == (
+        f"immutable tag {reference} already holds another image ({published['1.0.0'][:19]}); not overwritten "
+        "(--force overwrites)")
+    assert refused.report["notes"] == [f"nothing was pushed: immutable tag(s) {reference} already hold other images"]
+    assert {tag: registry.reader.manifest_digest(f"{namespace}/glibc-root", tag) for tag in ("1", "1.0.0")} == \
+        published
+
+    forced = build(changed, push=True, force=True)
+    assert forced.code == 0, forced.err
+    assert f"--force: overwriting immutable tag {reference}" in forced.out
+    assert registry.reader.manifest_digest(f"{namespace}/glibc-root", "1.0.0") != published["1.0.0"]
