@@ -238,3 +238,20 @@ def test_committed_manifest_is_valid() -> None:
     assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre8"]
     assert manifest.registry == "repo.abc.com"
     assert manifest.images["alpine-glibc"].from_ref.startswith("alpine:3.20@sha256:")
+
+
+def test_immutable_tags_must_be_tags(problems: Problems) -> None:
+    text = BASE.replace('    tags: ["{major}", "{version}"]', '    tags: ["{major}", "{version}"]\n'
+                                                                 '    immutable_tags: ["{version}-final"]')
+    assert problems(text) == [
+        "images.yaml:32: images.jre.immutable_tags[0]: immutable tag '17.0.11_9-final' is not one of the tags of "
+        "'jre17' (17, 17.0.11_9); list it under tags too",
+        "images.yaml:32: images.jre.immutable_tags[0]: immutable tag '8u412b08-final' is not one of the tags of "
+        "'jre8' (8, 8u412b08); list it under tags too",
+    ]
+
+
+def test_immutable_tags_expand_per_version(valid: Callable[[str], Manifest]) -> None:
+    text = BASE.replace('    tags: ["{major}", "{version}"]', '    tags: ["{major}", "{version}"]\n'
+                                                                 '    immutable_tags: ["{version}"]')
+    assert valid(text).images["jre17"].immutable_tags == ("17.0.11_9",)
