@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,29 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
+_API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+@contextmanager
+def _calling(what: str, error: type[JavabaseError] = StepError) -> Iterator[None]:
+    """Turn the SDK's exceptions into one line: `<what>: <reason>`. ImageNotFound
+    passes through for the callers that expect it."""
+    try:
+        yield
+    except docker.errors.ImageNotFound:
+        raise
+    except _API_ERRORS as exc:
+        raise error(f"{what}: {_short(exc)}") from None
+
+
+def _stream_error(chunk: Mapping[str, Any]) -> str | None:
+    """The message of an error chunk of a build, push or load stream, else None."""
+    if "error" not in chunk and "errorDetail" not in chunk:
+        return None
+    detail = chunk.get("errorDetail") or {}
+    return _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+
+
 class Engine:
     def __init__(self, api: Any) -> None:
         self.api = api
@@ -78,24 +102,22 @@ class Engine:
                 buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
             )
             for chunk in stream:
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail") or {}
-                    message = _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+                message = _stream_error(chunk)
+                if message is not None:
                     on_line(f"ERROR {message}")
                     raise StepError(f"{step}: {message}")
                 text = chunk.get("stream")
                 if isinstance(text, str):
                     for line in _clean(text).splitlines():
                         if line.startswith("Step "):
-                            step = line.split(" : ", 1)[0].lower() + " (" + line.split(" : ", 1)[-1][:80] + ")"
+                            number, _, instruction = line.partition(" : ")
+                            step = f"{number.lower()} ({instruction[:80]})"
                         if line.strip():
                             on_line(line)
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
                     image_id = aux["ID"]
-        except StepError:
-            raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except _API_ERRORS as exc:
             raise StepError(f"{step}: engine error: {_short(exc)}") from None
         if image_id is None:
             raise StepError(f"{step}: the engine reported no image ID")
@@ -104,74 +126,44 @@ class Engine:
     # -- images --------------------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self.api.inspect_image(ref)
-            return found
+            with _calling(f"cannot inspect {ref}", EngineError):
+                found: dict[str, Any] = self.api.inspect_image(ref)
+                return found
         except docker.errors.ImageNotFound:
             return None
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"cannot inspect {ref}: {_short(exc)}") from None
-
-    def find_by_label(self, key: str, value: str) -> list[str]:
-        """IDs of local images carrying label key=value, newest first."""
-        try:
-            images = self.api.images(filters={"label": f"{key}={value}"})
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"cannot list images: {_short(exc)}") from None
-        images.sort(key=lambda i: i.get("Created", 0), reverse=True)
-        return [str(i["Id"]) for i in images]
 
     def list_labelled(self, key: str) -> list[dict[str, Any]]:
         """Every local image that has label `key`: Id, RepoTags, RepoDigests, Labels."""
-        try:
+        with _calling("cannot list images", EngineError):
             images: list[dict[str, Any]] = self.api.images(filters={"label": key})
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"cannot list images: {_short(exc)}") from None
         return images
 
     def tag(self, image_id: str, reference: str) -> None:
         repository, tag = split_reference(reference)
-        try:
+        with _calling(f"tag {reference}"):
             self.api.tag(image_id, repository, tag, force=True)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise StepError(f"tag {reference}: {_short(exc)}") from None
-
-    def remove(self, ref: str) -> None:
-        try:
-            self.api.remove_image(ref, force=True)
-        except docker.errors.ImageNotFound:
-            pass
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"cannot remove {ref}: {_short(exc)}") from None
 
     def export(self, image_id: str, dest: Path) -> None:
         """`docker save` of one image into a file."""
-        try:
-            with dest.open("wb") as sink:
-                for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
-                    sink.write(chunk)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise StepError(f"export {image_id[:19]}: {_short(exc)}") from None
+        with _calling(f"export {image_id[:19]}"), dest.open("wb") as sink:
+            for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
+                sink.write(chunk)
 
     def load(self, archive: Path) -> None:
         """`docker load` of an archive; the first error chunk fails it."""
-        try:
-            with archive.open("rb") as source:
-                for chunk in self.api.load_image(source):
-                    if "error" in chunk or "errorDetail" in chunk:
-                        raise StepError(f"load: {chunk.get('error') or chunk.get('errorDetail')}")
-        except StepError:
-            raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise StepError(f"load: {_short(exc)}") from None
+        with _calling("load"), archive.open("rb") as source:
+            for chunk in self.api.load_image(source):
+                message = _stream_error(chunk)
+                if message is not None:
+                    raise StepError(f"load: {message}")
 
     def remove_untagged(self, image_id: str) -> None:
         """Remove an untagged image and its untagged intermediate parents."""
         try:
-            self.api.remove_image(image_id, force=True)
+            with _calling(f"remove {image_id[:19]}"):
+                self.api.remove_image(image_id, force=True)
         except docker.errors.ImageNotFound:
             pass
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise StepError(f"remove {image_id[:19]}: {_short(exc)}") from None
 
     # -- registry side ---------------------------------------------------------------
     def push(self, reference: str, on_line: LineSink) -> str:
@@ -179,11 +171,10 @@ class Engine:
         does not raise on an error inside the stream, so every chunk is checked."""
         repository, tag = split_reference(reference)
         digest: str | None = None
-        try:
+        with _calling(f"push {reference}"):
             for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail") or {}
-                    message = _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+                message = _stream_error(chunk)
+                if message is not None:
                     raise StepError(f"push {reference}: {message}")
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
@@ -191,10 +182,6 @@ class Engine:
                 status = chunk.get("status")
                 if isinstance(status, str) and status in ("Pushed", "Layer already exists", "Mounted from"):
                     on_line(f"{chunk.get('id', '')}: {status}")
-        except StepError:
-            raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise StepError(f"push {reference}: {_short(exc)}") from None
         if digest is None:
             raise StepError(f"push {reference}: the registry reported no digest")
         on_line(f"pushed {reference}@{digest}")

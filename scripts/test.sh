@@ -25,6 +25,7 @@ echo "== mypy (strict on javabase/)"
 echo "== drift check and hadolint"
 .venv/bin/invoke validate
 .venv/bin/invoke render --check
+.venv/bin/invoke lock --check
 for dockerfile in builds/*/Dockerfile tests/data/golden/builds/*/Dockerfile; do
     .venv/bin/hadolint --config .hadolint.yaml "$dockerfile"
 done

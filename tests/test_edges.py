@@ -181,3 +181,22 @@ def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
 ])
 def test_split_reference(reference: str, parts: tuple[str, str]) -> None:
     assert split_reference(reference) == parts
+
+
+def test_inspect_of_a_missing_image_is_none_and_other_errors_are_one_line() -> None:
+    import docker.errors
+
+    class MissingAPI:
+        def inspect_image(self, ref: str) -> dict[str, Any]:
+            raise docker.errors.ImageNotFound("no such image")
+
+    class BrokenAPI:
+        def inspect_image(self, ref: str) -> dict[str, Any]:
+            raise docker.errors.APIError("500 Server Error: boom")
+
+    from javabase.errors import EngineError
+
+    assert Engine(MissingAPI()).inspect("a:1") is None
+    with pytest.raises(EngineError) as caught:
+        Engine(BrokenAPI()).inspect("a:1")
+    assert str(caught.value) == "cannot inspect a:1: 500 Server Error: boom"
