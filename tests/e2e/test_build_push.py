@@ -189,3 +189,47 @@ def test_unreachable_engine_is_one_line(tmp_path: Path) -> None:
         f"error: cannot reach the Docker engine at DOCKER_HOST=unix://{tmp_path}/no-engine.sock (no socket "
         "there); start one with `scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set "
         "DOCKER_HOST\n")
+
+
+def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
+    registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    import io
+
+    from javabase import commands
+
+    text = ROOT_ONLY.format(**rootfs(example_files)) + """\
+  middle:
+    from: glibc-root
+    template: layer
+    run: ["echo middle"]
+    tags: ["1"]
+  leaf:
+    from: middle
+    template: layer
+    run: ["echo leaf"]
+    tags: ["1", "stable"]
+  sibling:
+    from: glibc-root
+    template: layer
+    run: ["echo sibling"]
+    tags: ["1"]
+"""
+    manifest = workspace(text)
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    run = build(manifest, "leaf")
+    assert run.code == 0, run.err
+    assert [item["name"] for item in run.report["images"]] == ["glibc-root", "middle", "leaf"]
+    assert registry.catalog(namespace) == []
+
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.run(lambda: commands.push(str(manifest), ["leaf"], registry=registry.host, out=out), err=err)
+    assert code == 0, err.getvalue()
+    assert registry.catalog(namespace) == [f"{namespace}/leaf"]
+    assert registry.reader.tags(f"{namespace}/leaf") == ["1", "stable"]
+
+    err = io.StringIO()
+    code = commands.run(lambda: commands.push(str(manifest), ["sibling"], registry=registry.host, out=out), err=err)
+    assert code == 1
+    assert err.getvalue() == (f"error: sibling: {registry.host}/{namespace}/sibling:1 is not built on this engine; "
+                              f"run `invoke build --image sibling --registry {registry.host}` first\n")
