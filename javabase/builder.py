@@ -20,14 +20,15 @@ from typing import Any, Protocol
 
 from .artifacts import ArtifactStore, Fetched, place
 from .engine import LineSink, StepError
-from .errors import JavabaseError, RegistryError
+from .errors import JavabaseError
 from .inputs import Inputs, compute_inputs
 from .manifest import Image, Manifest
 from .plan import Plan
 from .provenance import Provenance
-from .registry import Registry, RemoteManifest
+from .pusher import Pusher
+from .registry import Registry
 from .render import DOCKERFILE, dockerfile_path, dq
-from .report import BUILT, FAILED, PENDING, PUSHED, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
+from .report import BUILT, FAILED, PENDING, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
 from .reproducible import normalize_image
 
 INPUT_LABEL = "io.javabase.input-digest"
@@ -319,85 +320,3 @@ class Builder:
 def label_instruction(labels: dict[str, str]) -> str:
     body = " \\\n      ".join(f"{key}={dq(value)}" for key, value in sorted(labels.items()))
     return f"# Added by javabase at build time\nLABEL {body}\n"
-
-
-class Pusher:
-    """Pushes every tag of built images, a few images at a time.
-
-    Before anything is pushed, every reference is looked up in the registry: a
-    tag that already holds this very image (same config digest, i.e. image ID)
-    is not pushed again, and an immutable tag that holds another image refuses
-    the whole push (nothing is pushed) unless --force."""
-
-    def __init__(self, engine: EngineLike, registry: Registry | None, console: Console, options: BuildOptions,
-                 keep_log: Callable[[ImageResult], None] = lambda _r: None,
-                 immutable: dict[str, set[str]] | None = None) -> None:
-        self.engine = engine
-        self.registry = registry
-        self.console = console
-        self.options = options
-        self.keep_log = keep_log
-        self.immutable = immutable or {}
-
-    def log(self, result: ImageResult, line: str) -> None:
-        result.log.append(line)
-        self.console.line(result.name, line)
-
-    def push_all(self, ready: list[ImageResult]) -> list[str]:
-        """Push; return notes for the report (empty when all went as planned)."""
-        plans: dict[str, list[tuple[str, str]]] = {}
-        refused: list[str] = []
-        for result in ready:
-            plans[result.name] = []
-            for reference in result.references:
-                remote = self.remote(reference)
-                if remote is not None and remote.config_digest == result.image_id:
-                    plans[result.name].append((reference, "present:" + remote.digest))
-                elif remote is not None and reference in self.immutable.get(result.name, set()):
-                    if self.options.force:
-                        self.log(result, f"--force: overwriting immutable tag {reference} (it holds "
-                                         f"{remote.digest[:19]}, another image)")
-                        plans[result.name].append((reference, "push"))
-                    else:
-                        refused.append(reference)
-                        result.status = FAILED
-                        result.reason = (f"immutable tag {reference} already holds another image "
-                                         f"({remote.digest[:19]}); not overwritten (--force overwrites)")
-                        self.log(result, f"FAILED {result.reason}")
-                else:
-                    plans[result.name].append((reference, "push"))
-        if refused:
-            return [f"nothing was pushed: immutable tag(s) {', '.join(refused)} already hold other images"]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.options.push_jobs, self.options.jobs)),
-                                thread_name_prefix="push") as pool:
-            for future in [pool.submit(self.push_one, r, plans[r.name]) for r in ready]:
-                future.result()
-        return []
-
-    def remote(self, reference: str) -> RemoteManifest | None:
-        if self.registry is None:
-            return None
-        repository, _, tag = reference.rpartition(":")
-        name = repository.split("/", 1)[1] if "/" in repository else repository
-        try:
-            return self.registry.manifest(name, tag)
-        except RegistryError:
-            return None
-
-    def push_one(self, result: ImageResult, plan: list[tuple[str, str]]) -> None:
-        try:
-            for reference, action in plan:
-                if action.startswith("present:"):
-                    digest = action.split(":", 1)[1]
-                    result.pushed[reference] = digest
-                    result.already_in_registry.append(reference)
-                    self.log(result, f"{reference} already in the registry ({digest[:19]}); not pushed")
-                    continue
-                result.pushed[reference] = self.engine.push(reference, lambda line: self.log(result, line))
-            if result.status == BUILT or len(result.already_in_registry) < len(result.references):
-                result.status = PUSHED
-        except (StepError, JavabaseError) as exc:
-            result.status = FAILED
-            result.reason = str(exc)
-            self.log(result, f"FAILED {exc}")
-            self.keep_log(result)

@@ -243,7 +243,8 @@ def push(
     out: TextIO = sys.stdout,
 ) -> int:
     """Push every tag of images that were built (for this registry) before."""
-    from .builder import BuildOptions, Pusher
+    from .builder import BuildOptions
+    from .pusher import Pusher
     from .engine import connect
     from .registry import Registry
 
