@@ -244,8 +244,8 @@ def push(
 ) -> int:
     """Push every tag of images that were built (for this registry) before."""
     from .builder import BuildOptions
-    from .pusher import Pusher
     from .engine import connect
+    from .pusher import Pusher
     from .registry import Registry
 
     manifest = load_locked(manifest_path)
