@@ -11,6 +11,7 @@ import http.server
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,7 @@ from javabase.errors import EngineError
 from javabase.registry import Registry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "offline"
+SESSION = secrets.token_hex(3)
 
 
 def free_port() -> int:
@@ -228,7 +230,9 @@ class Run:
 @pytest.fixture
 def workspace(tmp_path: Path, registry: LocalRegistry, request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Write a manifest into a fresh directory with a namespace unique to the test."""
-    namespace = "t-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:60].strip("-")
+    # unique per session too: images are reused by their inputs, which include the namespace
+    test = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
+    namespace = f"t{SESSION}-{test}"
 
     def write(text: str) -> Path:
         manifest = tmp_path / "images.yaml"
