@@ -25,7 +25,7 @@ from .inputs import Inputs, compute_inputs
 from .manifest import Image, Manifest
 from .plan import Plan
 from .provenance import Provenance
-from .pusher import Pusher
+from .pusher import Pusher, immutable_references
 from .registry import Registry
 from .render import DOCKERFILE, dockerfile_path, dq
 from .report import BUILT, FAILED, PENDING, SKIPPED, UP_TO_DATE, Console, ImageResult, Report
@@ -107,7 +107,7 @@ class Builder:
         self.console.set_names(self.plan.order)
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
-        self.inputs = self.compute_inputs()
+        self.prepare()
         for image in images:
             result = self.results[image.name]
             result.input_digest = self.inputs[image.name].digest
@@ -122,14 +122,23 @@ class Builder:
                 report.notes.append(f"nothing was pushed: {', '.join(failed)} did not build "
                                     "(with --keep-going the images that did build are pushed)")
             else:
-                immutable = {name: {f"{self.manifest.repository(name, self.options.registry)}:{tag}"
-                                    for tag in self.plan.image(name).immutable_tags} for name in self.plan.order}
+                immutable = immutable_references(self.manifest, self.plan.order, self.options.registry)
                 report.notes += Pusher(self.engine, self.registry, self.console, self.options, self.keep_log,
                                        immutable).push_all(
                     [r for r in self.results.values() if r.status in (BUILT, UP_TO_DATE)])
         return report
 
     # -- inputs ----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """What decide() needs: every image's inputs, and javabase's local images by
+        input digest (one engine call, before any build thread asks)."""
+        self.inputs = self.compute_inputs()
+        self.local = {}
+        for found in sorted(self.engine.list_labelled(INPUT_LABEL), key=lambda i: i.get("Created", 0)):
+            digest = (found.get("Labels") or {}).get(INPUT_LABEL)
+            if digest:
+                self.local[digest] = found
+
     def compute_inputs(self) -> dict[str, Inputs]:
         # Artifact URLs are provenance, not content: the parts hold their sha256.
         labels = {name: {k: v for k, v in self.stable_labels(self.plan.image(name)).items()
@@ -141,13 +150,7 @@ class Builder:
         inputs = self.inputs[name]
         if self.options.force:
             return None, "rebuild forced (--force)"
-        if self.local is None:
-            self.local = {}
-            for found in sorted(self.engine.list_labelled(INPUT_LABEL), key=lambda i: i.get("Created", 0)):
-                digest = (found.get("Labels") or {}).get(INPUT_LABEL)
-                if digest:
-                    self.local[digest] = found
-        existing = self.local.get(inputs.digest)
+        existing = (self.local or {}).get(inputs.digest)
         if existing:
             return str(existing["Id"]), "up to date: an image with the same inputs exists"
         current = self.engine.inspect(self.results[name].references[0])

@@ -169,7 +169,7 @@ def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
     manifest = the_plan.manifest
     builder = Builder(the_plan, render_all(manifest), engine, ArtifactStore(manifest_name=manifest.shown),
                       BuildOptions(registry=the_plan.registry), provenance(manifest.path, TEMPLATES_DIR))
-    builder.inputs = builder.compute_inputs()
+    builder.prepare()
     return {name: builder.decide(name)[1] for name in the_plan.order}
 
 
@@ -245,7 +245,7 @@ def push(
     """Push every tag of images that were built (for this registry) before."""
     from .builder import BuildOptions
     from .engine import connect
-    from .pusher import Pusher
+    from .pusher import Pusher, immutable_references
     from .registry import Registry
 
     manifest = load_locked(manifest_path)
@@ -262,8 +262,7 @@ def push(
         results[name] = ImageResult(name, references, image_id=str(found["Id"]))
     console = Console(out)
     console.set_names(chosen)
-    immutable = {name: {f"{manifest.repository(name, target)}:{tag}" for tag in manifest.images[name].immutable_tags}
-                 for name in chosen}
+    immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
     the_report.notes += Pusher(engine, Registry(target), console, BuildOptions(registry=target, push=True, force=force),
                                immutable=immutable).push_all(list(results.values()))

@@ -5,17 +5,24 @@ registry reader are parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .engine import StepError
 from .errors import JavabaseError, RegistryError
+from .manifest import Manifest
 from .registry import Registry, RemoteManifest
 from .report import BUILT, FAILED, PUSHED, Console, ImageResult
 
 if TYPE_CHECKING:
     from .builder import BuildOptions, EngineLike
+
+
+def immutable_references(manifest: Manifest, names: Iterable[str], registry: str) -> dict[str, set[str]]:
+    """Per image, the full references of its immutable tags under `registry`."""
+    return {name: {f"{manifest.repository(name, registry)}:{tag}" for tag in manifest.images[name].immutable_tags}
+            for name in names}
 
 
 class Pusher:
