@@ -63,13 +63,21 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def link_inputs(directory: Path, *files: Path) -> None:
+    """A manifest reads files below its own directory only: link the inputs there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        if not (directory / file.name).exists():
+            os.link(file, directory / file.name)
+
+
 def root_entry(rootfs: Path, sha: str) -> str:
     return f"""\
   root:
     from: scratch
     template: rootfs
     artifacts:
-      - path: {rootfs}
+      - path: {rootfs.name}
         sha256: "{sha}"
         dest: /
         unpack: true
@@ -102,7 +110,7 @@ def bench_noop(work: Path, registry: str, namespace: str, rootfs: Path, sha: str
         parent = "root" if index < 4 else names[index - 4]  # four chains: real dependency order
         text += layer(name, parent, f"echo {name} > /{name}.txt")
     manifest = work / "noop" / "images.yaml"
-    manifest.parent.mkdir(parents=True)
+    link_inputs(manifest.parent, rootfs)
     manifest.write_text(text)
     invoke("build-all", "--push", "--manifest", str(manifest), "--registry", registry)
 
@@ -147,7 +155,7 @@ def bench_one_change(work: Path, registry: str, namespace: str, rootfs: Path, sh
     from: base
     template: jre
     artifacts:
-      - path: {jre}
+      - path: {jre.name}
         sha256: "{jre_sha}"
         dest: /usr/java/
         unpack: true
@@ -159,7 +167,7 @@ def bench_one_change(work: Path, registry: str, namespace: str, rootfs: Path, sh
 """
     text += layer("other", "base", "echo other")
     manifest = work / "change" / "images.yaml"
-    manifest.parent.mkdir(parents=True)
+    link_inputs(manifest.parent, rootfs, jre, slim)
     manifest.write_text(text)
     invoke("build-all", "--manifest", str(manifest), "--registry", registry)
     manifest.write_text(text.replace("BENCH_REVISION: v1", "BENCH_REVISION: v2"))
@@ -182,7 +190,7 @@ def bench_one_change(work: Path, registry: str, namespace: str, rootfs: Path, sh
                       f"{plain:.2f} s; ratio {ours / plain:.2f}")]
     # The same leaf given another JRE tarball (a new version): the ADD step reruns too.
     manifest.write_text(text.replace("BENCH_REVISION: v1", "BENCH_REVISION: v2")
-                        .replace(f"path: {jre}", f"path: {slim}").replace(jre_sha, slim_sha))
+                        .replace(f"path: {jre.name}", f"path: {slim.name}").replace(jre_sha, slim_sha))
     ours = timed(lambda: invoke("build-all", "--manifest", str(manifest), "--registry", registry,
                                 "--report", str(report)))
     built = [i["name"] for i in json.loads(report.read_text())["images"] if i["status"] == "built"]
@@ -206,7 +214,7 @@ def bench_parallel(work: Path, registry: str, namespace: str, rootfs: Path, sha:
                 text += layer(name, parent, f"dd if=/dev/urandom of=/{name} bs=1M count={mb} 2>/dev/null")
                 parent = name
         manifest = work / f"parallel-{jobs}" / "images.yaml"
-        manifest.parent.mkdir(parents=True)
+        link_inputs(manifest.parent, rootfs)
         manifest.write_text(text)
         times[jobs] = timed(lambda m=manifest, j=jobs: invoke(
             "build-all", "--manifest", str(m), "--registry", registry, "--jobs", str(j), "--force", "--no-cache"))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Protocol, TextIO
 
 from .errors import ArtifactError
-from .manifest import Artifact
+from .model import Artifact
 
 CHUNK = 1 << 20
 RETRIES = 3
@@ -54,12 +54,6 @@ def default_opener(url: str, timeout: float) -> Response:
     context = _tls() if url.startswith("https:") else None
     response: Response = urllib.request.urlopen(request, timeout=timeout, context=context)
     return response
-
-
-def cache_root() -> Path:
-    """$JAVABASE_CACHE, or ~/.cache/javabase."""
-    configured = os.environ.get("JAVABASE_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "javabase"
 
 
 def sha256_of(path: Path) -> str:
@@ -123,14 +117,14 @@ class ArtifactStore:
 
     def __init__(
         self,
-        root: Path | None = None,
+        root: Path,
         opener: Opener = default_opener,
         progress: Progress | None = None,
         retries: int = RETRIES,
         backoff: float = 0.5,
         manifest_name: str = "images.yaml",
     ) -> None:
-        self.root = root or cache_root()
+        self.root = root
         self.opener = opener
         self.progress = progress or Progress()
         self.retries = retries

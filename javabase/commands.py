@@ -3,7 +3,6 @@ for people. tasks.py only parses flags and calls these through `run`."""
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -11,10 +10,14 @@ from pathlib import Path
 from typing import TextIO
 
 from . import plan as plans
-from .errors import BuildFailed, DriftError, JavabaseError
-from .manifest import PROJECT_ROOT, TEMPLATES_DIR, Manifest, load_manifest
+from . import settings as config
+from .errors import BuildFailed, DriftError, Exit, JavabaseError, UsageError
+from .manifest import load_manifest
+from .model import Manifest
+from .references import split_reference
 from .render import check_builds, render_all, write_builds
-from .report import Console, ImageResult, Report
+from .report import Console, ImageResult, Report, Status
+from .templates import PROJECT_ROOT, TEMPLATES_DIR
 
 DEFAULT_MANIFEST = "images.yaml"
 
@@ -33,13 +36,13 @@ def run(action: Callable[[], int], debug: bool = False, err: TextIO | None = Non
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=err)
-        return 130
+        return Exit.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the last line of defence for people
         if debug:
             traceback.print_exc(file=err)
         print(f"error: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
               file=err)
-        return 70
+        return Exit.INTERNAL
 
 
 def resolve_manifest(manifest: str | None) -> Path:
@@ -139,9 +142,9 @@ def plan(
     err: TextIO = sys.stderr,
 ) -> int:
     if fmt not in plans.render_formats():
-        raise JavabaseError(f"--format {fmt!r} is not one of: {', '.join(plans.render_formats())}")
+        raise UsageError(f"--format {fmt!r} is not one of: {', '.join(plans.render_formats())}")
     manifest = load_locked(manifest_path)
-    the_plan = plans.make_plan(manifest, images, dependents, effective_registry(registry))
+    the_plan = plans.make_plan(manifest, images, dependents, config.registry_override(registry) or manifest.registry)
     notes = None if fmt == "mermaid" else _actions(the_plan, err)
     if fmt == "json":
         out.write(plans.as_json(the_plan, notes))
@@ -153,36 +156,20 @@ def plan(
 
 
 def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
-    """Per image: will it be built or is it up to date, and why. Needs the engine
-    (to see what exists); without one the plan is shown without actions."""
-    from .artifacts import ArtifactStore
-    from .builder import Builder, BuildOptions
-    from .engine import connect
+    """Per image: will it be built or is it up to date, and why: the same
+    decision `build` makes. Needs the engine (to see what exists); without one
+    the plan is shown without actions."""
+    from .backends import open_backend
+    from .builder import plan_actions
     from .errors import EngineError
-    from .provenance import provenance
 
     try:
-        engine = connect(timeout=10)
+        backend = open_backend(timeout=10)
     except EngineError as exc:
         print(f"note: build/skip not shown: {exc}", file=err)
         return None
-    manifest = the_plan.manifest
-    builder = Builder(the_plan, render_all(manifest), engine, ArtifactStore(manifest_name=manifest.shown),
-                      BuildOptions(registry=the_plan.registry), provenance(manifest.path, TEMPLATES_DIR))
-    builder.prepare()
-    return {name: builder.decide(name)[1] for name in the_plan.order}
-
-
-def effective_registry(flag: str | None) -> str | None:
-    """--registry wins, then JAVABASE_REGISTRY, then the manifest's own."""
-    value = flag or os.environ.get("JAVABASE_REGISTRY") or None
-    if value is not None:
-        from .references import REGISTRY_RE
-
-        if not REGISTRY_RE.match(value):
-            raise JavabaseError(f"registry {value!r} (from {'--registry' if flag else 'JAVABASE_REGISTRY'}) "
-                                "is not HOST or HOST:PORT")
-    return value
+    _, _, actions = plan_actions(backend, the_plan, render_all(the_plan.manifest), the_plan.registry)
+    return {name: action.reason for name, action in actions.items()}
 
 
 def _shown(path: Path) -> str:
@@ -210,25 +197,23 @@ def build(
 ) -> int:
     """build and build-all: render, verify artifacts, build in order, tag, push."""
     from .artifacts import ArtifactStore
+    from .backends import open_backend
     from .builder import Builder, BuildOptions
-    from .engine import connect
     from .provenance import provenance
     from .registry import Registry
 
     manifest = load_locked(manifest_path, frozen)
-    target = effective_registry(registry) or manifest.registry
-    the_plan = plans.make_plan(manifest, images, dependents, target)
+    settings = config.resolve(manifest, registry=registry, jobs=jobs)
+    the_plan = plans.make_plan(manifest, images, dependents, settings.registry)
     rendered = render_all(manifest)
     write_builds(rendered, builds_dir(manifest))
-    engine = connect()
-    options = BuildOptions(
-        registry=target, push=push, keep_going=keep_going, jobs=jobs or os.cpu_count() or 1, force=force,
-        no_cache=no_cache, log_dir=builds_dir(manifest).parent / ".javabase" / "logs",
-        reproducible=reproducible or frozen,
-    )
+    backend = open_backend(settings.backend)
+    options = BuildOptions(push=push, keep_going=keep_going, force=force, no_cache=no_cache,
+                           reproducible=reproducible or frozen)
     console = Console(out)
-    builder = Builder(the_plan, rendered, engine, ArtifactStore(manifest_name=manifest.shown), options,
-                      provenance(manifest.path, TEMPLATES_DIR), console, Registry(target) if push else None)
+    store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown)
+    builder = Builder(the_plan, rendered, backend, store, settings, options, provenance(manifest.path, TEMPLATES_DIR),
+                      console, Registry(settings.registry) if push else None)
     result = builder.run()
     return _finish(result, report, console, push)
 
@@ -243,28 +228,28 @@ def push(
     out: TextIO = sys.stdout,
 ) -> int:
     """Push every tag of images that were built (for this registry) before."""
-    from .builder import BuildOptions
-    from .engine import connect
+    from .backends import open_backend
     from .pusher import Pusher, immutable_references
     from .registry import Registry
 
     manifest = load_locked(manifest_path)
-    target = effective_registry(registry) or manifest.registry
+    settings = config.resolve(manifest, registry=registry)
+    target = settings.registry
     chosen = [n for n in plans.make_plan(manifest, images, False, target).order if not images or n in images]
-    engine = connect()
+    backend = open_backend(settings.backend)
     results: dict[str, ImageResult] = {}
     for name in chosen:
         references = manifest.references(manifest.images[name], target)
-        found = engine.inspect(references[0])
+        found = backend.image(references[0])
         if found is None:
-            raise JavabaseError(f"{name}: {references[0]} is not built on this engine; run "
-                                f"`invoke build --image {name} --registry {target}` first")
-        results[name] = ImageResult(name, references, image_id=str(found["Id"]))
+            raise UsageError(f"{name}: {references[0]} is not built on this engine; run "
+                             f"`invoke build --image {name} --registry {target}` first")
+        results[name] = ImageResult(name, references, image_id=found.id)
     console = Console(out)
     console.set_names(chosen)
     immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
-    the_report.notes += Pusher(engine, Registry(target), console, BuildOptions(registry=target, push=True, force=force),
+    the_report.notes += Pusher(backend, Registry(target), console, settings, force=force,
                                immutable=immutable).push_all(list(results.values()))
     return _finish(the_report, report, console, True)
 
@@ -276,13 +261,13 @@ def _finish(result: Report, report: str | None, console: Console, pushed: bool) 
         result.write_json(Path(report))
         console.info(f"report written to {report}")
     if not result.ok:
-        failed = [r for r in result.results.values() if r.status == "failed"]
-        skipped = [r for r in result.results.values() if r.status == "skipped"]
+        failed = [r for r in result.results.values() if r.status == Status.FAILED]
+        skipped = [r for r in result.results.values() if r.status == Status.SKIPPED]
         first = failed[0].reason if failed else ""
         raise BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
                           + (f"; first failure: {failed[0].name}: {first}" if failed else "")
                           + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
     if pushed:
-        repositories = sorted({ref.rsplit(":", 1)[0] for r in result.results.values() for ref in r.references})
+        repositories = sorted({split_reference(ref)[0] for r in result.results.values() for ref in r.references})
         console.info(f"pushed to {result.registry}: " + ", ".join(repositories))
     return 0

@@ -1,16 +1,57 @@
-"""One error hierarchy. Every error a user can cause carries a one-line message
-and an exit code; the CLI layer prints the message and exits, with no traceback
-unless --debug is given."""
+"""One error hierarchy, and every exit code in one table.
+
+Every error a user can cause carries a one-line message and an exit code; the
+CLI layer prints the message and exits, with no traceback unless --debug is
+given. The README's exit-code table is checked against EXIT_CODES by a test."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    """Each code means one thing."""
+
+    OK = 0
+    MANIFEST = 2
+    DRIFT = 3
+    ARTIFACT = 4
+    ENGINE = 5
+    REGISTRY = 6
+    IMAGE_FAILED = 7
+    LOCK = 8
+    USAGE = 9
+    TEMPLATE = 10
+    CANNOT_WRITE = 11
+    INTERNAL = 70
+    INTERRUPTED = 130
+
+
+EXIT_CODES: dict[Exit, str] = {
+    Exit.OK: "everything asked for was done",
+    Exit.MANIFEST: "the manifest is invalid (every problem is listed, with file:line and key)",
+    Exit.DRIFT: "`render --check` found files in builds/ that differ from what the manifest renders",
+    Exit.ARTIFACT: "an artifact could not be downloaded or read, or its sha256 does not match",
+    Exit.ENGINE: "the Docker engine cannot be reached, stopped answering, or refused a request",
+    Exit.REGISTRY: "the registry cannot be reached or read, refused the credentials, or holds an immutable tag",
+    Exit.IMAGE_FAILED: "an image failed to build or push, or what landed is not what was built "
+                       "(the table and `--report` say which and why)",
+    Exit.LOCK: "the lock file is missing, unreadable or disagrees with the manifest (`--frozen`, `lock --check`)",
+    Exit.USAGE: "the command line asks for something that does not exist: an unknown `--image`, `--format` or "
+                "registry, or an image to push that was not built",
+    Exit.TEMPLATE: "a template failed to render (syntax error, undefined variable, missing template)",
+    Exit.CANNOT_WRITE: "a file or directory javabase must write cannot be written (permissions, full disk)",
+    Exit.INTERNAL: "a bug in javabase: run again with `--debug` and report the traceback",
+    Exit.INTERRUPTED: "interrupted (Ctrl-C): running builds were cancelled, nothing of theirs was tagged",
+}
 
 
 class JavabaseError(Exception):
-    """Base of every error meant for a person. `str(err)` is what they see."""
+    """Base of every error meant for a person. `str(err)` is what they see.
+    Not raised itself: each subclass has its own exit code."""
 
-    exit_code = 1
+    exit_code: Exit = Exit.INTERNAL
 
     def lines(self) -> list[str]:
         return [str(self)]
@@ -33,7 +74,7 @@ class Problem:
 class ManifestError(JavabaseError):
     """The manifest is invalid; carries every problem found, not just the first."""
 
-    exit_code = 2
+    exit_code = Exit.MANIFEST
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(set(problems), key=lambda p: (p.file, p.line, p.key, p.message))
@@ -46,7 +87,7 @@ class ManifestError(JavabaseError):
 class DriftError(JavabaseError):
     """Committed Dockerfiles differ from what the manifest renders."""
 
-    exit_code = 3
+    exit_code = Exit.DRIFT
 
     def __init__(self, differences: list[str]) -> None:
         self.differences = differences
@@ -59,46 +100,65 @@ class DriftError(JavabaseError):
         ]
 
 
-class SelectionError(JavabaseError):
-    """--image names an image the manifest does not have."""
+class UsageError(JavabaseError):
+    """The command line names something that does not exist (an image, a format,
+    a registry), or asks for an image that was not built."""
 
-    exit_code = 2
+    exit_code = Exit.USAGE
 
 
 class ArtifactError(JavabaseError):
     """An artifact could not be fetched, or its sha256 does not match."""
 
-    exit_code = 4
+    exit_code = Exit.ARTIFACT
 
 
 class EngineError(JavabaseError):
     """The Docker engine cannot be reached or refused a request."""
 
-    exit_code = 5
+    exit_code = Exit.ENGINE
 
 
 class RegistryError(JavabaseError):
     """The registry cannot be reached or answered with an error."""
 
-    exit_code = 6
+    exit_code = Exit.REGISTRY
+
+
+class StepError(JavabaseError):
+    """One image's build or push failed; the message names the step. Caught per
+    image: the run goes on with the others and ends with BuildFailed."""
+
+    exit_code = Exit.IMAGE_FAILED
 
 
 class BuildFailed(JavabaseError):
     """One or more images failed to build or push; the report has the details."""
 
-    exit_code = 7
+    exit_code = Exit.IMAGE_FAILED
 
 
 class RenderError(JavabaseError):
     """A template failed to render (undefined variable, syntax error)."""
 
-    exit_code = 3
+    exit_code = Exit.TEMPLATE
+
+
+class CannotWrite(JavabaseError):
+    """A file or directory javabase must write cannot be written."""
+
+    exit_code = Exit.CANNOT_WRITE
+
+    @classmethod
+    def at(cls, path: object, exc: OSError, what: str) -> CannotWrite:
+        reason = exc.strerror or type(exc).__name__
+        return cls(f"cannot write {what} {path}: {reason}; fix the permissions or free some space, then run again")
 
 
 class LockError(JavabaseError):
     """The lock file is missing, unreadable, or disagrees with the manifest (--frozen)."""
 
-    exit_code = 8
+    exit_code = Exit.LOCK
 
     def __init__(self, header: str, differences: list[str] | None = None) -> None:
         self.header = header

@@ -11,7 +11,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .manifest import Image, Manifest
+from .labels import ARTIFACTS_LABEL, stable_labels
+from .model import Image, Manifest
 from .render import dockerfile_path
 
 DIGEST_VERSION = "1"
@@ -32,17 +33,14 @@ class Inputs:
         return [n for n in names if self.parts.get(n) != old_parts.get(n)]
 
 
-def compute_inputs(
-    manifest: Manifest,
-    order: list[str],
-    rendered: Mapping[str, str],
-    stable_labels: Mapping[str, Mapping[str, str]],
-) -> dict[str, Inputs]:
+def compute_inputs(manifest: Manifest, order: list[str], rendered: Mapping[str, str]) -> dict[str, Inputs]:
     """Inputs of every image in `order` (parents before children)."""
     out: dict[str, Inputs] = {}
     for name in order:
         image = manifest.images[name]
-        out[name] = _inputs(image, rendered, stable_labels[name], out)
+        # Artifact URLs are provenance, not content: the parts hold their sha256.
+        labels = {k: v for k, v in stable_labels(manifest, image).items() if k != ARTIFACTS_LABEL}
+        out[name] = _inputs(image, rendered, labels, out)
     return out
 
 

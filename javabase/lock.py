@@ -7,9 +7,7 @@ goes through the registry client passed in."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +15,9 @@ from typing import Any
 
 from . import references as refs
 from .errors import LockError
-from .manifest import TEMPLATES_DIR, Image, Manifest
+from .files import write_atomically
+from .model import Image, Manifest
+from .templates import TEMPLATES_DIR, template_hash
 
 LOCK_NAME = "images.lock.json"
 LOCK_VERSION = 1
@@ -28,14 +28,6 @@ Resolver = Callable[[str], str]
 
 def lock_path(manifest: Manifest) -> Path:
     return manifest.directory / LOCK_NAME
-
-
-def template_hash(template: str, templates_dir: Path = TEMPLATES_DIR) -> str:
-    digest = hashlib.sha256()
-    for name in (f"{template}.Dockerfile.j2", "_macros.j2"):
-        path = templates_dir / name
-        digest.update(path.read_bytes() if path.exists() else b"")
-    return "sha256:" + digest.hexdigest()
 
 
 def _strip_digest(ref: str) -> str:
@@ -70,9 +62,7 @@ def write_lock(path: Path, lock: Mapping[str, Any]) -> bool:
     text = render_lock(lock)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text, "the lock file")
     return True
 
 

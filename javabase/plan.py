@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import SelectionError
-from .manifest import Image, Manifest
+from .errors import UsageError
+from .model import Image, Manifest
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def select(manifest: Manifest, names: Sequence[str], with_dependents: bool = Fal
         for name in unknown:
             close = difflib.get_close_matches(name, sorted(manifest.images), n=1)
             hints.append(f"{name!r}" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise SelectionError(f"{manifest.shown}: no image named {', '.join(hints)}; "
+        raise UsageError(f"{manifest.shown}: no image named {', '.join(hints)}; "
                              f"images: {', '.join(manifest.images)}")
     chosen = set(names)
     if with_dependents:

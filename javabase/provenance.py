@@ -7,6 +7,7 @@ same `created` label; outside git, the current time."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ class Provenance:
 
     @property
     def created(self) -> str:
-        return datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return rfc3339(self.epoch)
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -41,3 +46,13 @@ def provenance(manifest_path: Path, templates_dir: Path) -> Provenance:
         return Provenance(int(configured), revision)
     last = _git(["log", "-1", "--format=%ct", "--", str(manifest_path.resolve()), str(templates_dir)], where)
     return Provenance(int(last) if last and last.isdigit() else int(time.time()), revision)
+
+
+def parse_time(text: str) -> float:
+    """An RFC 3339 time as Docker writes it (nanoseconds) -> seconds since the epoch; 0 if unreadable."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
+    if not match:
+        return 0.0
+    base, fraction, zone = match.groups()
+    stamp = datetime.fromisoformat(base + (fraction or "")[:7] + ("+00:00" if zone in (None, "Z") else zone))
+    return stamp.timestamp()

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{COMPONENT}$")
-PATH_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 REGISTRY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -26,10 +25,6 @@ class OutsideRef:
     path: str
     tag: str | None
     digest: str | None
-
-    @property
-    def pinned(self) -> bool:
-        return self.digest is not None
 
 
 def looks_outside(ref: str) -> bool:
@@ -51,3 +46,18 @@ def parse_outside(ref: str) -> OutsideRef | str:
     if tag is None and digest is None:
         return "has neither a tag nor a digest; pin it, e.g. NAME:TAG@sha256:<64 hex>"
     return OutsideRef(host, path, tag, digest)
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """registry:5000/ns/name:tag -> (registry:5000/ns/name, tag); no tag means latest."""
+    slash = reference.rfind("/")
+    colon = reference.rfind(":")
+    if colon > slash:
+        return reference[:colon], reference[colon + 1:]
+    return reference, "latest"
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """registry:5000/ns/name -> (registry:5000, ns/name): the host and the name the registry API uses."""
+    host, _, path = repository.partition("/")
+    return host, path

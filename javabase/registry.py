@@ -1,5 +1,5 @@
 """Read side of the Distribution registry HTTP API (v2): catalog, tag lists and
-manifest digests. Writes (pushes) go through the engine. The opener is a
+manifest digests. Writes (pushes) go through the backend. The opener is a
 parameter so tests can inject faults."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from .decide import Remote
 from .errors import RegistryError
 
 MANIFEST_TYPES = ", ".join([
@@ -42,12 +42,6 @@ def _default_opener(request: urllib.request.Request, timeout: float) -> Any:
 def is_local(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
     return name in ("localhost", "[::1]") or name.startswith("127.")
-
-
-@dataclass(frozen=True)
-class RemoteManifest:
-    digest: str
-    config_digest: str | None  # None for a multi-platform index
 
 
 def _bearer_challenge(header: str) -> dict[str, str] | None:
@@ -82,8 +76,12 @@ class Registry:
             if challenge and retry_auth and "realm" in challenge:
                 self.token = self._anonymous_token(challenge)
                 return self._request(method, path, accept, retry_auth=False)
-            raise RegistryError(f"registry {self.host}: {method} {path} answered HTTP {exc.code} {exc.reason}; "
-                                "check the registry address and credentials") from None
+            if exc.code in (401, 403):
+                raise RegistryError(f"registry {self.host} refused {method} /v2{path} (HTTP {exc.code} {exc.reason}); "
+                                    f"nothing was pushed: give javabase credentials that may read and push on "
+                                    f"{self.host}") from None
+            raise RegistryError(f"registry {self.host}: {method} /v2{path} answered HTTP {exc.code} {exc.reason}; "
+                                "nothing was pushed: check the registry's health and address, then run again") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
@@ -101,14 +99,14 @@ class Registry:
                                 f"({exc}); configure mirrors.registry") from None
         return str(data.get("token") or data.get("access_token") or "")
 
-    def manifest(self, name: str, reference: str) -> RemoteManifest | None:
+    def manifest(self, name: str, reference: str) -> Remote | None:
         """name:reference's manifest digest and config digest (the image ID), or None."""
         status, headers, body = self._request("GET", f"/{name}/manifests/{reference}", accept=MANIFEST_TYPES)
         if status == 404:
             return None
         digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
         config = (json.loads(body).get("config") or {}).get("digest")
-        return RemoteManifest(digest, str(config) if config else None)
+        return Remote(digest, str(config) if config else None)
 
     def catalog(self) -> list[str]:
         """Every repository, following the registry's pagination (Link: rel="next")."""

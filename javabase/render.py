@@ -4,7 +4,6 @@ reports every file that differs from what would be written."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -13,32 +12,11 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import JavabaseError, RenderError
-from .manifest import TEMPLATES_DIR, Image, Manifest
+from . import templates
+from .errors import CannotWrite, RenderError
+from .model import Image, Manifest
 
 DOCKERFILE = "Dockerfile"
-
-
-def dq(value: str) -> str:
-    """Double-quote a value for ENV, LABEL and ARG; $VAR still expands."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def exec_form(argv: tuple[str, ...]) -> str:
-    return json.dumps(list(argv))
-
-
-def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["dq"] = dq
-    env.filters["exec_form"] = exec_form
-    env.tests["apk_file"] = lambda filename: str(filename).endswith(".apk")
-    return env
 
 
 def dockerfile_path(image: Image | str) -> str:
@@ -47,7 +25,7 @@ def dockerfile_path(image: Image | str) -> str:
 
 
 def render_image(env: jinja2.Environment, manifest: Manifest, image: Image) -> str:
-    template_name = f"{image.template}.Dockerfile.j2"
+    template_name = templates.file_name(image.template)
     parent_ref = None
     if image.parent is not None:
         parent_ref = manifest.references(manifest.images[image.parent])[0]
@@ -74,9 +52,9 @@ def render_image(env: jinja2.Environment, manifest: Manifest, image: Image) -> s
     return "\n".join(lines) + "\n"
 
 
-def render_all(manifest: Manifest, templates_dir: Path = TEMPLATES_DIR) -> dict[str, str]:
+def render_all(manifest: Manifest, templates_dir: Path = templates.TEMPLATES_DIR) -> dict[str, str]:
     """Every Dockerfile of the manifest, by path relative to builds/, in sorted order."""
-    env = environment(templates_dir)
+    env = templates.environment(templates_dir)
     return {dockerfile_path(image): render_image(env, manifest, image)
             for image in sorted(manifest.images.values(), key=lambda i: i.name)}
 
@@ -157,7 +135,7 @@ def write_builds(rendered: Mapping[str, str], out_dir: Path) -> Changes:
             raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise JavabaseError(f"{out_dir}: cannot write the rendered Dockerfiles ({exc.strerror or exc}); "
-                            "builds/ was left as it was") from None
+        raise CannotWrite(f"{out_dir}: cannot write the rendered Dockerfiles ({exc.strerror or exc}); "
+                          "builds/ was left as it was") from None
     shutil.rmtree(old, ignore_errors=True)
     return changes

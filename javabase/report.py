@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-BUILT = "built"
-UP_TO_DATE = "up-to-date"
-PUSHED = "pushed"
-FAILED = "failed"
-SKIPPED = "skipped"
-PENDING = "pending"
-OK_STATES = (BUILT, UP_TO_DATE, PUSHED)
+from .files import write_atomically
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    BUILT = "built"
+    UP_TO_DATE = "up-to-date"
+    PUSHED = "pushed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+OK_STATES = (Status.BUILT, Status.UP_TO_DATE, Status.PUSHED)
 
 
 @dataclass
 class ImageResult:
     name: str
     references: list[str]
-    status: str = PENDING
+    status: Status = Status.PENDING
     image_id: str | None = None
     input_digest: str | None = None
     changed: str | None = None
@@ -74,7 +80,7 @@ class Report:
     def ok(self) -> bool:
         return all(r.status in OK_STATES for r in self.results.values())
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,10 +95,7 @@ class Report:
 
     def write_json(self, path: Path) -> None:
         """Atomically: a reader never sees half a report."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n", "the report")
 
     def table(self) -> str:
         rows = [("IMAGE", "STATUS", "IMAGE ID", "TIME", "DETAIL")]
@@ -112,8 +115,7 @@ class Report:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
                  for row in rows]
-        summary = ", ".join(f"{self.count(s)} {s}" for s in (BUILT, UP_TO_DATE, PUSHED, FAILED, SKIPPED)
-                            if self.count(s))
+        summary = ", ".join(f"{self.count(s)} {s}" for s in Status if s != Status.PENDING and self.count(s))
         return "\n".join([*lines, f"{len(self.results)} images: {summary}", *self.notes]) + "\n"
 
 

@@ -18,36 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import tarfile
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-
-class ExportingEngine(Protocol):
-    def export(self, image_id: str, dest: Path) -> None: ...
-
-    def load(self, archive: Path) -> None: ...
-
-    def inspect(self, ref: str) -> dict[str, Any] | None: ...
-
-    def remove_untagged(self, image_id: str) -> None: ...
-
-
-def rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> float:
-    """Docker writes nanoseconds; Python reads microseconds."""
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
-    if not match:
-        return 0.0
-    base, fraction, zone = match.groups()
-    stamp = datetime.fromisoformat(base + (fraction or "")[:7] + ("+00:00" if zone in (None, "Z") else zone))
-    return stamp.timestamp()
+from .backends.base import Backend
+from .provenance import parse_time, rfc3339
 
 
 class _HashingWriter(io.RawIOBase):
@@ -82,13 +59,13 @@ def normalize_layer(source: IO[bytes], dest: Path, epoch: int) -> str:
     return "sha256:" + writer.digest.hexdigest()
 
 
-def normalize_image(engine: ExportingEngine, image_id: str, base_ref: str | None, epoch: int,
+def normalize_image(engine: Backend, image_id: str, base_ref: str | None, epoch: int,
                     workdir: Path | None = None) -> str:
     """Rewrite `image_id` (built FROM `base_ref`, or FROM scratch when None) and load
     the result; return the new image ID. The original image is removed with its
     intermediate images (which would otherwise pin the base as their parent)."""
-    base = engine.inspect(base_ref) if base_ref else None
-    keep = len(((base or {}).get("RootFS") or {}).get("Layers") or [])
+    base = engine.image(base_ref) if base_ref else None
+    keep = len(base.layers) if base else 0
     with tempfile.TemporaryDirectory(prefix="javabase-normalize-", dir=workdir) as tmp_name:
         tmp = Path(tmp_name)
         archive = tmp / "image.tar"
@@ -122,7 +99,7 @@ def normalize_image(engine: ExportingEngine, image_id: str, base_ref: str | None
             _add_bytes(out, "manifest.json", json.dumps(listing).encode())
         if new_id != image_id:
             engine.load(out_path)
-            engine.remove_untagged(image_id)
+            engine.remove(image_id)
     return new_id
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from javabase.errors import ManifestError
-from javabase.manifest import Manifest, load_manifest
+from javabase.manifest import load_manifest
+from javabase.model import Manifest
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

@@ -15,9 +15,11 @@ from typing import Any, ClassVar
 import pytest
 
 from javabase.artifacts import ArtifactStore, Progress
-from javabase.engine import Engine, StepError, split_reference
-from javabase.errors import ArtifactError
-from javabase.manifest import Artifact
+from javabase.backends.base import BuildRequest
+from javabase.backends.docker_sdk import DockerBackend as Engine
+from javabase.errors import ArtifactError, StepError
+from javabase.model import Artifact
+from javabase.references import split_reference
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -170,7 +172,7 @@ def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
     ])
     lines: list[str] = []
     with pytest.raises(StepError) as caught:
-        Engine(api).build(tmp_path, buildargs={}, labels={}, network_mode="none", on_line=lines.append)
+        Engine(api).build(BuildRequest(tmp_path, {}, network=False), lines.append)
     assert str(caught.value) == "step 2/2 (ADD rootfs.tar.gz /): failed to unpack"
     assert lines == ["Step 1/2 : FROM scratch", "Step 2/2 : ADD rootfs.tar.gz /", "ERROR failed to unpack"]
 
@@ -196,7 +198,7 @@ def test_inspect_of_a_missing_image_is_none_and_other_errors_are_one_line() -> N
 
     from javabase.errors import EngineError
 
-    assert Engine(MissingAPI()).inspect("a:1") is None
+    assert Engine(MissingAPI()).image("a:1") is None
     with pytest.raises(EngineError) as caught:
-        Engine(BrokenAPI()).inspect("a:1")
+        Engine(BrokenAPI()).image("a:1")
     assert str(caught.value) == "cannot inspect a:1: 500 Server Error: boom"

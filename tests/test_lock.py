@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 
 from conftest import BASE, SHA_B
+from javabase.decide import Remote as RemoteManifest
 from javabase.errors import LockError
 from javabase.lock import apply_lock, compute_lock, differences, registry_resolver, render_lock
-from javabase.manifest import Manifest
-from javabase.registry import RemoteManifest
+from javabase.model import Manifest
 
 C64 = "c" * 64
 D64 = "d" * 64

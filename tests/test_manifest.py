@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from conftest import BASE, SHA_A, SHA_B
-from javabase.manifest import Manifest, derive_major
+from javabase.expand import derive_major
+from javabase.model import Manifest
 
 Problems = Callable[[str], list[str]]
 C64 = "c" * 64
@@ -132,9 +133,12 @@ def test_outside_reference_with_a_bad_digest(problems: Problems) -> None:
          "which would start a new Dockerfile instruction; remove it"),
         ("LANG: C.UTF-8", 'LANG: "a\\0b"',
          "images.yaml:8: defaults.env.LANG: value 'a\\x00b' contains a NUL byte; remove it"),
-        ("vendor: ABC", "vendor: 'A\"BC'",
-         "images.yaml:10: defaults.labels.org.opencontainers.image.vendor: value 'A\"BC' has an unbalanced "
-         "double quote; remove it"),
+        ("template: alpine-glibc", 'template: alpine-glibc\n    description: "root\\nUSER root"',
+         "images.yaml:15: images.root.description: description 'root\\nUSER root' contains a line break, which "
+         "would start a new Dockerfile instruction; remove it"),
+        ("    env:\n      JAVA_HOME", "    workdir: '/opt/app \\'\n    env:\n      JAVA_HOME",
+         "images.yaml:29: images.jre.workdir: workdir '/opt/app \\\\' ends with a backslash, which would "
+         "continue the instruction onto the next line; remove it"),
         ("packages: [bash]", 'packages: ["bash\\nRUN x"]',
          "images.yaml:15: images.root.packages[0]: package 'bash\\nRUN x' contains a line break, which would "
          "start a new Dockerfile instruction; remove it"),
@@ -147,8 +151,8 @@ def test_outside_reference_with_a_bad_digest(problems: Problems) -> None:
          "images.yaml:23: images.jre.versions[0].path: path \"jre'8.tar.gz\" has an unbalanced single quote; "
          "remove it"),
     ],
-    ids=["env-newline", "env-nul", "label-quote", "package-newline", "workdir-quote", "user-newline",
-         "path-quote"],
+    ids=["env-newline", "env-nul", "description-newline", "workdir-backslash", "package-newline",
+         "workdir-quote", "user-newline", "path-quote"],
 )
 def test_values_cannot_break_out_of_their_instruction(problems: Problems, old: str, new: str,
                                                       expected: str) -> None:
@@ -232,7 +236,8 @@ def test_missing_file_is_one_line(tmp_path: object, monkeypatch: pytest.MonkeyPa
 
 
 def test_committed_manifest_is_valid() -> None:
-    from javabase.manifest import PROJECT_ROOT, load_manifest
+    from javabase.manifest import load_manifest
+    from javabase.templates import PROJECT_ROOT
 
     manifest = load_manifest(PROJECT_ROOT / "images.yaml")
     assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre8"]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from javabase.errors import SelectionError
-from javabase.manifest import Manifest
+from javabase.errors import UsageError
+from javabase.model import Manifest
 from javabase.plan import as_json, as_mermaid, as_text, make_plan
 
 TREE = """\
@@ -62,7 +62,7 @@ def test_selection_without_dependents_leaves_children_out(tree: Manifest) -> Non
 
 
 def test_unknown_image_is_one_line(tree: Manifest) -> None:
-    with pytest.raises(SelectionError) as caught:
+    with pytest.raises(UsageError) as caught:
         make_plan(tree, ["rigth"])
     assert str(caught.value) == (
         "images.yaml: no image named 'rigth' (did you mean 'right'?); "

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,11 +25,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import docker
 import docker.errors
 import pytest
+from docker import APIClient as Engine
 
 from javabase import commands
-from javabase.engine import Engine, connect
 from javabase.errors import EngineError
 from javabase.registry import Registry
 
@@ -44,10 +46,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def engine() -> Engine:
+    """The engine javabase uses, read through the docker SDK directly (not through
+    javabase's backend), so the tests check what is really there."""
+    from javabase.backends import open_backend
+
     try:
-        return connect()
+        open_backend()
     except EngineError as exc:
         pytest.fail(f"the end-to-end tests need a Docker engine: {exc}", pytrace=False)
+    return docker.APIClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock", version="auto")
 
 
 @dataclass
@@ -59,15 +66,28 @@ class LocalRegistry:
         return [r for r in self.reader.catalog() if r.startswith(namespace + "/")]
 
 
+def htpasswd(path: Path, users: dict[str, str]) -> Path:
+    """An htpasswd file with bcrypt entries, as the registry's htpasswd auth reads it."""
+    import bcrypt
+
+    path.write_text("".join(f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+                            for user, pw in users.items()))
+    return path
+
+
 @contextlib.contextmanager
-def running_registry(root: Path) -> Iterator[LocalRegistry]:
-    """A Distribution registry on a free 127.0.0.1 port, stopped by pid on exit."""
+def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterator[LocalRegistry]:
+    """A Distribution registry on a free 127.0.0.1 port, stopped by pid on exit;
+    with `users`, it asks for HTTP basic credentials (htpasswd)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = root / "config.yml"
+    auth = ""
+    if users is not None:
+        auth = f"auth: {{htpasswd: {{realm: javabase-test, path: {htpasswd(root / 'htpasswd', users)}}}}}\n"
     config.write_text(f"version: 0.1\nlog: {{level: warn}}\n"
                       f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
-                      f"http: {{addr: 127.0.0.1:{port}}}\n")
+                      f"http: {{addr: 127.0.0.1:{port}}}\n" + auth)
     log = (root / "registry.log").open("w")
     process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
@@ -77,6 +97,8 @@ def running_registry(root: Path) -> Iterator[LocalRegistry]:
             try:
                 urllib.request.urlopen(f"http://{host}/v2/", timeout=1).close()
                 break
+            except urllib.error.HTTPError:
+                break  # it answers (401: it wants credentials)
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     pytest.fail(f"registry did not start: {(root / 'registry.log').read_text()}", pytrace=False)
@@ -192,21 +214,21 @@ def remove_images(engine: Engine, prefix: str) -> None:
     pushed image keeps its repository digest after its tags are gone), children
     before parents, in passes."""
     for _ in range(10):
-        ours = [i["Id"] for i in engine.api.images(all=True)
+        ours = [i["Id"] for i in engine.images(all=True)
                 if any(n.startswith(prefix) for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))]
         if not ours:
             return
         for image_id in ours:
             with contextlib.suppress(docker.errors.APIError):
-                engine.api.remove_image(image_id, force=True)
+                engine.remove_image(image_id, force=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
     yield
     remove_images(engine, registry.host + "/")
-    engine.api.prune_images(filters={"dangling": True})
-    leftovers = engine.api.containers(all=True)
+    engine.prune_images(filters={"dangling": True})
+    leftovers = engine.containers(all=True)
     assert leftovers == [], f"containers left behind: {leftovers}"
 
 
@@ -228,8 +250,13 @@ class Run:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, registry: LocalRegistry, request: pytest.FixtureRequest) -> Callable[..., Any]:
-    """Write a manifest into a fresh directory with a namespace unique to the test."""
+def workspace(tmp_path: Path, registry: LocalRegistry, example_files: Path,
+              request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Write a manifest into a fresh directory with a namespace unique to the test;
+    the example's rootfs is linked into its files/ (a manifest reads no file
+    outside its own directory)."""
+    (tmp_path / "files").mkdir(exist_ok=True)
+    os.link(example_files / "files" / "glibc-rootfs.tar.gz", tmp_path / "files" / "glibc-rootfs.tar.gz")
     # unique per session too: images are reused by their inputs, which include the namespace
     test = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
     namespace = f"t{SESSION}-{test}"
@@ -262,14 +289,14 @@ def build(registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def run_java_version(engine: Engine, reference: str) -> str:
     """`java -version` in a container with no network; returns what it printed."""
-    container = engine.api.create_container(reference, command=["java", "-version"], network_disabled=True,
-                                            host_config=engine.api.create_host_config(network_mode="none"))
+    container = engine.create_container(reference, command=["java", "-version"], network_disabled=True,
+                                            host_config=engine.create_host_config(network_mode="none"))
     try:
-        engine.api.start(container)
-        engine.api.wait(container, timeout=60)
-        return str(engine.api.logs(container, stdout=True, stderr=True).decode())
+        engine.start(container)
+        engine.wait(container, timeout=60)
+        return str(engine.logs(container, stdout=True, stderr=True).decode())
     finally:
-        engine.api.remove_container(container, force=True)
+        engine.remove_container(container, force=True)
 
 
 def shutil_rmtree(path: Path) -> None:

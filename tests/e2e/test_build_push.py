@@ -4,14 +4,17 @@ failures and their dependents, checksum mismatches, an unreachable engine."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from javabase.engine import Engine
-from javabase.manifest import PROJECT_ROOT
+from docker import APIClient as Engine
+
+from javabase import commands
+from javabase.templates import PROJECT_ROOT
 
 from .conftest import FileServer, LocalRegistry, Run, run_java_version
 
@@ -33,13 +36,13 @@ images:
 
 
 def example_manifest(example_files: Path) -> str:
-    return (example_files / "images.yaml").read_text().replace("path: files/", f"path: {example_files}/files/")
+    """The example's manifest; `workspace` links its files/ next to the manifest it writes."""
+    return (example_files / "images.yaml").read_text()
 
 
 def rootfs(example_files: Path) -> dict[str, str]:
-    path = example_files / "files" / "glibc-rootfs.tar.gz"
     sha = (example_files / "files" / "glibc-rootfs.tar.gz.stamp").read_text().split()[1]
-    return {"rootfs": str(path), "rootfs_sha": sha}
+    return {"rootfs": "files/glibc-rootfs.tar.gz", "rootfs_sha": sha}
 
 
 def test_offline_example_builds_in_order_runs_java_and_is_pushed(
@@ -73,7 +76,7 @@ def test_offline_example_builds_in_order_runs_java_and_is_pushed(
             repository, tag = reference.rsplit(":", 1)
             assert registry.reader.manifest_digest(repository.split("/", 1)[1], tag) == digest
     # provenance labels on the pushed image
-    labels = engine.inspect(f"{registry.host}/{namespace}/jre25:25")["Config"]["Labels"]  # type: ignore[index]
+    labels = engine.inspect_image(f"{registry.host}/{namespace}/jre25:25")["Config"]["Labels"]  # type: ignore[index]
     assert labels["org.opencontainers.image.title"] == "jre25"
     assert labels["org.opencontainers.image.version"] == "25.0.2"
     assert labels["org.opencontainers.image.base.name"] == f"repo.abc.com/{namespace}/glibc-root:1"
@@ -81,7 +84,7 @@ def test_offline_example_builds_in_order_runs_java_and_is_pushed(
     assert labels["org.opencontainers.image.source"] == "https://git.abc.com/platform/javabase"
     assert set(labels) >= {"org.opencontainers.image.created", "org.opencontainers.image.revision"}
     # built FROM the exact parent image just built
-    history = engine.api.history(run.result("app-base")["image_id"])
+    history = engine.history(run.result("app-base")["image_id"])
     assert run.result("jre25")["image_id"] in [h["Id"] for h in history]
 
     # a second run changes nothing: nothing built, nothing pushed, nothing downloaded
@@ -172,7 +175,7 @@ def test_checksum_mismatch_builds_and_pushes_nothing(
         f"expected {wrong}, got {actual}; nothing was built or pushed - check the file or the sha256 in the "
         "manifest\n")
     assert run.report == {}
-    assert [t for i in engine.api.images() for t in (i.get("RepoTags") or []) if f"/{namespace}/" in t] == []
+    assert [t for i in engine.images() for t in (i.get("RepoTags") or []) if f"/{namespace}/" in t] == []
     assert registry.catalog(namespace) == []
     cache = Path(os.environ["JAVABASE_CACHE"])
     assert not (cache / "sha256" / wrong).exists()
@@ -230,6 +233,33 @@ def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
 
     err = io.StringIO()
     code = commands.run(lambda: commands.push(str(manifest), ["sibling"], registry=registry.host, out=out), err=err)
-    assert code == 1
+    assert code == 9  # usage: the image was never built
     assert err.getvalue() == (f"error: sibling: {registry.host}/{namespace}/sibling:1 is not built on this engine; "
                               f"run `invoke build --image sibling --registry {registry.host}` first\n")
+
+
+def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
+    engine: Engine, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+    tmp_path: Path,
+) -> None:
+    """Fail closed: the immutable-tag and up-to-date checks need to read the registry;
+    when it answers 401 nothing is pushed, --force or not, and the exit code is 6."""
+    from .conftest import running_registry
+
+    with running_registry(tmp_path / "locked", users={"ci": "s3cret"}) as locked:
+        manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)).replace(
+            'tags: ["1"]', 'tags: ["1"]\n    immutable_tags: ["1"]'))
+        for force in (False, True):
+            out, err = io.StringIO(), io.StringIO()
+            code = commands.run(lambda f=force, o=out: commands.build(str(manifest), [], push=True,
+                                                                      registry=locked.host, force=f, out=o), err=err)
+            assert code == 6, err.getvalue()
+            namespace = workspace.namespace  # type: ignore[attr-defined]
+            assert err.getvalue() == (
+                f"error: registry {locked.host} refused GET /v2/{namespace}/glibc-root/manifests/1 (HTTP 401 "
+                f"Unauthorized); nothing was pushed: give javabase credentials that may read and push on "
+                f"{locked.host}\n")
+        data = tmp_path / "locked" / "data"
+        assert not (data / "docker" / "registry" / "v2" / "repositories").exists()
+        for image in engine.images(name=f"{locked.host}/{namespace}/glibc-root"):
+            engine.remove_image(image["Id"], force=True)

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from docker import APIClient as Engine
 
 from javabase import commands
-from javabase.engine import Engine
 
 from .conftest import LocalRegistry, Run, remove_images, running_registry
 from .test_build_push import ROOT_ONLY, example_manifest, rootfs
@@ -62,9 +62,9 @@ def test_rebuilding_gives_the_same_images_and_a_changed_byte_changes_only_its_im
         again = Run(code, out.getvalue(), "", json.loads(report.read_text()))
         assert {item["name"]: item["image_id"] for item in again.report["images"]} == ids
         assert digests(second, again) == digests(registry, first)
-        labels = engine.inspect(ids["app-base"])["Config"]["Labels"]  # type: ignore[index]
+        labels = engine.inspect_image(ids["app-base"])["Config"]["Labels"]  # type: ignore[index]
         assert labels["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
-        config = engine.inspect(ids["jre25"])
+        config = engine.inspect_image(ids["jre25"])
         assert config is not None and config["Created"].startswith("2023-11-14T22:13:20")
         remove_images(engine, second.host + "/")
 
@@ -113,7 +113,7 @@ images:
     stale = workspace(text.replace('run: ["echo app"]', 'run: ["echo app v2"]').replace(
         "    tags: [\"1\"]\n", f"    tags: [\"1\"]\n  extra:\n    from: {outside}\n    template: layer\n"
                               "    tags: [\"1\"]\n", 1))
-    before = {i["Id"] for i in engine.api.images(all=True)}
+    before = {i["Id"] for i in engine.images(all=True)}
     refused = build(stale, frozen=True)
     assert refused.code == 8
     assert refused.err == (
@@ -121,7 +121,7 @@ images:
         "the result if the change is intended:\n"
         "error:   extra: in the manifest, not in the lock\n")
     assert refused.report == {}
-    assert {i["Id"] for i in engine.api.images(all=True)} == before
+    assert {i["Id"] for i in engine.images(all=True)} == before
 
 
 def test_an_immutable_tag_is_not_overwritten(

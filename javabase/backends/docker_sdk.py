@@ -1,12 +1,13 @@
-"""The only module that talks to the Docker engine (through the docker SDK's
-low-level APIClient, so build output streams as it comes). Every failure is
-turned into a one-line EngineError or StepError; callers pass the client in."""
+"""The Docker engine as a javabase backend: the only module that imports the
+docker SDK. It uses the low-level APIClient, so build output streams as it
+comes, and turns the engine's JSON into the records of backends.base. Every
+failure becomes a one-line EngineError or StepError."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,22 +16,20 @@ import docker
 import docker.errors
 import requests
 
-from .errors import EngineError, JavabaseError
+from ..errors import EngineError, JavabaseError, StepError
+from ..provenance import parse_time
+from ..references import split_reference
+from .base import BuildOutcome, BuildRequest, LineSink, LocalImage
 
-LineSink = Callable[[str], None]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
-
-class StepError(JavabaseError):
-    """One image's build or push failed; the message names the step."""
 
 
 def docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
-def connect(base_url: str | None = None, timeout: int = 600) -> Engine:
+def connect(base_url: str | None = None, timeout: int = 600) -> DockerBackend:
     """Connect and ping, or raise one line naming the DOCKER_HOST that was tried."""
     url = base_url or docker_host()
     try:
@@ -42,7 +41,7 @@ def connect(base_url: str | None = None, timeout: int = 600) -> Engine:
             f"cannot reach the Docker engine at DOCKER_HOST={url} ({reason}); start one with "
             "`scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set DOCKER_HOST"
         ) from None
-    return Engine(api)
+    return DockerBackend(api)
 
 
 def _short(exc: BaseException) -> str:
@@ -77,29 +76,24 @@ def _stream_error(chunk: Mapping[str, Any]) -> str | None:
     return _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
 
 
-class Engine:
+class DockerBackend:
+    name = "docker"
+
     def __init__(self, api: Any) -> None:
         self.api = api
 
     # -- builds --------------------------------------------------------------------
-    def build(
-        self,
-        context: Path,
-        *,
-        buildargs: Mapping[str, str],
-        labels: Mapping[str, str],
-        network_mode: str,
-        on_line: LineSink,
-        nocache: bool = False,
-    ) -> str:
+    def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         """Build context/Dockerfile; stream every output line; return the image ID.
         The first error chunk fails the build with the step it happened in."""
         image_id: str | None = None
         step = "before the first step"
+        steps = 0
         try:
             stream = self.api.build(
-                path=str(context), decode=True, rm=True, forcerm=True, pull=False, nocache=nocache,
-                buildargs=dict(buildargs), labels=dict(labels), network_mode=network_mode,
+                path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
+                nocache=request.no_cache, buildargs=dict(request.build_args),
+                network_mode="host" if request.network else "none",
             )
             for chunk in stream:
                 message = _stream_error(chunk)
@@ -112,6 +106,7 @@ class Engine:
                         if line.startswith("Step "):
                             number, _, instruction = line.partition(" : ")
                             step = f"{number.lower()} ({instruction[:80]})"
+                            steps += 1
                         if line.strip():
                             on_line(line)
                 aux = chunk.get("aux")
@@ -121,22 +116,29 @@ class Engine:
             raise StepError(f"{step}: engine error: {_short(exc)}") from None
         if image_id is None:
             raise StepError(f"{step}: the engine reported no image ID")
-        return image_id
+        return BuildOutcome(image_id, steps)
 
     # -- images --------------------------------------------------------------------
-    def inspect(self, ref: str) -> dict[str, Any] | None:
+    def image(self, reference: str) -> LocalImage | None:
         try:
-            with _calling(f"cannot inspect {ref}", EngineError):
-                found: dict[str, Any] = self.api.inspect_image(ref)
-                return found
+            with _calling(f"cannot inspect {reference}", EngineError):
+                found: dict[str, Any] = self.api.inspect_image(reference)
         except docker.errors.ImageNotFound:
             return None
+        return LocalImage(
+            id=str(found["Id"]),
+            tags=tuple(found.get("RepoTags") or ()),
+            labels=dict((found.get("Config") or {}).get("Labels") or {}),
+            created=parse_time(str(found.get("Created") or "")),
+            layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
+        )
 
-    def list_labelled(self, key: str) -> list[dict[str, Any]]:
-        """Every local image that has label `key`: Id, RepoTags, RepoDigests, Labels."""
+    def images(self, label: str) -> list[LocalImage]:
+        """Every local image that has `label` (one engine call; no layers)."""
         with _calling("cannot list images", EngineError):
-            images: list[dict[str, Any]] = self.api.images(filters={"label": key})
-        return images
+            listed: list[dict[str, Any]] = self.api.images(filters={"label": label})
+        return [LocalImage(id=str(i["Id"]), tags=tuple(i.get("RepoTags") or ()), labels=dict(i.get("Labels") or {}),
+                           created=float(i.get("Created") or 0)) for i in listed]
 
     def tag(self, image_id: str, reference: str) -> None:
         repository, tag = split_reference(reference)
@@ -157,7 +159,7 @@ class Engine:
                 if message is not None:
                     raise StepError(f"load: {message}")
 
-    def remove_untagged(self, image_id: str) -> None:
+    def remove(self, image_id: str) -> None:
         """Remove an untagged image and its untagged intermediate parents."""
         try:
             with _calling(f"remove {image_id[:19]}"):
@@ -186,15 +188,6 @@ class Engine:
             raise StepError(f"push {reference}: the registry reported no digest")
         on_line(f"pushed {reference}@{digest}")
         return digest
-
-
-def split_reference(reference: str) -> tuple[str, str]:
-    """registry:5000/ns/name:tag -> (registry:5000/ns/name, tag)."""
-    slash = reference.rfind("/")
-    colon = reference.rfind(":")
-    if colon > slash:
-        return reference[:colon], reference[colon + 1:]
-    return reference, "latest"
 
 
 def _clean(text: str) -> str:

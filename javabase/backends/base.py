@@ -1,0 +1,63 @@
+"""The seam between javabase and whatever builds images: a protocol and the
+typed records that cross it. Nothing outside a backend module sees the
+engine's own JSON; a second way of building (BuildKit, podman, a remote
+builder) is one new module that implements `Backend`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+LineSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image in the engine, as javabase needs to know it."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: float = 0.0  # seconds since the epoch
+    layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: a context directory holding the Dockerfile and every file it adds."""
+
+    context: Path
+    build_args: Mapping[str, str]
+    network: bool
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    image_id: str
+    steps: int  # instructions the backend ran
+
+
+class Backend(Protocol):
+    """What javabase asks of a way of building. Every failure is a one-line
+    EngineError (the engine itself) or StepError (this image's build or push)."""
+
+    name: str
+
+    def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome: ...
+
+    def images(self, label: str) -> list[LocalImage]: ...
+
+    def image(self, reference: str) -> LocalImage | None: ...
+
+    def tag(self, image_id: str, reference: str) -> None: ...
+
+    def push(self, reference: str, on_line: LineSink) -> str: ...
+
+    def export(self, image_id: str, dest: Path) -> None: ...
+
+    def load(self, archive: Path) -> None: ...
+
+    def remove(self, image_id: str) -> None: ...

@@ -1,0 +1,53 @@
+"""Everything a run is configured by outside the manifest (flags and the
+environment), resolved once, at the edge, into one frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .model import Manifest
+from .references import REGISTRY_RE
+
+PUSH_JOBS = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: str  # HOST[:PORT] that images are tagged for and pushed to
+    jobs: int  # images built at the same time, >= 1
+    push_jobs: int  # images pushed at the same time, >= 1
+    cache_dir: Path  # the artifact cache
+    log_dir: Path  # where a failed image's full log is kept
+    backend: str = "docker"
+
+
+def registry_override(flag: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """--registry wins, then JAVABASE_REGISTRY; None when neither is set."""
+    value = flag or env.get("JAVABASE_REGISTRY") or None
+    if value is not None and not REGISTRY_RE.match(value):
+        raise UsageError(f"registry {value!r} (from {'--registry' if flag else 'JAVABASE_REGISTRY'}) "
+                         "is not HOST or HOST:PORT")
+    return value
+
+
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """$JAVABASE_CACHE, or ~/.cache/javabase."""
+    configured = env.get("JAVABASE_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "javabase"
+
+
+def resolve(manifest: Manifest, *, registry: str | None = None, jobs: int | None = None,
+            env: Mapping[str, str] = os.environ) -> Settings:
+    """The settings of one run: flags, then the environment, then the manifest."""
+    count = max(1, jobs) if jobs else (os.cpu_count() or 1)
+    return Settings(
+        registry=registry_override(registry, env) or manifest.registry,
+        jobs=count,
+        push_jobs=max(1, min(PUSH_JOBS, count)),
+        cache_dir=cache_dir(env),
+        log_dir=manifest.path.resolve().parent / ".javabase" / "logs",
+    )

@@ -1,0 +1,79 @@
+"""decide: the one place that says build or reuse, push or skip, and why."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from conftest import BASE
+from javabase.backends.base import LocalImage
+from javabase.decide import (
+    AlreadyPushed,
+    Build,
+    Push,
+    Refused,
+    Remote,
+    Reuse,
+    Where,
+    by_input_digest,
+    decide_builds,
+    decide_pushes,
+)
+from javabase.inputs import compute_inputs
+from javabase.labels import INPUT_LABEL, INPUTS_LABEL
+from javabase.model import Manifest
+from javabase.plan import make_plan
+from javabase.render import render_all
+
+ID_A, ID_B, ID_C = ("sha256:" + c * 64 for c in "abc")
+
+
+def inputs_of(manifest: Manifest) -> dict[str, object]:
+    return compute_inputs(manifest, make_plan(manifest).order, render_all(manifest))  # type: ignore[return-value]
+
+
+def test_an_image_with_the_same_inputs_is_reused_and_the_others_say_what_changed(
+        valid: Callable[[str], Manifest]) -> None:
+    old = valid(BASE)
+    new = valid(BASE.replace("LANG: C.UTF-8", "LANG: en_US.UTF-8"))
+    old_inputs, new_inputs = compute_inputs(old, ["root"], render_all(old)), compute_inputs(new, ["root"],
+                                                                                           render_all(new))
+    earlier = LocalImage(ID_A, labels={INPUT_LABEL: old_inputs["root"].digest,
+                                       INPUTS_LABEL: json.dumps(dict(old_inputs["root"].parts))})
+    local = by_input_digest([earlier])
+    assert decide_builds(["root"], old_inputs, local, {}) == {"root": Reuse("root", ID_A, Where.LOCAL)}
+    assert decide_builds(["root"], new_inputs, local, {"root": earlier}) == {
+        "root": Build("root", "build: changed dockerfile")}
+    assert decide_builds(["root"], new_inputs, local, {"root": None}) == {
+        "root": Build("root", "build: no earlier build of this image")}
+    assert decide_builds(["root"], old_inputs, local, {}, force=True) == {
+        "root": Build("root", "rebuild forced (--force)")}
+
+
+def test_a_changed_parent_changes_every_descendant(valid: Callable[[str], Manifest]) -> None:
+    old = valid(BASE)
+    new = valid(BASE.replace("packages: [bash]", "packages: [bash, curl]"))
+    order = make_plan(old).order
+    before, after = compute_inputs(old, order, render_all(old)), compute_inputs(new, order, render_all(new))
+    assert {n for n in order if before[n].digest != after[n].digest} == {"root", "jre8", "jre17"}
+    assert after["jre17"].changed_since(before["jre17"].parts) == ["parent root"]
+
+
+def test_among_images_with_the_same_inputs_the_choice_is_deterministic() -> None:
+    same = {INPUT_LABEL: "sha256:" + "1" * 64}
+    images = [LocalImage(ID_B, labels=same, created=5.0), LocalImage(ID_C, labels=same, created=5.0),
+              LocalImage(ID_A, labels=same, created=4.0)]
+    assert by_input_digest(images)["sha256:" + "1" * 64].id == ID_C
+    assert by_input_digest(list(reversed(images)))["sha256:" + "1" * 64].id == ID_C
+
+
+def test_pushes_skip_tags_that_hold_the_image_and_refuse_immutable_ones_that_do_not() -> None:
+    refs = ["r/a:1", "r/a:1.2", "r/a:latest"]
+    remote = {"r/a:1": Remote("sha256:" + "9" * 64, ID_A), "r/a:1.2": Remote("sha256:" + "8" * 64, ID_B)}
+    assert decide_pushes(ID_A, refs, remote, frozenset()) == [
+        AlreadyPushed("r/a:1", "sha256:" + "9" * 64), Push("r/a:1.2", ID_A), Push("r/a:latest", ID_A)]
+    assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"})) == [
+        AlreadyPushed("r/a:1", "sha256:" + "9" * 64), Refused("r/a:1.2", "sha256:" + "8" * 64),
+        Push("r/a:latest", ID_A)]
+    assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"}), force=True)[1] == Push(
+        "r/a:1.2", ID_A, overwrites="sha256:" + "8" * 64)
