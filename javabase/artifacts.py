@@ -2,7 +2,13 @@
 sha256 before anything is built, and put them into build contexts.
 
 A download goes to a temporary file and is renamed into the cache only after
-its sha256 matched, so a partial or wrong download never enters the cache."""
+its sha256 matched, so a partial or wrong download never enters the cache.
+A cache entry is verified again every time it is used: a byte flipped on disk
+is found, the entry deleted and fetched again.
+
+Each attempt has a stall timeout (no byte for STALL seconds) and a total time
+limit (ATTEMPT seconds), so a server that never answers, or trickles a few
+bytes every few seconds, fails the attempt instead of hanging the run."""
 
 from __future__ import annotations
 
@@ -22,12 +28,13 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import IO, Protocol, TextIO
 
-from .errors import ArtifactError
+from .errors import ArtifactError, CannotWrite
 from .model import Artifact
 
 CHUNK = 1 << 20
 RETRIES = 3
-TIMEOUT = 60.0
+STALL = 20.0
+ATTEMPT = 600.0
 
 
 class Response(Protocol):
@@ -36,6 +43,8 @@ class Response(Protocol):
     headers: object
 
     def read(self, size: int = ...) -> bytes: ...
+
+    def read1(self, size: int = ...) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -76,7 +85,8 @@ class Progress:
         self.next_mark = 0
 
     def start(self, name: str, total: int | None) -> None:
-        self.name, self.total, self.seen, self.next_mark = name, total, 0, 25
+        self.total, self.seen, self.next_mark = total, 0, 25
+        self.name = name
         size = f" ({total / 1e6:.1f} MB)" if total else ""
         if not self.tty:
             print(f"download {name}{size}: started", file=self.out, flush=True)
@@ -91,13 +101,15 @@ class Progress:
                 self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f} MB")
             self.out.flush()
         elif self.total and 100 * self.seen // self.total >= self.next_mark and self.next_mark < 100:
-            print(f"download {self.name}: {100 * self.seen // self.total}%", file=self.out, flush=True)
-            self.next_mark = (100 * self.seen // self.total) // 25 * 25 + 25
+            # The last quarter mark crossed, so that CI logs read the same on every run.
+            mark = min(75, (100 * self.seen // self.total) // 25 * 25)
+            print(f"download {self.name}: {mark}%", file=self.out, flush=True)
+            self.next_mark = mark + 25
 
-    def finish(self, note: str) -> None:
-        if self.tty:
+    def finish(self, note: str, name: str | None = None) -> None:
+        if self.tty and self.seen:
             self.out.write("\n")
-        print(f"download {self.name}: {note}", file=self.out, flush=True)
+        print(f"download {name or self.name}: {note}", file=self.out, flush=True)
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,8 @@ class ArtifactStore:
         retries: int = RETRIES,
         backoff: float = 0.5,
         manifest_name: str = "images.yaml",
+        stall: float = STALL,
+        attempt_limit: float = ATTEMPT,
     ) -> None:
         self.root = root
         self.opener = opener
@@ -130,6 +144,8 @@ class ArtifactStore:
         self.retries = retries
         self.backoff = backoff
         self.manifest_name = manifest_name
+        self.stall = stall
+        self.attempt_limit = attempt_limit
 
     def cached_path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -148,7 +164,15 @@ class ArtifactStore:
             return Fetched(artifact, self._verify_local(artifact), downloaded=False)
         cached = self.cached_path(artifact.sha256)
         if cached.is_file():
-            return Fetched(artifact, cached, downloaded=False)
+            actual = sha256_of(cached)
+            if actual == artifact.sha256:
+                return Fetched(artifact, cached, downloaded=False)
+            self.progress.finish(f"the cached copy {cached} is corrupt (its sha256 is {actual}); deleted, "
+                                 "fetching it again", artifact.filename)
+            try:
+                cached.unlink()
+            except OSError as exc:
+                raise CannotWrite.at(cached, exc, "the artifact cache entry") from None
         assert artifact.url is not None
         return Fetched(artifact, self._download(artifact, artifact.url, cached), downloaded=True)
 
@@ -171,33 +195,52 @@ class ArtifactStore:
 
     def _download(self, artifact: Artifact, url: str, target: Path) -> Path:
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CannotWrite.at(self.root, exc, "the artifact cache (JAVABASE_CACHE)") from None
         last_error = ""
+        unsized: set[str] = set()  # digests of bodies that came without Content-Length
         for attempt in range(1, self.retries + 1):
-            handle, tmp_name = tempfile.mkstemp(prefix="download-", dir=tmp_dir)
+            try:
+                handle, tmp_name = tempfile.mkstemp(prefix="download-", dir=tmp_dir)
+            except OSError as exc:
+                raise CannotWrite.at(tmp_dir, exc, "the artifact cache (JAVABASE_CACHE)") from None
             tmp = Path(tmp_name)
             try:
-                with os.fdopen(handle, "wb") as sink:
-                    actual = self._stream(artifact, url, sink)
+                try:
+                    with os.fdopen(handle, "wb") as sink:
+                        actual, sized, received = self._stream(artifact, url, sink)
+                except OSError as exc:
+                    raise CannotWrite.at(tmp, exc, "the download") from None
                 if actual != artifact.sha256:
-                    raise ArtifactError(self._mismatch(artifact, url, actual))
+                    if sized or actual in unsized:
+                        raise ArtifactError(self._mismatch(artifact, url, actual))
+                    # No Content-Length: a body cut short looks complete. Fetch again; the
+                    # same wrong bytes twice are a real mismatch, not the network.
+                    unsized.add(actual)
+                    raise _Transient(f"the body ended after {received} bytes without a Content-Length and "
+                                     "its sha256 does not match: probably cut short")
                 os.replace(tmp, target)
                 return target
             except _Transient as exc:
                 last_error = str(exc)
                 if attempt < self.retries:
-                    self.progress.finish(f"attempt {attempt} failed ({last_error}); retrying")
+                    self.progress.finish(f"attempt {attempt} of {self.retries} failed ({last_error}); retrying",
+                                         artifact.filename)
                     time.sleep(self.backoff * 2 ** (attempt - 1))
             finally:
                 tmp.unlink(missing_ok=True)
         raise ArtifactError(f"{self._where(artifact)}: cannot download {url} after {self.retries} attempts: "
                             f"{last_error}; check the URL and the network, then run again")
 
-    def _stream(self, artifact: Artifact, url: str, sink: IO[bytes]) -> str:
+    def _stream(self, artifact: Artifact, url: str, sink: IO[bytes]) -> tuple[str, bool, int]:
+        """Download into sink: (sha256, whether a Content-Length was given, bytes received)."""
         digest = hashlib.sha256()
+        deadline = time.monotonic() + self.attempt_limit
         try:
-            response = self.opener(url, TIMEOUT)
+            response = self.opener(url, self.stall)
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
@@ -210,6 +253,8 @@ class ArtifactStore:
                                     f"({reason.verify_message}); javabase does not download without TLS "
                                     "verification") from None
             raise _Transient(str(reason)) from None
+        except TimeoutError:
+            raise _Transient(f"no answer within {self.stall:.0f} s") from None
         except (OSError, HTTPException) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         try:
@@ -218,8 +263,12 @@ class ArtifactStore:
             self.progress.start(artifact.filename, total)
             received = 0
             while True:
+                if time.monotonic() > deadline:
+                    raise _Transient(f"took longer than {self.attempt_limit:.0f} s ({received} bytes so far)")
                 try:
-                    block = response.read(CHUNK)
+                    block = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
+                except TimeoutError:
+                    raise _Transient(f"stalled: no data for {self.stall:.0f} s after {received} bytes") from None
                 except (OSError, HTTPException) as exc:
                     raise _Transient(f"{type(exc).__name__}: {exc}") from None
                 if not block:
@@ -232,7 +281,7 @@ class ArtifactStore:
                 raise _Transient(f"connection closed after {received} of {total} bytes")
             self.progress.finish(f"{received / 1e6:.1f} MB, sha256 verified" if digest.hexdigest()
                                  == artifact.sha256 else f"{received / 1e6:.1f} MB")
-            return digest.hexdigest()
+            return digest.hexdigest(), total is not None, received
         finally:
             response.close()
 

@@ -47,6 +47,16 @@ class Located:
 
 # libyaml's parser when PyYAML has it (its wheels do): same nodes and marks, ~5x faster.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Aliases let a few lines stand for billions of nodes (the "billion laughs"); a
+# manifest of a thousand images has well under this many.
+MAX_NODES = 200_000
+
+
+class _TooBig(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 def load(text: str, file: str) -> Located:
@@ -68,10 +78,19 @@ def load(text: str, file: str) -> Located:
         raise ManifestError([Problem(file, 1, "", "the file is empty; start from the images.yaml in the README")])
     lines: dict[Path_, int] = {}
     problems: list[Problem] = []
-    data = _convert(node, (), lines, problems, file, loader)
+    budget = _Budget()
+    try:
+        data = _convert(node, (), lines, problems, file, loader, budget, ())
+    except _TooBig as exc:
+        raise ManifestError([Problem(file, exc.line, "", exc.message)]) from None
     if problems:
         raise ManifestError(problems)
     return Located(file, data, lines)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_NODES
 
 
 def _convert(
@@ -81,8 +100,18 @@ def _convert(
     problems: list[Problem],
     file: str,
     loader: Any,
+    budget: _Budget,
+    inside: tuple[int, ...],
 ) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    budget.left -= 1
+    if budget.left < 0:
+        raise _TooBig(line, f"the document expands to more than {MAX_NODES} values (YAML aliases that "
+                            "repeat each other?); write the manifest out without nested aliases")
+    if id(node) in inside:
+        raise _TooBig(line, "a YAML alias refers to a node that contains it (a recursive alias); remove it")
+    inside = (*inside, id(node))
+    lines.setdefault(path, line)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -103,11 +132,11 @@ def _convert(
                 ))
                 continue
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, child, lines, problems, file, loader)
+            out[key] = _convert(value_node, child, lines, problems, file, loader, budget, inside)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(item, (*path, index), lines, problems, file, loader)
+            _convert(item, (*path, index), lines, problems, file, loader, budget, inside)
             for index, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)

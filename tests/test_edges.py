@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from javabase.artifacts import ArtifactStore, Progress
 from javabase.backends.base import BuildRequest
 from javabase.backends.docker_sdk import DockerBackend as Engine
-from javabase.errors import ArtifactError, StepError
+from javabase.errors import ArtifactError, CannotWrite, StepError
 from javabase.model import Artifact
 from javabase.references import split_reference
 
@@ -40,6 +41,24 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
             return
         if fault == "404":
             self.send_error(404, "gone")
+            return
+        if fault == "silent":  # accepts the request, never answers
+            time.sleep(1.5)
+            return
+        if fault == "trickle":  # a byte every 0.2 s: never stalls, never finishes
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            for byte in PAYLOAD[:20]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        if fault == "short-no-length":  # HTTP/1.0 style: the end of the body is the end of the connection
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+            self.close_connection = True
             return
         self.send_response(200)
         self.send_header("Content-Length", str(len(PAYLOAD)))
@@ -64,8 +83,8 @@ def artifact(url: str, sha: str = SHA) -> Artifact:
                     key="images.jre.versions[0]", line=7)
 
 
-def store(tmp_path: Path, out: io.StringIO | None = None) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "cache", progress=Progress(out or io.StringIO()), backoff=0.01)
+def store(tmp_path: Path, out: io.StringIO | None = None, **limits: float) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "cache", progress=Progress(out or io.StringIO()), backoff=0.01, **limits)
 
 
 def test_download_is_verified_cached_and_not_repeated(server: str, tmp_path: Path) -> None:
@@ -73,9 +92,10 @@ def test_download_is_verified_cached_and_not_repeated(server: str, tmp_path: Pat
     fetched = store(tmp_path, out).fetch(artifact(f"{server}/jre.tar.gz"))
     assert fetched.downloaded and fetched.path == tmp_path / "cache" / "sha256" / SHA
     assert fetched.path.read_bytes() == PAYLOAD
-    assert out.getvalue().splitlines() == [
-        "download jre.tar.gz (1.0 MB): started", "download jre.tar.gz: 100%",
-        "download jre.tar.gz: 1.0 MB, sha256 verified"]
+    lines = out.getvalue().splitlines()
+    assert (lines[0], lines[-1]) == ("download jre.tar.gz (1.0 MB): started",
+                                     "download jre.tar.gz: 1.0 MB, sha256 verified")
+    assert set(lines[1:-1]) <= {"download jre.tar.gz: 25%", "download jre.tar.gz: 50%", "download jre.tar.gz: 75%"}
     again = store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
     assert not again.downloaded and FaultyHandler.served == ["/jre.tar.gz"]
 
@@ -202,3 +222,62 @@ def test_inspect_of_a_missing_image_is_none_and_other_errors_are_one_line() -> N
     with pytest.raises(EngineError) as caught:
         Engine(BrokenAPI()).image("a:1")
     assert str(caught.value) == "cannot inspect a:1: 500 Server Error: boom"
+
+
+def test_a_server_that_never_answers_fails_after_the_stall_timeout(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["silent"] * 3
+    out = io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(ArtifactError) as caught:
+        store(tmp_path, out, stall=0.3).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert time.monotonic() - started < 3
+    assert str(caught.value) == (f"images.yaml:7: images.jre.versions[0]: cannot download {server}/jre.tar.gz "
+                                 "after 3 attempts: no answer within 0 s; check the URL and the network, then run "
+                                 "again")
+    assert out.getvalue().splitlines() == [
+        "download jre.tar.gz: attempt 1 of 3 failed (no answer within 0 s); retrying",
+        "download jre.tar.gz: attempt 2 of 3 failed (no answer within 0 s); retrying"]
+
+
+def test_a_trickling_server_hits_the_attempt_limit(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["trickle"]
+    started = time.monotonic()
+    with pytest.raises(ArtifactError, match=r"after 1 attempts: took longer than 1 s \(\d+ bytes so far\)"):
+        ArtifactStore(tmp_path / "cache", progress=Progress(io.StringIO()), retries=1, stall=5,
+                      attempt_limit=1).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert time.monotonic() - started < 4
+
+
+def test_a_body_cut_short_without_content_length_is_called_truncation_and_retried(
+        server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["short-no-length"]
+    out = io.StringIO()
+    fetched = store(tmp_path, out).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert out.getvalue().splitlines()[2] == (
+        f"download jre.tar.gz: attempt 1 of 3 failed (the body ended after {len(PAYLOAD) // 2} bytes without a "
+        "Content-Length and its sha256 does not match: probably cut short); retrying")
+
+
+def test_a_corrupted_cache_entry_is_deleted_and_fetched_again(server: str, tmp_path: Path) -> None:
+    store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    entry = tmp_path / "cache" / "sha256" / SHA
+    data = bytearray(entry.read_bytes())
+    data[1000] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    out = io.StringIO()
+    fetched = store(tmp_path, out).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert fetched.downloaded and entry.read_bytes() == PAYLOAD
+    bad = hashlib.sha256(bytes(data)).hexdigest()
+    assert out.getvalue().splitlines()[0] == (
+        f"download jre.tar.gz: the cached copy {entry} is corrupt (its sha256 is {bad}); deleted, fetching it again")
+    assert FaultyHandler.served == ["/jre.tar.gz", "/jre.tar.gz"]
+
+
+def test_an_unwritable_cache_is_one_line(server: str, tmp_path: Path) -> None:
+    (tmp_path / "cache").write_text("a file where the cache directory should be")
+    with pytest.raises(CannotWrite) as caught:
+        store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert str(caught.value) == (f"cannot write the artifact cache (JAVABASE_CACHE) {tmp_path / 'cache'}: Not a "
+                                 "directory; fix the permissions or free some space, then run again")
+    assert caught.value.exit_code == 11

@@ -260,3 +260,18 @@ def test_immutable_tags_expand_per_version(valid: Callable[[str], Manifest]) -> 
     text = BASE.replace('    tags: ["{major}", "{version}"]', '    tags: ["{major}", "{version}"]\n'
                                                                  '    immutable_tags: ["{version}"]')
     assert valid(text).images["jre17"].immutable_tags == ("17.0.11_9",)
+
+
+def test_a_yaml_alias_bomb_is_one_line_not_a_memory_error(problems: Problems) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+               f"*a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    text = "schema: 1\nregistry: r\nx-bomb:\n" + "".join(f"  {line}\n" for line in levels) + "images: {}\n"
+    assert problems(text) == [
+        "images.yaml:4: the document expands to more than 200000 values (YAML aliases that repeat each other?); "
+        "write the manifest out without nested aliases"]
+
+
+def test_a_recursive_alias_is_one_line(problems: Problems) -> None:
+    assert problems("schema: 1\nregistry: r\nloop: &loop\n  again: *loop\nimages: {}\n") == [
+        "images.yaml:3: a YAML alias refers to a node that contains it (a recursive alias); remove it"]
