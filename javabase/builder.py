@@ -7,19 +7,33 @@ module never imports docker."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .artifacts import ArtifactStore, Fetched, place
 from .backends.base import Backend, BuildRequest, LineSink, LocalImage
 from .decide import Build, BuildAction, Reuse, by_input_digest, decide_builds
-from .errors import JavabaseError
+from .errors import CannotWrite, EngineError, Interrupted, JavabaseError
+from .files import write_atomically
 from .inputs import Inputs, compute_inputs
-from .labels import INPUT_LABEL, base_of, build_labels, label_instruction
+from .labels import (
+    ARTIFACTS_LABEL,
+    INPUT_LABEL,
+    INPUTS_LABEL,
+    base_of,
+    build_labels,
+    inputs_label,
+    label_instruction,
+    stable_labels,
+)
 from .model import Image
 from .plan import Plan
 from .provenance import Provenance
@@ -58,13 +72,35 @@ def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], loc
             for name in plan.order if inputs[name].digest not in local}
 
 
+def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs],
+               local: dict[str, LocalImage]) -> dict[str, LocalImage]:
+    """The local images the plan could reuse, inspected in full (their layers),
+    a few at a time."""
+    wanted = [local[inputs[n].digest].id for n in plan.order if inputs[n].digest in local]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="inspect") as pool:
+        found = [image for image in pool.map(backend.image, wanted) if image is not None]
+    return {**local, **by_input_digest(found)}
+
+
+def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
+    """The labels a javabase build of each image's inputs carries (time, revision
+    and artifact URLs aside: a URL is provenance, not content)."""
+    out = {}
+    for name in plan.order:
+        labels = {k: v for k, v in stable_labels(plan.manifest, plan.image(name)).items() if k != ARTIFACTS_LABEL}
+        out[name] = {**labels, INPUT_LABEL: inputs[name].digest, INPUTS_LABEL: inputs_label(inputs[name])}
+    return out
+
+
 def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str,
                  force: bool = False) -> tuple[dict[str, Inputs], dict[str, LocalImage], dict[str, BuildAction]]:
     """Inputs, local images and the decision for every image of the plan."""
     inputs = compute_inputs(plan.manifest, plan.order, rendered)
-    local = local_images(backend)
+    local = {} if force else candidates(backend, plan, inputs, local_images(backend))
     previous = {} if force else previous_builds(backend, plan, inputs, local, registry)
-    return inputs, local, decide_builds(plan.order, inputs, local, previous, force)
+    parent_of = {name: plan.image(name).parent for name in plan.order}
+    return inputs, local, decide_builds(plan.order, inputs, local, previous, force, parent_of,
+                                        expected_labels(plan, inputs))
 
 
 class Builder:
@@ -80,6 +116,7 @@ class Builder:
         console: Console | None = None,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.time,
+        exclusive: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.plan = plan
         self.manifest = plan.manifest
@@ -92,6 +129,8 @@ class Builder:
         self.console = console or Console()
         self.registry = registry
         self.clock = clock
+        self.exclusive = exclusive
+        self.interrupted = threading.Event()
         self.results: dict[str, ImageResult] = {
             name: ImageResult(name, self.manifest.references(plan.image(name), settings.registry))
             for name in plan.order
@@ -106,19 +145,22 @@ class Builder:
         self.console.set_names(self.plan.order)
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
-        self.inputs, self.local, self.actions = plan_actions(self.backend, self.plan, self.rendered,
-                                                             self.settings.registry, self.options.force)
-        for image in images:
-            result = self.results[image.name]
-            result.input_digest = self.inputs[image.name].digest
-            result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
-                                for a in image.artifacts]
-            result.base = base_of(self.manifest, image)
-        run_tree(self.plan.order, {n: self.plan.image(n).parent for n in self.plan.order}, self.build_one,
-                 self.skip, jobs=self.settings.jobs, keep_going=self.options.keep_going)
-        report = Report(self.manifest.shown, self.settings.registry, self.options.push, self.results)
-        if self.options.push:
-            report.notes += self.push()
+        # From deciding to pushing, the engine's tags must not move under this run.
+        with self.exclusive():
+            self.inputs, self.local, self.actions = plan_actions(self.backend, self.plan, self.rendered,
+                                                                 self.settings.registry, self.options.force)
+            for image in images:
+                result = self.results[image.name]
+                result.input_digest = self.inputs[image.name].digest
+                result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
+                                    for a in image.artifacts]
+                result.base = base_of(self.manifest, image)
+            run_tree(self.plan.order, {n: self.plan.image(n).parent for n in self.plan.order}, self.build_one,
+                     self.skip, jobs=self.settings.jobs, keep_going=self.options.keep_going,
+                     interrupt=self.interrupt)
+            report = Report(self.manifest.shown, self.settings.registry, self.options.push, self.results)
+            if self.options.push:
+                report.notes += self.push()
         return report
 
     def push(self) -> list[str]:
@@ -130,6 +172,11 @@ class Builder:
         pusher = Pusher(self.backend, self.registry, self.console, self.settings, force=self.options.force,
                         keep_log=self.keep_log, immutable=immutable)
         return pusher.push_all([r for r in self.results.values() if r.status in (Status.BUILT, Status.UP_TO_DATE)])
+
+    def interrupt(self) -> None:
+        """Ctrl-C: running builds are cancelled and nothing more is tagged."""
+        self.interrupted.set()
+        self.backend.cancel()
 
     # -- one image ---------------------------------------------------------------------
     def skip(self, name: str, reason: str) -> None:
@@ -163,6 +210,10 @@ class Builder:
             result.image_id = self.build_image(image, parent_id, log)
             self.tag_all(result, log)
             result.status = Status.BUILT
+        except EngineError as exc:
+            # The engine itself is gone: no image can build; the run stops (exit 5).
+            self.fail(result, str(exc), log)
+            raise
         except JavabaseError as exc:
             self.fail(result, str(exc), log)
         except Exception as exc:  # noqa: BLE001 - one image's bug must not hide the others' results
@@ -207,6 +258,8 @@ class Builder:
 
     def tag_all(self, result: ImageResult, log: LineSink) -> None:
         assert result.image_id is not None
+        if self.interrupted.is_set():
+            raise Interrupted(f"interrupted; {result.image_id[7:19]} was not tagged")
         known = next((i for i in self.local.values() if i.id == result.image_id), None)
         present = set(known.tags) if known else set()
         missing = [r for r in result.references if r not in present]
@@ -216,8 +269,12 @@ class Builder:
             log(f"tagged {', '.join(missing)}")
 
     def keep_log(self, result: ImageResult) -> None:
-        directory = self.settings.log_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{result.name}.log"
-        path.write_text("\n".join(result.log) + "\n", encoding="utf-8")
+        """Keep a failed image's whole log; a log that cannot be written does not
+        hide the failure it was to record."""
+        path = self.settings.log_dir / f"{result.name}.log"
+        try:
+            write_atomically(path, "\n".join(result.log) + "\n", "the build log")
+        except CannotWrite as exc:
+            result.reason = f"{result.reason} (and its log was not kept: {exc})"
+            return
         result.log_path = str(path)

@@ -7,17 +7,21 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import plan as plans
 from . import settings as config
 from .errors import BuildFailed, DriftError, Exit, JavabaseError, UsageError
-from .manifest import load_manifest
+from .files import check_writable, remove
+from .manifest import display_path, load_manifest
 from .model import Manifest
 from .references import split_reference
 from .render import check_builds, render_all, write_builds
 from .report import Console, ImageResult, Report, Status
 from .templates import PROJECT_ROOT, TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 DEFAULT_MANIFEST = "images.yaml"
 
@@ -201,21 +205,55 @@ def build(
     from .builder import Builder, BuildOptions
     from .provenance import provenance
     from .registry import Registry
+    from .runlock import engine_lock
 
-    manifest = load_locked(manifest_path, frozen)
-    settings = config.resolve(manifest, registry=registry, jobs=jobs)
-    the_plan = plans.make_plan(manifest, images, dependents, settings.registry)
-    rendered = render_all(manifest)
-    write_builds(rendered, builds_dir(manifest))
-    backend = open_backend(settings.backend)
-    options = BuildOptions(push=push, keep_going=keep_going, force=force, no_cache=no_cache,
-                           reproducible=reproducible or frozen)
+    report_path = _fresh_report_path(report)
     console = Console(out)
-    store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown)
-    builder = Builder(the_plan, rendered, backend, store, settings, options, provenance(manifest.path, TEMPLATES_DIR),
-                      console, Registry(settings.registry) if push else None)
-    result = builder.run()
+    builder: Builder | None = None
+    try:
+        manifest = load_locked(manifest_path, frozen)
+        settings = config.resolve(manifest, registry=registry, jobs=jobs)
+        check_writable(settings.log_dir, "the build log directory")
+        the_plan = plans.make_plan(manifest, images, dependents, settings.registry)
+        rendered = render_all(manifest)
+        write_builds(rendered, builds_dir(manifest))
+        backend = open_backend(settings.backend)
+        options = BuildOptions(push=push, keep_going=keep_going, force=force, no_cache=no_cache,
+                               reproducible=reproducible or frozen)
+        store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown)
+        builder = Builder(the_plan, rendered, backend, store, settings, options,
+                          provenance(manifest.path, TEMPLATES_DIR), console,
+                          Registry(settings.registry) if push else None,
+                          exclusive=lambda: engine_lock(backend.where, console.info))
+        result = builder.run()
+    except (JavabaseError, KeyboardInterrupt) as exc:
+        _report_stop(report_path, manifest_path, registry, push, builder, exc)
+        raise
     return _finish(result, report, console, push)
+
+
+def _fresh_report_path(report: str | None) -> Path | None:
+    """--report's path, with the previous run's report removed, so that a run that
+    stops early never leaves an old `"ok": true` behind."""
+    if not report:
+        return None
+    path = Path(report)
+    check_writable(path.parent if str(path.parent) else Path("."), "the report's directory")
+    remove(path, "the previous report")
+    return path
+
+
+def _report_stop(path: Path | None, manifest_path: str | None, registry: str | None, push: bool,
+                 builder: Builder | None, exc: BaseException) -> None:
+    """A true report of a run that stopped early: what each image reached, and why it stopped."""
+    if path is None:
+        return
+    results = builder.results if builder is not None else {}
+    shown = builder.manifest.shown if builder is not None else display_path(resolve_manifest(manifest_path))
+    target = builder.settings.registry if builder is not None else (registry or "")
+    message = "\n".join(line.strip() for line in exc.lines()) if isinstance(exc, JavabaseError) else "interrupted"
+    code = exc.exit_code if isinstance(exc, JavabaseError) else Exit.INTERRUPTED
+    Report(shown, target, push, results, error=message, exit_code=int(code)).write_json(path)
 
 
 def push(
@@ -231,7 +269,9 @@ def push(
     from .backends import open_backend
     from .pusher import Pusher, immutable_references
     from .registry import Registry
+    from .runlock import engine_lock
 
+    _fresh_report_path(report)
     manifest = load_locked(manifest_path)
     settings = config.resolve(manifest, registry=registry)
     target = settings.registry
@@ -249,8 +289,9 @@ def push(
     console.set_names(chosen)
     immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
-    the_report.notes += Pusher(backend, Registry(target), console, settings, force=force,
-                               immutable=immutable).push_all(list(results.values()))
+    with engine_lock(backend.where, console.info):
+        the_report.notes += Pusher(backend, Registry(target), console, settings, force=force,
+                                   immutable=immutable).push_all(list(results.values()))
     return _finish(the_report, report, console, True)
 
 

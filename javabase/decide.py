@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from .backends.base import LocalImage
 from .inputs import Inputs
-from .labels import INPUT_LABEL, INPUTS_LABEL
+from .labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
 
 
 class Where(StrEnum):
@@ -58,20 +58,49 @@ def decide_builds(
     local: Mapping[str, LocalImage],
     previous: Mapping[str, LocalImage | None],
     force: bool = False,
+    parent_of: Mapping[str, str | None] | None = None,
+    expected: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, BuildAction]:
-    """Per image: reuse the local image with the same input digest, or build.
-    `previous` is what each image's first tag points to now (to say what changed);
-    it is needed only for images that are not reused."""
+    """Per image (parents before children): reuse the local image with the same
+    input digest, or build. A local image is reused only when it is what javabase
+    would have built (`reuse_problem`) and its parent is reused too. `previous`
+    is what each image's first tag points to now, to say what changed."""
     out: dict[str, BuildAction] = {}
+    parents = parent_of or {}
     for name in order:
         digest = inputs[name].digest
+        parent = parents.get(name)
+        parent_action = out.get(parent) if parent is not None else None
+        candidate = local.get(digest)
         if force:
             out[name] = Build(name, "rebuild forced (--force)")
-        elif digest in local:
-            out[name] = Reuse(name, local[digest].id, Where.LOCAL)
-        else:
+        elif candidate is None:
             out[name] = Build(name, _why(inputs[name], previous.get(name)))
+        elif isinstance(parent_action, Build):
+            out[name] = Build(name, f"build: its parent {parent} is built anew")
+        else:
+            parent_image = local.get(inputs[parent].digest) if parent is not None and parent in inputs else None
+            problem = reuse_problem(candidate, (expected or {}).get(name, {}), parent_image)
+            out[name] = (Reuse(name, candidate.id, Where.LOCAL) if problem is None else
+                         Build(name, f"build: the local image {candidate.id[7:19]} with these inputs is not what "
+                                     f"javabase builds ({problem})"))
     return out
+
+
+def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], parent: LocalImage | None) -> str | None:
+    """Why `candidate` is not what javabase would build from these inputs, or None.
+    Its javabase labels must all be there and equal, and it must have been built
+    FROM its parent: the parent's ID in its base-digest label, and the parent's
+    layers at the bottom of its own."""
+    for key, value in sorted(expected_labels.items()):
+        if candidate.labels.get(key) != value:
+            return f"label {key} differs"
+    if parent is not None:
+        if candidate.labels.get(BASE_DIGEST_LABEL) != parent.id:
+            return f"it was not built FROM {parent.id[7:19]}"
+        if tuple(candidate.layers[: len(parent.layers)]) != tuple(parent.layers):
+            return "its layers do not start with its parent's"
+    return None
 
 
 def _why(inputs: Inputs, previous: LocalImage | None) -> str:

@@ -155,6 +155,12 @@ class CannotWrite(JavabaseError):
         return cls(f"cannot write {what} {path}: {reason}; fix the permissions or free some space, then run again")
 
 
+class Interrupted(JavabaseError):
+    """The run was interrupted (Ctrl-C, SIGINT): running builds were cancelled."""
+
+    exit_code = Exit.INTERRUPTED
+
+
 class LockError(JavabaseError):
     """The lock file is missing, unreadable, or disagrees with the manifest (--frozen)."""
 

@@ -34,3 +34,13 @@ def remove(path: Path, what: str) -> None:
         path.unlink(missing_ok=True)
     except OSError as exc:
         raise CannotWrite.at(path, exc, what) from None
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Fail now, before any work, when `directory` cannot be created or written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise CannotWrite.at(directory, exc, what) from None

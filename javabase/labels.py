@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .model import Image, Manifest
+
+if TYPE_CHECKING:
+    from .inputs import Inputs
 from .templates import dq
 
 INPUT_LABEL = "io.javabase.input-digest"
@@ -57,6 +61,10 @@ def build_labels(manifest: Manifest, image: Image, *, created: str, revision: st
     labels[INPUT_LABEL] = input_digest
     labels[INPUTS_LABEL] = json.dumps(dict(input_parts), sort_keys=True)
     return labels
+
+
+def inputs_label(inputs: Inputs) -> str:
+    return json.dumps(dict(inputs.parts), sort_keys=True)
 
 
 def label_instruction(labels: Mapping[str, str]) -> str:

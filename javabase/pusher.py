@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .backends.base import Backend
 from .decide import AlreadyPushed, Push, PushAction, Refused, Remote, decide_pushes
-from .errors import JavabaseError
+from .errors import JavabaseError, StepError
 from .model import Manifest
 from .references import split_reference, split_repository
 from .registry import Registry
@@ -80,6 +80,18 @@ class Pusher:
         repository, tag = split_reference(reference)
         return self.registry.manifest(split_repository(repository)[1], tag)
 
+    def verify(self, action: Push, digest: str) -> None:
+        """What landed under the tag is the image this run built: its config digest
+        is the image ID, read back from the registry."""
+        if self.registry is None:
+            return
+        landed = self.remote(action.reference)
+        if landed is None or landed.config_digest != action.image_id or landed.digest != digest:
+            holds = f"{landed.digest} (image {landed.config_digest})" if landed else "nothing"
+            raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
+                            f"(image {action.image_id}) that this run pushed; another push of the same tag "
+                            "raced this one: run again")
+
     def push_one(self, result: ImageResult, actions: list[PushAction]) -> None:
         try:
             for action in actions:
@@ -91,8 +103,9 @@ class Pusher:
                     if action.overwrites:
                         self.log(result, f"--force: overwriting immutable tag {action.reference} (it holds "
                                          f"{action.overwrites[:19]}, another image)")
-                    result.pushed[action.reference] = self.backend.push(action.reference,
-                                                                        lambda line: self.log(result, line))
+                    digest = self.backend.push(action.reference, lambda line: self.log(result, line))
+                    self.verify(action, digest)
+                    result.pushed[action.reference] = digest
             if result.status == Status.BUILT or len(result.already_in_registry) < len(result.references):
                 result.status = Status.PUSHED
         except JavabaseError as exc:

@@ -75,10 +75,12 @@ class Report:
     push: bool
     results: dict[str, ImageResult]
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # why the run stopped before its end, if it did
+    exit_code: int = 0
 
     @property
     def ok(self) -> bool:
-        return all(r.status in OK_STATES for r in self.results.values())
+        return self.error is None and all(r.status in OK_STATES for r in self.results.values())
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results.values() if r.status == status)
@@ -89,6 +91,8 @@ class Report:
             "registry": self.registry,
             "push": self.push,
             "ok": self.ok,
+            "error": self.error,
+            "exit_code": self.exit_code,
             "notes": self.notes,
             "images": [r.to_dict() for r in self.results.values()],
         }

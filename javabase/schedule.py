@@ -24,10 +24,15 @@ def run_tree(
     *,
     jobs: int,
     keep_going: bool,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> dict[str, Outcome]:
     """Run `work(name)` for every name in `order` (parents before children);
     work returns whether it succeeded. `skip(name, reason)` is told of every
-    image that is not started. Returns every image's outcome."""
+    image that is not started. Returns every image's outcome.
+
+    On KeyboardInterrupt: `interrupt()` is called (it must make the running work
+    end soon), nothing new starts, the running work is waited for, and the
+    KeyboardInterrupt goes on to the caller."""
     outcome: dict[str, Outcome] = {}
     selected = set(order)
     pending = list(order)
@@ -55,7 +60,14 @@ def run_tree(
                 skip(name, reason)
             if not running:
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            try:
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                interrupt()
+                for name in pending:
+                    skip(name, "not started: interrupted")
+                wait(list(running))
+                raise
             for future in done:
                 name = running.pop(future)
                 outcome[name] = Outcome.DONE if future.result() else Outcome.FAILED

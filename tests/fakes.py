@@ -17,10 +17,13 @@ from javabase.errors import RegistryError
 @dataclass
 class FakeBackend:
     name: str = "fake"
+    where: str = "memory"
     stored: dict[str, LocalImage] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     pushed: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
+    registry: FakeRegistry | None = None  # where pushes land
+    lands_as: str | None = None  # the image a racing run makes land instead
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
@@ -42,9 +45,14 @@ class FakeBackend:
         self.tags[reference] = image_id
 
     def push(self, reference: str, on_line: LineSink) -> str:
+        digest = "sha256:" + "d" * 64
         with self.lock:
             self.pushed.append(reference)
-        return "sha256:" + "d" * 64
+            if self.registry is not None:
+                repository, _, tag = reference.rpartition(":")
+                landed = self.lands_as or self.tags.get(reference)
+                self.registry.held[f"{repository.partition('/')[2]}:{tag}"] = Remote(digest, landed)
+        return digest
 
     def export(self, image_id: str, dest: Path) -> None:
         raise NotImplementedError
@@ -54,6 +62,9 @@ class FakeBackend:
 
     def remove(self, image_id: str) -> None:
         self.stored.pop(image_id, None)
+
+    def cancel(self) -> None:
+        pass
 
 
 @dataclass

@@ -27,6 +27,9 @@ def ready() -> list[ImageResult]:
 
 def pusher(backend: FakeBackend, registry: FakeRegistry, force: bool = False,
            immutable: frozenset[str] = frozenset()) -> Pusher:
+    backend.registry = registry
+    for reference in ready()[0].references:
+        backend.tag(ID, reference)
     return Pusher(backend, registry, Console(io.StringIO()), SETTINGS, force=force,  # type: ignore[arg-type]
                   immutable={"jre": immutable})
 
@@ -60,3 +63,15 @@ def test_a_registry_that_refuses_the_lookup_fails_closed_even_with_force(force: 
     assert str(caught.value) == "registry r:5000 refused GET base/jre:17 (HTTP 401)"
     assert caught.value.exit_code == 6
     assert backend.pushed == []
+
+
+def test_what_landed_is_checked_and_a_race_is_a_failure_naming_both_digests() -> None:
+    backend = FakeBackend(lands_as=OTHER)
+    results = ready()
+    assert pusher(backend, FakeRegistry()).push_all(results) == []
+    assert results[0].status == Status.FAILED
+    assert results[0].reason == (
+        f"push r:5000/base/jre:17: the registry holds sha256:{'d' * 64} (image {OTHER}) under this tag, not "
+        f"sha256:{'d' * 64} (image {ID}) that this run pushed; another push of the same tag raced this one: "
+        "run again")
+    assert backend.pushed == ["r:5000/base/jre:17"]

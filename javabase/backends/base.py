@@ -45,6 +45,7 @@ class Backend(Protocol):
     EngineError (the engine itself) or StepError (this image's build or push)."""
 
     name: str
+    where: str  # the engine's address: two runs on the same one share its tags
 
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome: ...
 
@@ -61,3 +62,5 @@ class Backend(Protocol):
     def load(self, archive: Path) -> None: ...
 
     def remove(self, image_id: str) -> None: ...
+
+    def cancel(self) -> None: ...

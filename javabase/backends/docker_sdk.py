@@ -5,18 +5,22 @@ failure becomes a one-line EngineError or StepError."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
+import socket
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
-from ..errors import EngineError, JavabaseError, StepError
+from ..errors import EngineError, Interrupted, JavabaseError, StepError
 from ..provenance import parse_time
 from ..references import split_reference
 from .base import BuildOutcome, BuildRequest, LineSink, LocalImage
@@ -41,19 +45,38 @@ def connect(base_url: str | None = None, timeout: int = 600) -> DockerBackend:
             f"cannot reach the Docker engine at DOCKER_HOST={url} ({reason}); start one with "
             "`scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set DOCKER_HOST"
         ) from None
-    return DockerBackend(api)
+    return DockerBackend(api, url)
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """Why a connection failed, in a few words."""
+    text = _whole(exc)
     if "No such file or directory" in text or "FileNotFoundError" in text:
         return "no socket there"
     if "Connection refused" in text:
         return "connection refused"
-    return text[:160]
+    return text
+
+
+def _whole(exc: BaseException) -> str:
+    """The whole message, its lines joined into one."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+# The engine went away while javabase was talking to it (killed, restarted, out of memory).
+_LOST = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+         urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError)
+
+
+def _lost(what: str, exc: BaseException) -> EngineError:
+    text = _short(exc)
+    if "Connection broken" in text or "IncompleteRead" in text:
+        text = "the connection broke"
+    elif "Connection aborted" in text:
+        text = "the connection was aborted"
+    return EngineError(f"the Docker engine at DOCKER_HOST={docker_host()} stopped answering during {what} "
+                       f"({text}); check that dockerd is running (its log says why it stopped), then run again")
 
 
 @contextmanager
@@ -64,8 +87,10 @@ def _calling(what: str, error: type[JavabaseError] = StepError) -> Iterator[None
         yield
     except docker.errors.ImageNotFound:
         raise
+    except _LOST as exc:
+        raise _lost(what, exc) from None
     except _API_ERRORS as exc:
-        raise error(f"{what}: {_short(exc)}") from None
+        raise error(f"{what}: {_whole(exc)}") from None
 
 
 def _stream_error(chunk: Mapping[str, Any]) -> str | None:
@@ -73,14 +98,39 @@ def _stream_error(chunk: Mapping[str, Any]) -> str | None:
     if "error" not in chunk and "errorDetail" not in chunk:
         return None
     detail = chunk.get("errorDetail") or {}
-    return _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+    text = _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, where: str = "") -> None:
         self.api = api
+        self.where = where or docker_host()
+        # The HTTP responses of the builds under way, by thread, so that cancel()
+        # can cut them: the engine then stops the build and removes its container.
+        self._streams: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        api.hooks["response"].append(self._remember_build)
+
+    def _remember_build(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
+        if response.request is not None and "/build" in str(response.request.url).split("?")[0]:
+            with self._lock:
+                self._streams[threading.get_ident()] = response
+        return response
+
+    def cancel(self) -> None:
+        """Stop every build under way (from another thread, e.g. on Ctrl-C)."""
+        self._cancelled.set()
+        with self._lock:
+            streams = list(self._streams.values())
+        for response in streams:
+            sock = _socket_of(response)
+            if sock is not None:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     # -- builds --------------------------------------------------------------------
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
@@ -89,6 +139,8 @@ class DockerBackend:
         image_id: str | None = None
         step = "before the first step"
         steps = 0
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted before the build started")
         try:
             stream = self.api.build(
                 path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
@@ -112,8 +164,17 @@ class DockerBackend:
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
                     image_id = aux["ID"]
-        except _API_ERRORS as exc:
-            raise StepError(f"{step}: engine error: {_short(exc)}") from None
+        except (*_LOST, *_API_ERRORS, OSError, ValueError) as exc:
+            if self._cancelled.is_set():
+                raise Interrupted(f"interrupted during {step}; the build was cancelled") from None
+            if isinstance(exc, _LOST):
+                raise _lost(f"the build ({step})", exc) from None
+            if isinstance(exc, _API_ERRORS):
+                raise StepError(f"{step}: engine error: {_whole(exc)}") from None
+            raise
+        finally:
+            with self._lock:
+                self._streams.pop(threading.get_ident(), None)
         if image_id is None:
             raise StepError(f"{step}: the engine reported no image ID")
         return BuildOutcome(image_id, steps)
@@ -188,6 +249,13 @@ class DockerBackend:
             raise StepError(f"push {reference}: the registry reported no digest")
         on_line(f"pushed {reference}@{digest}")
         return digest
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    """The socket under a streaming requests response (urllib3 keeps it on the connection)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _clean(text: str) -> str:

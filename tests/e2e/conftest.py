@@ -301,3 +301,51 @@ def run_java_version(engine: Engine, reference: str) -> str:
 
 def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class SpareEngine:
+    """A second dockerd with its own empty data root: a fresh CI runner, or an
+    engine a test may kill."""
+
+    host: str
+    process: subprocess.Popen[bytes]
+    api: Engine
+
+
+@contextlib.contextmanager
+def spare_engine() -> Iterator[SpareEngine]:
+    """Start a dockerd of its own (no network for its containers), stopped by pid
+    and its state removed on exit."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="jb-engine-", dir="/var/tmp"))
+    sock = root / "d.sock"
+    log = (root / "dockerd.log").open("wb")
+    process = subprocess.Popen(
+        ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "x"), "--pidfile",
+         str(root / "d.pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip-masq=false",
+         "--ip6tables=false"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    host = f"unix://{sock}"
+    api = docker.APIClient(base_url=host, version="1.41", timeout=120)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                api.ping()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail(f"dockerd did not start: {(root / 'dockerd.log').read_text()}", pytrace=False)
+                time.sleep(0.2)
+        yield SpareEngine(host, process, api)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        subprocess.run(["rm", "-rf", str(root)], check=False)

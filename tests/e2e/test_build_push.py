@@ -174,7 +174,9 @@ def test_checksum_mismatch_builds_and_pushes_nothing(
         f"error: images.yaml:18: images.jre.versions[0]: sha256 mismatch for {file_server.url}/tampered.tar.gz: "
         f"expected {wrong}, got {actual}; nothing was built or pushed - check the file or the sha256 in the "
         "manifest\n")
-    assert run.report == {}
+    assert (run.report["ok"], run.report["exit_code"]) == (False, 4)
+    assert {image["status"] for image in run.report["images"]} == {"pending"}
+    assert run.report["error"] == run.err.removeprefix("error: ").rstrip("\n")
     assert [t for i in engine.images() for t in (i.get("RepoTags") or []) if f"/{namespace}/" in t] == []
     assert registry.catalog(namespace) == []
     cache = Path(os.environ["JAVABASE_CACHE"])
