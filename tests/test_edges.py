@@ -153,6 +153,8 @@ def test_local_path_is_verified(tmp_path: Path) -> None:
 class FakeAPI:
     """Stands in for docker.APIClient where the engine cannot be made to fail on demand."""
 
+    hooks: ClassVar[dict[str, list[Any]]] = {"response": []}
+
     def __init__(self, build_chunks: list[dict[str, Any]] = (), push_chunks: list[dict[str, Any]] = ()) -> None:
         self.build_chunks, self.push_chunks = list(build_chunks), list(push_chunks)
 
@@ -209,10 +211,14 @@ def test_inspect_of_a_missing_image_is_none_and_other_errors_are_one_line() -> N
     import docker.errors
 
     class MissingAPI:
+        hooks: ClassVar[dict[str, list[Any]]] = {"response": []}
+
         def inspect_image(self, ref: str) -> dict[str, Any]:
             raise docker.errors.ImageNotFound("no such image")
 
     class BrokenAPI:
+        hooks: ClassVar[dict[str, list[Any]]] = {"response": []}
+
         def inspect_image(self, ref: str) -> dict[str, Any]:
             raise docker.errors.APIError("500 Server Error: boom")
 
