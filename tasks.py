@@ -1,6 +1,6 @@
 """Invoke tasks: parse flags, call javabase.commands, exit with its code.
 
-    invoke validate | render [--check] | plan | build | build-all | push
+    invoke validate | render [--check] | lock | plan | build | build-all | push | doctor
 Every task takes --manifest PATH (default images.yaml) and --debug."""
 
 from __future__ import annotations
@@ -106,6 +106,14 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
     """Push every tag of images built before with `invoke build`."""
     _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report,
                                              force=force), debug))
+
+
+@task(help={"manifest": "manifest to read for the registry and namespace (default: images.yaml)",
+            "registry": "registry HOST[:PORT] to check (default: JAVABASE_REGISTRY, then the manifest)",
+            "debug": "show tracebacks"})
+def doctor(c: Context, manifest: str | None = None, registry: str | None = None, debug: bool = False) -> None:
+    """Check a registry: TLS or HTTP, which CA, which credentials, whether pull and push are allowed."""
+    _exit(commands.run(lambda: commands.doctor(manifest, registry), debug))
 
 
 @task(help={"quick": "small sizes, only to check that the benchmark works (CI)",

@@ -80,7 +80,7 @@ def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdou
     """Resolve outside FROM references to digests and write images.lock.json."""
     from .errors import LockError
     from .lock import LOCK_NAME, compute_lock, differences, lock_path, read_lock, registry_resolver, write_lock
-    from .registry import Registry
+    from .registry import open_registry
 
     manifest = load_manifest(resolve_manifest(manifest_path))
     path = lock_path(manifest)
@@ -93,7 +93,8 @@ def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdou
             raise LockError(f"{LOCK_NAME} disagrees with {manifest.shown}:", stale)
         print(f"{_shown(path)}: up to date with {manifest.shown}", file=out)
         return 0
-    resolver = registry_resolver(manifest.mirrors.get("registry"), Registry)
+    insecure = config.insecure_from_env() | set(manifest.insecure_registries)
+    resolver = registry_resolver(manifest.mirrors.get("registry"), lambda host: open_registry(host, insecure=insecure))
     data = compute_lock(manifest, resolver)
     changed = write_lock(path, data)
     for name, entry in sorted(data["images"].items()):
@@ -204,7 +205,7 @@ def build(
     from .backends import open_backend
     from .builder import Builder, BuildOptions
     from .provenance import provenance
-    from .registry import Registry
+    from .registry import open_registry
     from .runlock import engine_lock
 
     report_path = _fresh_report_path(report)
@@ -223,7 +224,7 @@ def build(
         store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown)
         builder = Builder(the_plan, rendered, backend, store, settings, options,
                           provenance(manifest.path, TEMPLATES_DIR), console,
-                          Registry(settings.registry) if push else None,
+                          open_registry(settings.registry, insecure=settings.insecure) if push else None,
                           exclusive=lambda: engine_lock(backend.where, console.info))
         result = builder.run()
     except (JavabaseError, KeyboardInterrupt) as exc:
@@ -268,7 +269,7 @@ def push(
     """Push every tag of images that were built (for this registry) before."""
     from .backends import open_backend
     from .pusher import Pusher, immutable_references
-    from .registry import Registry
+    from .registry import open_registry
     from .runlock import engine_lock
 
     _fresh_report_path(report)
@@ -290,7 +291,8 @@ def push(
     immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
     with engine_lock(backend.where, console.info):
-        the_report.notes += Pusher(backend, Registry(target), console, settings, force=force,
+        registry_client = open_registry(target, insecure=settings.insecure)
+        the_report.notes += Pusher(backend, registry_client, console, settings, force=force,
                                    immutable=immutable).push_all(list(results.values()))
     return _finish(the_report, report, console, True)
 
@@ -312,3 +314,40 @@ def _finish(result: Report, report: str | None, console: Console, pushed: bool) 
         repositories = sorted({split_reference(ref)[0] for r in result.results.values() for ref in r.references})
         console.info(f"pushed to {result.registry}: " + ", ".join(repositories))
     return 0
+
+
+def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO = sys.stdout) -> int:
+    """Check one registry the way a push will use it, one line per finding. The
+    first thing to run when a push fails. Exit 6 when any check fails."""
+    from .errors import RegistryError
+    from .registry import open_registry
+
+    path = resolve_manifest(manifest_path)
+    manifest = load_manifest(path) if path.exists() or manifest_path else None
+    host = config.registry_override(registry) or (manifest.registry if manifest else None)
+    if host is None:
+        raise UsageError("doctor needs --registry HOST (or a manifest that names one)")
+    insecure = config.insecure_from_env() | set(manifest.insecure_registries if manifest else ())
+    name = (manifest.repository(next(iter(manifest.images)), host).split("/", 1)[1]
+            if manifest and manifest.images else "javabase/doctor")
+    failed = False
+    try:
+        client = open_registry(host, insecure=insecure)
+        status = client.ping()
+        print(f"registry {host}: answers over {client.transport} (GET /v2/: HTTP {status})", file=out)
+        who = client.credential
+        print(f"credentials: {f'{who.username} from {who.source}' if who else 'none found (anonymous)'}", file=out)
+        print(f"auth: {client.auth}", file=out)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=out)
+        return int(exc.exit_code)
+    for what in ("pull", "push"):
+        try:
+            allowed = client.can_push(name) if what == "push" else client.tags(name) is not None
+        except RegistryError as exc:
+            allowed, why = False, str(exc)
+        else:
+            why = "" if allowed else "the registry did not start an upload"
+        failed = failed or not allowed
+        print(f"{what} on {name}: {'authorised' if allowed else 'refused: ' + why}", file=out)
+    return int(Exit.REGISTRY) if failed else 0

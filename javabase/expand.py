@@ -30,6 +30,7 @@ _USER_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_.-]*|[0-9]+)(?::(?:[A-Za-z_][A-Z
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$")
+_SECRET_RE = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
 # Names the build context needs for itself.
 RESERVED_FILENAMES = frozenset({"Dockerfile", ".dockerignore"})
 
@@ -116,6 +117,16 @@ class Expander:
             value = self.substitute(value, variables, child)
             if self.safe(value, child, "value", quoted=True):
                 out[key] = value
+        return out
+
+    def build_args(self, raw: Any, path: Path_, variables: Mapping[str, str]) -> dict[str, str]:
+        out = self.string_map(raw, path, variables, "env")
+        for name in list(out):
+            if _SECRET_RE.search(name):
+                self.problem((*path, name), f"build arg {name!r} looks like a secret; its value would be written "
+                                            "into builds/, the build output, the image history and the pushed "
+                                            "config. Remove it (README: Secrets)")
+                del out[name]
         return out
 
     def text(self, raw: Any, path: Path_, what: str) -> str | None:
@@ -209,7 +220,7 @@ class Expander:
         env.update(self.string_map(raw.get("env"), (*base, "env"), variables, "env"))
         labels = self.string_map(defaults.get("labels"), ("defaults", "labels"), variables, "labels")
         labels.update(self.string_map(raw.get("labels"), (*base, "labels"), variables, "labels"))
-        build_args = self.string_map(raw.get("build_args"), (*base, "build_args"), variables, "env")
+        build_args = self.build_args(raw.get("build_args"), (*base, "build_args"), variables)
         packages = self.packages(raw.get("packages"), (*base, "packages"))
         artifacts = self.image_artifacts(where)
         workdir = self.path_value(raw.get("workdir"), (*base, "workdir"), variables, "workdir")

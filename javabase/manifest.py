@@ -57,6 +57,7 @@ def parse_manifest(text: str, shown: str, path: Path, templates_dir: Path = temp
         source=source,
         mirrors=dict(data.get("mirrors", {})),
         images=images,
+        insecure_registries=tuple(data.get("insecure_registries", ())),
     )
 
 

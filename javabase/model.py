@@ -70,6 +70,7 @@ class Manifest:
     source: str | None
     mirrors: Mapping[str, str]
     images: Mapping[str, Image]
+    insecure_registries: tuple[str, ...] = ()
 
     @property
     def directory(self) -> Path:

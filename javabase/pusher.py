@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .backends.base import Backend
 from .decide import AlreadyPushed, Push, PushAction, Refused, Remote, decide_pushes
-from .errors import JavabaseError, StepError
+from .errors import JavabaseError, RegistryError, StepError
 from .model import Manifest
 from .references import split_reference, split_repository
 from .registry import Registry
@@ -61,6 +61,8 @@ class Pusher:
                         self.log(result, f"FAILED {result.reason}")
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
+        self.check_push_allowed({split_reference(a.reference)[0] for r in ready for a in actions[r.name]
+                                 if isinstance(a, Push)})
         with ThreadPoolExecutor(max_workers=self.settings.push_jobs, thread_name_prefix="push") as pool:
             for future in [pool.submit(self.push_one, r, actions[r.name]) for r in ready]:
                 future.result()
@@ -71,6 +73,17 @@ class Pusher:
         remote = {reference: self.remote(reference) for reference in result.references}
         return decide_pushes(result.image_id, result.references, remote,
                              self.immutable.get(result.name, frozenset()), self.force)
+
+    def check_push_allowed(self, repositories: set[str]) -> None:
+        """Before the first push: may this run push to every repository it will push
+        to? Otherwise nothing is pushed (RegistryError, exit 6)."""
+        if self.registry is None:
+            return
+        for repository in sorted(repositories):
+            name = split_repository(repository)[1]
+            if not self.registry.can_push(name):
+                raise RegistryError(f"registry {self.registry.host} does not let this run push to {name}; "
+                                    "nothing was pushed")
 
     def remote(self, reference: str) -> Remote | None:
         """What the tag holds now; None when it does not exist. Any other answer
@@ -103,7 +116,8 @@ class Pusher:
                     if action.overwrites:
                         self.log(result, f"--force: overwriting immutable tag {action.reference} (it holds "
                                          f"{action.overwrites[:19]}, another image)")
-                    digest = self.backend.push(action.reference, lambda line: self.log(result, line))
+                    digest = self.backend.push(action.reference, lambda line: self.log(result, line),
+                                               self.registry.credential if self.registry else None)
                     self.verify(action, digest)
                     result.pushed[action.reference] = digest
             if result.status == Status.BUILT or len(result.already_in_registry) < len(result.references):

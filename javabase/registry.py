@@ -1,22 +1,38 @@
-"""Read side of the Distribution registry HTTP API (v2): catalog, tag lists and
-manifest digests. Writes (pushes) go through the backend. The opener is a
-parameter so tests can inject faults."""
+"""The Distribution registry HTTP API (v2), as `docker` talks to it:
+
+- HTTPS first, for every registry; plain HTTP only for a loopback registry or
+  one listed as insecure (manifest `insecure_registries:`,
+  JAVABASE_INSECURE_REGISTRIES), and only when it does not speak TLS;
+- the registry's CA from certs.d (javabase.tls);
+- Basic auth, or Bearer tokens fetched from the realm the registry names, for
+  the scope a call needs, cached per scope until they expire, fetched again on
+  a 401; credentials from javabase.credentials.
+
+Reads: catalog, tags, manifests. Writes (pushes) go through the backend, with
+the same credentials. No secret is ever part of a message."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
+import os
 import re
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from functools import cache
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from . import tls
+from .credentials import Credential
 from .decide import Remote
 from .errors import RegistryError
+from .settings import insecure_from_env
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -24,19 +40,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ])
-
-Opener = Callable[[urllib.request.Request, float], Any]
-
-
-@cache
-def _tls() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~15 ms: once per process, and only for https.
-    return ssl.create_default_context()
-
-
-def _default_opener(request: urllib.request.Request, timeout: float) -> Any:
-    context = _tls() if request.full_url.startswith("https:") else None
-    return urllib.request.urlopen(request, timeout=timeout, context=context)
+_PLAIN_HTTP_HINTS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "HTTP_REQUEST",
+                     "http request", "UNEXPECTED_EOF", "EOF occurred")
 
 
 def is_local(host: str) -> bool:
@@ -44,64 +49,173 @@ def is_local(host: str) -> bool:
     return name in ("localhost", "[::1]") or name.startswith("127.")
 
 
-def _bearer_challenge(header: str) -> dict[str, str] | None:
-    if not header.lower().startswith("bearer "):
-        return None
-    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
 
 
 class Registry:
-    def __init__(self, host: str, opener: Opener = _default_opener, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, credential: Credential | None = None, *, insecure: Collection[str] = (),
+                 timeout: float = 30.0, env: Mapping[str, str] = os.environ) -> None:
         self.host = host
-        self.base = f"{'http' if is_local(host) else 'https'}://{host}/v2"
-        self.opener = opener
+        self.credential = credential
+        self.plain_allowed = is_local(host) or host in insecure or host in insecure_from_env(env)
         self.timeout = timeout
-        self.token: str | None = None
+        self.env = env
+        self.tls = tls.for_host(host, env)
+        self.scheme: str | None = None  # decided by the first request
+        self.auth: str = "none"  # none, basic or bearer (realm), for `doctor`
+        self._basic = False
+        self._tokens: dict[str, _Token] = {}
 
-    def _request(self, method: str, path: str, accept: str | None = None,
-                 retry_auth: bool = True) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base + path, method=method)
-        if accept:
-            request.add_header("Accept", accept)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
+    # -- transport -----------------------------------------------------------------
+    @property
+    def transport(self) -> str:
+        """How the registry was reached, for people."""
+        if self.scheme == "https":
+            return f"HTTPS (verified by {self.tls.ca})"
+        why = "loopback" if is_local(self.host) else "listed as insecure"
+        return f"plain HTTP ({why}; it does not speak TLS)"
+
+    def _open(self, request: urllib.request.Request) -> Any:
+        context = self.tls.context if request.full_url.startswith("https:") else None
+        return urllib.request.urlopen(request, timeout=self.timeout, context=context)
+
+    def _send(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> Any:
+        """One HTTP exchange; decides HTTPS or HTTP on the first one."""
+        schemes = [self.scheme] if self.scheme else ["https", *(["http"] if self.plain_allowed else [])]
+        for scheme in schemes:
+            request = urllib.request.Request(f"{scheme}://{self.host}/v2{path}", data=body, method=method,
+                                             headers=dict(headers))
+            try:
+                response = self._open(request)
+            except urllib.error.HTTPError:
+                self.scheme = scheme
+                raise
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    raise tls.verify_failure(self.host, reason, self.tls) from None
+                if (isinstance(reason, ssl.SSLError) and scheme == "https" and len(schemes) > 1
+                        and any(h in str(reason) for h in _PLAIN_HTTP_HINTS)):
+                    continue  # a plain-HTTP registry, allowed here
+                raise self._unreachable(reason) from None
+            except OSError as exc:
+                raise self._unreachable(exc) from None
+            self.scheme = scheme
+            return response
+        raise self._unreachable("it speaks neither HTTPS nor HTTP")
+
+    def _unreachable(self, reason: object) -> RegistryError:
+        return RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
+                             "`scripts/services.sh start` starts one on 127.0.0.1:5000")
+
+    # -- auth ----------------------------------------------------------------------
+    def _who(self) -> str:
+        return (f"the credentials of {self.credential.username} from {self.credential.source}"
+                if self.credential else "anonymous access (no credentials found for it)")
+
+    def _authorization(self, scope: str) -> dict[str, str]:
+        token = self._tokens.get(scope)
+        if token is not None and token.expires > time.monotonic():
+            return {"Authorization": f"Bearer {token.value}"}
+        if self._basic and self.credential is not None:
+            pair = f"{self.credential.username}:{self.credential.secret}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        return {}
+
+    def _refused(self, method: str, path: str, code: int, what: str) -> RegistryError:
+        hint = ("check them, or run `invoke doctor --registry " + self.host + "`" if self.credential else
+                "set JAVABASE_REGISTRY_USER and JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login "
+                f"{self.host}`")
+        return RegistryError(f"registry {self.host} refused {what} with {self._who()} (HTTP {code} on {method} "
+                             f"/v2{path}); nothing was pushed: {hint}")
+
+    def _fetch_token(self, params: dict[str, str], scope: str) -> None:
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {self.host} asks for a Bearer token but names no realm")
+        query = {k: v for k, v in params.items() if k == "service"}
+        query["scope"] = params.get("scope") or scope
+        headers: dict[str, str] = {}
+        data: bytes | None = None
+        cred = self.credential
+        if cred is not None and cred.identity_token:
+            data = urllib.parse.urlencode({**query, "grant_type": "refresh_token", "refresh_token": cred.secret,
+                                           "client_id": "javabase"}).encode()
+        elif cred is not None:
+            pair = f"{cred.username}:{cred.secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        url = realm if data is not None else f"{realm}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+        realm_host = urllib.parse.urlsplit(realm).netloc
+        context = tls.for_host(realm_host, self.env).context if realm.startswith("https:") else None
         try:
-            with self.opener(request, self.timeout) as response:
-                body = response.read() if method != "HEAD" else b""
-                return int(response.status), {k.lower(): v for k, v in response.headers.items()}, body
+            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as response:
+                answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return 404, {}, b""
-            challenge = _bearer_challenge(exc.headers.get("WWW-Authenticate", "")) if exc.code == 401 else None
-            if challenge and retry_auth and "realm" in challenge:
-                self.token = self._anonymous_token(challenge)
-                return self._request(method, path, accept, retry_auth=False)
-            if exc.code in (401, 403):
-                raise RegistryError(f"registry {self.host} refused {method} /v2{path} (HTTP {exc.code} {exc.reason}); "
-                                    f"nothing was pushed: give javabase credentials that may read and push on "
-                                    f"{self.host}") from None
-            raise RegistryError(f"registry {self.host}: {method} /v2{path} answered HTTP {exc.code} {exc.reason}; "
-                                "nothing was pushed: check the registry's health and address, then run again") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
-                                "`scripts/services.sh start` starts one on 127.0.0.1:5000") from None
-
-    def _anonymous_token(self, challenge: dict[str, str]) -> str:
-        """The token dance of registries such as Docker Hub, for public pulls."""
-        query = urllib.parse.urlencode({k: v for k, v in challenge.items() if k in ("service", "scope")})
-        request = urllib.request.Request(f"{challenge['realm']}?{query}")
-        try:
-            with self.opener(request, self.timeout) as response:
-                data = json.loads(response.read())
+            raise RegistryError(f"the token service {realm} of registry {self.host} refused {self._who()} "
+                                f"(HTTP {exc.code}); nothing was pushed: check the credentials") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RegistryError(f"registry {self.host}: cannot get a pull token from {challenge['realm']} "
-                                f"({exc}); configure mirrors.registry") from None
-        return str(data.get("token") or data.get("access_token") or "")
+            raise RegistryError(f"registry {self.host}: cannot get a token from {realm} "
+                                f"({getattr(exc, 'reason', exc)}); is the token service up?") from None
+        value = str(answer.get("token") or answer.get("access_token") or "")
+        lifetime = float(answer.get("expires_in") or 60)
+        self._tokens[scope] = _Token(value, time.monotonic() + max(5.0, lifetime - 5))
+        self.auth = f"bearer (tokens from {realm})"
+
+    def request(self, method: str, path: str, *, scope: str, accept: str | None = None,
+                body: bytes | None = None, headers: Mapping[str, str] | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
+        """status, headers (lower-case) and body; 404 is an answer, not an error."""
+        for attempt in (1, 2):
+            sent = {**(headers or {}), **({"Accept": accept} if accept else {}), **self._authorization(scope)}
+            try:
+                with self._send(method, path, sent, body) as response:
+                    data = response.read() if method != "HEAD" else b""
+                    return int(response.status), {k.lower(): v for k, v in response.headers.items()}, data
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    return 404, {k.lower(): v for k, v in exc.headers.items()}, b""
+                if exc.code == 401 and attempt == 1:
+                    kind, params = _challenge(exc.headers.get("WWW-Authenticate", ""))
+                    if kind == "basic" and self.credential is not None and not self._basic:
+                        self._basic, self.auth = True, "basic"
+                        continue
+                    if kind == "bearer":
+                        self._tokens.pop(scope, None)
+                        self._fetch_token(params, scope)
+                        continue
+                if exc.code in (401, 403):
+                    raise self._refused(method, path, exc.code, "access" if method in ("GET", "HEAD")
+                                        else "the upload") from None
+                raise RegistryError(f"registry {self.host}: {method} /v2{path} answered HTTP {exc.code} "
+                                    f"{exc.reason}; nothing was pushed: check the registry's health and address, "
+                                    "then run again") from None
+        raise AssertionError("unreachable")
+
+    # -- reads -----------------------------------------------------------------------
+    def ping(self) -> int:
+        """GET /v2/: the status (200, or 401 when it wants credentials)."""
+        try:
+            with self._send("GET", "/", {}, None) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            kind, params = _challenge(exc.headers.get("WWW-Authenticate", ""))
+            if exc.code == 401:
+                self.auth = f"bearer (tokens from {params.get('realm')})" if kind == "bearer" else kind
+            return int(exc.code)
 
     def manifest(self, name: str, reference: str) -> Remote | None:
         """name:reference's manifest digest and config digest (the image ID), or None."""
-        status, headers, body = self._request("GET", f"/{name}/manifests/{reference}", accept=MANIFEST_TYPES)
+        status, headers, body = self.request("GET", f"/{name}/manifests/{reference}", scope=_pull(name),
+                                             accept=MANIFEST_TYPES)
         if status == 404:
             return None
         digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
@@ -113,7 +227,7 @@ class Registry:
         found: list[str] = []
         path: str | None = "/_catalog?n=1000"
         while path:
-            status, headers, body = self._request("GET", path)
+            status, headers, body = self.request("GET", path, scope="registry:catalog:*")
             if status == 404:
                 break
             found.extend(json.loads(body).get("repositories") or [])
@@ -122,14 +236,43 @@ class Registry:
         return sorted(found)
 
     def tags(self, name: str) -> list[str]:
-        status, _, body = self._request("GET", f"/{name}/tags/list")
+        status, _, body = self.request("GET", f"/{name}/tags/list", scope=_pull(name))
         if status == 404:
             return []
         return sorted(json.loads(body).get("tags") or [])
 
     def manifest_digest(self, name: str, reference: str) -> str | None:
         """The Docker-Content-Digest of name:reference, or None when it does not exist."""
-        status, headers, _ = self._request("HEAD", f"/{name}/manifests/{reference}", accept=MANIFEST_TYPES)
+        status, headers, _ = self.request("HEAD", f"/{name}/manifests/{reference}", scope=_pull(name),
+                                          accept=MANIFEST_TYPES)
         if status == 404:
             return None
         return headers.get("docker-content-digest")
+
+    def can_push(self, name: str) -> bool:
+        """Whether this client may push to `name`: start a blob upload and cancel it."""
+        status, headers, _ = self.request("POST", f"/{name}/blobs/uploads/", scope=_push(name), body=b"")
+        location = headers.get("location")
+        if status == 202 and location:
+            # Cancel the empty upload; a registry that wants `delete` rights for that
+            # (token auth) purges abandoned uploads itself.
+            path = urllib.parse.urlsplit(location).path.removeprefix("/v2")
+            query = urllib.parse.urlsplit(location).query
+            with contextlib.suppress(RegistryError):
+                self.request("DELETE", path + (f"?{query}" if query else ""), scope=f"repository:{name}:delete")
+        return status == 202
+
+
+def _pull(name: str) -> str:
+    return f"repository:{name}:pull"
+
+
+def _push(name: str) -> str:
+    return f"repository:{name}:pull,push"
+
+
+def open_registry(host: str, *, insecure: Collection[str] = (), env: Mapping[str, str] = os.environ) -> Registry:
+    """A client for `host` with the credentials docker would use for it."""
+    from .credentials import resolve
+
+    return Registry(host, resolve(host, env), insecure=insecure, env=env)

@@ -12,6 +12,11 @@ from .errors import UsageError
 from .model import Manifest
 from .references import REGISTRY_RE
 
+
+def insecure_from_env(env: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """JAVABASE_INSECURE_REGISTRIES: comma-separated HOST[:PORT]."""
+    return frozenset(h.strip() for h in env.get("JAVABASE_INSECURE_REGISTRIES", "").split(",") if h.strip())
+
 PUSH_JOBS = 4
 
 
@@ -22,6 +27,7 @@ class Settings:
     push_jobs: int  # images pushed at the same time, >= 1
     cache_dir: Path  # the artifact cache
     log_dir: Path  # where a failed image's full log is kept
+    insecure: frozenset[str] = frozenset()  # registries that may be plain HTTP (loopback always may)
     backend: str = "docker"
 
 
@@ -50,4 +56,5 @@ def resolve(manifest: Manifest, *, registry: str | None = None, jobs: int | None
         push_jobs=max(1, min(PUSH_JOBS, count)),
         cache_dir=cache_dir(env),
         log_dir=manifest.path.resolve().parent / ".javabase" / "logs",
+        insecure=frozenset(manifest.insecure_registries) | insecure_from_env(env),
     )

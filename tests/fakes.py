@@ -44,7 +44,7 @@ class FakeBackend:
     def tag(self, image_id: str, reference: str) -> None:
         self.tags[reference] = image_id
 
-    def push(self, reference: str, on_line: LineSink) -> str:
+    def push(self, reference: str, on_line: LineSink, credential: object = None) -> str:
         digest = "sha256:" + "d" * 64
         with self.lock:
             self.pushed.append(reference)
@@ -73,7 +73,15 @@ class FakeRegistry:
 
     held: dict[str, Remote] = field(default_factory=dict)
     fail: Callable[[str], RegistryError] | None = None
+    credential: None = None
     asked: list[str] = field(default_factory=list)
+
+    host: str = "r:5000"
+    refuse_push: bool = False
+
+    def can_push(self, name: str) -> bool:
+        self.asked.append(f"can push {name}")
+        return not self.refuse_push
 
     def manifest(self, name: str, reference: str) -> Remote | None:
         self.asked.append(f"{name}:{reference}")

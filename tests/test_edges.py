@@ -161,7 +161,8 @@ class FakeAPI:
     def build(self, **_: Any) -> Iterator[dict[str, Any]]:
         return iter(self.build_chunks)
 
-    def push(self, repository: str, tag: str, stream: bool, decode: bool) -> Iterator[dict[str, Any]]:
+    def push(self, repository: str, tag: str, stream: bool, decode: bool,
+             auth_config: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         return iter(self.push_chunks)
 
 

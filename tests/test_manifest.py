@@ -275,3 +275,12 @@ def test_a_yaml_alias_bomb_is_one_line_not_a_memory_error(problems: Problems) ->
 def test_a_recursive_alias_is_one_line(problems: Problems) -> None:
     assert problems("schema: 1\nregistry: r\nloop: &loop\n  again: *loop\nimages: {}\n") == [
         "images.yaml:3: a YAML alias refers to a node that contains it (a recursive alias); remove it"]
+
+
+def test_a_build_arg_that_looks_like_a_secret_is_refused(problems: Problems) -> None:
+    text = BASE.replace("    packages: [bash]\n", "    packages: [bash]\n    build_args:\n      NEXUS_PASSWORD: x\n"
+                                                  "      MIRROR: https://m.invalid\n")
+    assert problems(text) == [
+        "images.yaml:17: images.root.build_args.NEXUS_PASSWORD: build arg 'NEXUS_PASSWORD' looks like a secret; its "
+        "value would be written into builds/, the build output, the image history and the pushed config. Remove it "
+        "(README: Secrets)"]

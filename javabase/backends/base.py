@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..credentials import Credential
 
 LineSink = Callable[[str], None]
 
@@ -55,7 +58,7 @@ class Backend(Protocol):
 
     def tag(self, image_id: str, reference: str) -> None: ...
 
-    def push(self, reference: str, on_line: LineSink) -> str: ...
+    def push(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str: ...
 
     def export(self, image_id: str, dest: Path) -> None: ...
 

@@ -258,9 +258,10 @@ def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
             assert code == 6, err.getvalue()
             namespace = workspace.namespace  # type: ignore[attr-defined]
             assert err.getvalue() == (
-                f"error: registry {locked.host} refused GET /v2/{namespace}/glibc-root/manifests/1 (HTTP 401 "
-                f"Unauthorized); nothing was pushed: give javabase credentials that may read and push on "
-                f"{locked.host}\n")
+                f"error: registry {locked.host} refused access with anonymous access (no credentials found for "
+                f"it) (HTTP 401 on GET /v2/{namespace}/glibc-root/manifests/1); nothing was pushed: set "
+                "JAVABASE_REGISTRY_USER and JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login "
+                f"{locked.host}`\n")
         data = tmp_path / "locked" / "data"
         assert not (data / "docker" / "registry" / "v2" / "repositories").exists()
         for image in engine.images(name=f"{locked.host}/{namespace}/glibc-root"):
