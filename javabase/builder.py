@@ -31,8 +31,8 @@ from .labels import (
     base_of,
     build_labels,
     inputs_label,
-    label_instruction,
     stable_labels,
+    with_build_labels,
 )
 from .model import Image
 from .plan import Plan
@@ -131,6 +131,7 @@ class Builder:
         self.clock = clock
         self.exclusive = exclusive
         self.interrupted = threading.Event()
+        self.pusher: Pusher | None = None
         self.results: dict[str, ImageResult] = {
             name: ImageResult(name, self.manifest.references(plan.image(name), settings.registry))
             for name in plan.order
@@ -145,6 +146,11 @@ class Builder:
         self.console.set_names(self.plan.order)
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+        if self.options.push:
+            assert self.registry is not None
+            self.pusher = Pusher(self.backend, self.registry, self.console, self.settings, force=self.options.force,
+                                 keep_log=self.keep_log, immutable=immutable_references(
+                                     self.manifest, self.plan.order, self.settings.registry))
         # From deciding to pushing, the engine's tags must not move under this run.
         with self.exclusive():
             self.inputs, self.local, self.actions = plan_actions(self.backend, self.plan, self.rendered,
@@ -164,19 +170,21 @@ class Builder:
         return report
 
     def push(self) -> list[str]:
+        assert self.pusher is not None
         failed = [r.name for r in self.results.values() if r.status in (Status.FAILED, Status.SKIPPED)]
         if failed and not self.options.keep_going:
+            self.pusher.discard()
             return [f"nothing was pushed: {', '.join(failed)} did not build "
                     "(with --keep-going the images that did build are pushed)"]
-        immutable = immutable_references(self.manifest, self.plan.order, self.settings.registry)
-        pusher = Pusher(self.backend, self.registry, self.console, self.settings, force=self.options.force,
-                        keep_log=self.keep_log, immutable=immutable)
-        return pusher.push_all([r for r in self.results.values() if r.status in (Status.BUILT, Status.UP_TO_DATE)])
+        return self.pusher.publish([r for r in self.results.values() if r.status in (Status.BUILT, Status.UP_TO_DATE)],
+                                   keep_going=self.options.keep_going)
 
     def interrupt(self) -> None:
         """Ctrl-C: running builds are cancelled and nothing more is tagged."""
         self.interrupted.set()
         self.backend.cancel()
+        if self.pusher is not None:
+            self.pusher.discard()
 
     # -- one image ---------------------------------------------------------------------
     def skip(self, name: str, reason: str) -> None:
@@ -203,6 +211,7 @@ class Builder:
                 log(f"up to date ({action.image_id.split(':')[-1][:12]}), inputs unchanged; not rebuilt")
                 self.tag_all(result, log)
                 result.status = Status.UP_TO_DATE
+                self.stage(result)
                 return True
             assert isinstance(action, Build)
             result.changed = action.reason
@@ -210,6 +219,7 @@ class Builder:
             result.image_id = self.build_image(image, parent_id, log)
             self.tag_all(result, log)
             result.status = Status.BUILT
+            self.stage(result)
         except EngineError as exc:
             # The engine itself is gone: no image can build; the run stops (exit 5).
             self.fail(result, str(exc), log)
@@ -221,6 +231,11 @@ class Builder:
         finally:
             result.finished = self.clock()
         return result.status == Status.BUILT
+
+    def stage(self, result: ImageResult) -> None:
+        """Start uploading what the registry lacks while the other images build."""
+        if self.pusher is not None and not self.interrupted.is_set():
+            self.pusher.start(result)
 
     def fail(self, result: ImageResult, reason: str, log: LineSink) -> None:
         result.status = Status.FAILED
@@ -235,9 +250,10 @@ class Builder:
             labels = build_labels(self.manifest, image, created=self.provenance.created,
                                   revision=self.provenance.revision, parent_id=parent_id,
                                   input_digest=inputs.digest, input_parts=inputs.parts)
-            # The build-time labels go in as one LABEL instruction appended to the
-            # context's copy (the engine's `labels` option costs one step per label).
-            dockerfile = self.rendered[dockerfile_path(image)] + label_instruction(labels)
+            # The build-time labels go in with the manifest's as one LABEL instruction
+            # at the end of the context's copy (the engine's `labels` option, or a
+            # second LABEL, would cost a build step each).
+            dockerfile = with_build_labels(self.rendered[dockerfile_path(image)], image, labels)
             (context / DOCKERFILE).write_text(dockerfile, encoding="utf-8")
             for artifact in image.artifacts:
                 place(self.fetched[artifact.sha256], context)

@@ -70,3 +70,21 @@ def inputs_label(inputs: Inputs) -> str:
 def label_instruction(labels: Mapping[str, str]) -> str:
     body = " \\\n      ".join(f"{key}={dq(value)}" for key, value in sorted(labels.items()))
     return f"# Added by javabase at build time\nLABEL {body}\n"
+
+
+def with_build_labels(dockerfile: str, image: Image, labels: Mapping[str, str]) -> str:
+    """The rendered Dockerfile with one LABEL instruction holding the manifest's
+    labels and the build-time ones: the template's own LABEL (written from
+    image.labels and description) is taken out, so the build has one label step."""
+    own = dict(image.labels)
+    if image.description:
+        own["org.opencontainers.image.description"] = image.description
+    lines = dockerfile.splitlines(keepends=True)
+    out: list[str] = []
+    continuing = False
+    for line in lines:
+        if continuing or (own and line.startswith("LABEL ")):
+            continuing = line.rstrip("\n").endswith("\\")
+            continue
+        out.append(line)
+    return "".join(out) + label_instruction({**own, **labels})

@@ -1,21 +1,36 @@
-"""Pushing built images. Every tag is looked up in the registry first and the
-decision is javabase.decide's: a tag that already holds this very image is not
-pushed again, and an immutable tag that holds another image refuses the whole
-push (nothing is pushed) unless --force. A registry that cannot be read fails
-the push before anything is sent (fail closed), --force or not: without the
-lookup the immutable-tag guard could not hold.
+"""Pushing through the registry API, the way crane and skopeo do, in two steps.
 
+stage (as soon as an image is built, while others still build): look every
+tag up (javabase.decide says push, skip or refuse), and when something must
+be pushed, export the image from the engine, compress its layers the same way
+every time (javabase.oci), and upload the blobs the registry lacks, mounting
+them from another repository of the run where it can. The manifest and its
+digest are then known, and nothing is visible under any tag yet.
+
+publish (when the run's builds are done): if any immutable tag would be
+overwritten, publish nothing; else PUT each manifest under its tags and read
+every tag back: it must hold that manifest, whose config is the image ID the
+run built.
+
+A registry that cannot be read, or that will not let this run push, stops the
+run before anything is published (fail closed, exit 6), --force or not.
 The backend and the registry client are parameters."""
 
 from __future__ import annotations
 
+import tempfile
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from .backends.base import Backend
+from .blobs import BlobCache
 from .decide import AlreadyPushed, Push, PushAction, Refused, Remote, decide_pushes
-from .errors import JavabaseError, RegistryError, StepError
+from .errors import Interrupted, JavabaseError, RegistryError, StepError
 from .model import Manifest
+from .oci import CONFIG_TYPE, MANIFEST_TYPE, Blob, SavedImage, digest_of, image_manifest, read_saved
 from .references import split_reference, split_repository
 from .registry import Registry
 from .report import Console, ImageResult, Status
@@ -28,12 +43,20 @@ def immutable_references(manifest: Manifest, names: Iterable[str], registry: str
                             for tag in manifest.images[name].immutable_tags) for name in names}
 
 
-class Pusher:
-    """Pushes every tag of built images, a few images at a time."""
+@dataclass(frozen=True)
+class Staged:
+    actions: list[PushAction]
+    manifest: bytes | None  # None when no tag needs pushing
 
-    def __init__(self, backend: Backend, registry: Registry | None, console: Console, settings: Settings,
-                 *, force: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
-                 immutable: dict[str, frozenset[str]] | None = None) -> None:
+    @property
+    def digest(self) -> str | None:
+        return digest_of(self.manifest) if self.manifest is not None else None
+
+
+class Pusher:
+    def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
+                 force: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
+                 immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -41,19 +64,52 @@ class Pusher:
         self.force = force
         self.keep_log = keep_log
         self.immutable = immutable or {}
+        self.blobs = blobs or BlobCache(settings.cache_dir)
+        self.pool = ThreadPoolExecutor(max_workers=settings.push_jobs, thread_name_prefix="push")
+        self.staging: dict[str, Future[Staged]] = {}
+        self.lock = threading.Lock()
+        self.allowed: dict[str, bool] = {}
+        self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
+        self.stopped = threading.Event()
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
         self.console.line(result.name, line)
 
-    def push_all(self, ready: list[ImageResult]) -> list[str]:
-        """Push; return notes for the report (empty when all went as planned).
-        Raises RegistryError, with nothing pushed, when the registry cannot be read."""
-        actions = {r.name: self.decide(r) for r in ready}
-        refused = [a for r in ready for a in actions[r.name] if isinstance(a, Refused)]
+    # -- the two steps -------------------------------------------------------------
+    def start(self, result: ImageResult) -> None:
+        """Stage an image in the background (called as soon as it is built)."""
+        if not self.stopped.is_set():
+            self.staging[result.name] = self.pool.submit(self.stage, result)
+
+    def publish(self, ready: list[ImageResult], keep_going: bool = False) -> list[str]:
+        """Wait for staging, then publish every tag; return notes for the report.
+        Raises RegistryError, with nothing published, when the registry cannot be
+        read or refuses the push. An image that could not be staged fails; the
+        others are published only with keep_going."""
+        staged: dict[str, Staged] = {}
+        try:
+            for result in ready:
+                if result.name not in self.staging:
+                    self.start(result)
+                try:
+                    staged[result.name] = self.staging[result.name].result()
+                except StepError as exc:
+                    result.status = Status.FAILED
+                    result.reason = str(exc)
+                    self.log(result, f"FAILED {exc}")
+                    self.keep_log(result)
+        finally:
+            self.pool.shutdown(wait=True)
+        unstaged = [r.name for r in ready if r.name not in staged]
+        if unstaged and not keep_going:
+            return [f"nothing was pushed: {', '.join(unstaged)} could not be staged "
+                    "(with --keep-going the other images are pushed)"]
+        ready = [r for r in ready if r.name in staged]
+        refused = [a for r in ready for a in staged[r.name].actions if isinstance(a, Refused)]
         if refused:
             for result in ready:
-                for action in actions[result.name]:
+                for action in staged[result.name].actions:
                     if isinstance(action, Refused):
                         result.status = Status.FAILED
                         result.reason = (f"immutable tag {action.reference} already holds another image "
@@ -61,65 +117,107 @@ class Pusher:
                         self.log(result, f"FAILED {result.reason}")
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
-        self.check_push_allowed({split_reference(a.reference)[0] for r in ready for a in actions[r.name]
-                                 if isinstance(a, Push)})
-        with ThreadPoolExecutor(max_workers=self.settings.push_jobs, thread_name_prefix="push") as pool:
-            for future in [pool.submit(self.push_one, r, actions[r.name]) for r in ready]:
-                future.result()
+        for result in ready:
+            self.publish_one(result, staged[result.name])
         return []
 
-    def decide(self, result: ImageResult) -> list[PushAction]:
+    def push_all(self, ready: list[ImageResult]) -> list[str]:
+        """Stage and publish images built earlier (`invoke push`)."""
+        for result in ready:
+            self.start(result)
+        return self.publish(ready)
+
+    def discard(self) -> None:
+        """Nothing will be published: stop staging (Ctrl-C, or a failed build)."""
+        self.stopped.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- staging -----------------------------------------------------------------------
+    def stage(self, result: ImageResult) -> Staged:
         assert result.image_id is not None
         remote = {reference: self.remote(reference) for reference in result.references}
-        return decide_pushes(result.image_id, result.references, remote,
-                             self.immutable.get(result.name, frozenset()), self.force)
+        actions = decide_pushes(result.image_id, result.references, remote,
+                                self.immutable.get(result.name, frozenset()), self.force)
+        if not any(isinstance(a, Push) for a in actions):
+            return Staged(actions, None)
+        repository = split_repository(split_reference(result.references[0])[0])[1]
+        self.check_push_allowed(repository)
+        with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            self.backend.export(result.image_id, archive)
+            try:
+                saved = read_saved(archive)
+            except (OSError, ValueError, KeyError) as exc:
+                raise StepError(f"export {result.image_id[7:19]}: the engine's archive is unreadable ({exc})") from None
+            if saved.image_id != result.image_id:
+                raise StepError(f"export {result.image_id[7:19]}: the engine exported {saved.image_id}, another image")
+            layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
+            config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
+            self.put_blob(result, repository, config.digest, saved.config, "config")
+        manifest = image_manifest(config, layers)
+        self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
+        return Staged(actions, manifest)
 
-    def check_push_allowed(self, repositories: set[str]) -> None:
-        """Before the first push: may this run push to every repository it will push
-        to? Otherwise nothing is pushed (RegistryError, exit 6)."""
-        if self.registry is None:
-            return
-        for repository in sorted(repositories):
-            name = split_repository(repository)[1]
-            if not self.registry.can_push(name):
-                raise RegistryError(f"registry {self.registry.host} does not let this run push to {name}; "
-                                    "nothing was pushed")
+    def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
+        cached = self.blobs.layer(saved, member, diff_id)
+        body = cached.path.read_bytes()
+        if digest_of(body) != cached.blob.digest:  # the cache entry changed on disk: make it again
+            self.blobs.forget(diff_id)
+            cached = self.blobs.layer(saved, member, diff_id)
+            body = cached.path.read_bytes()
+        self.put_blob(result, repository, cached.blob.digest, body, f"layer {diff_id[7:19]}")
+        return cached.blob
+
+    def put_blob(self, result: ImageResult, repository: str, digest: str, body: bytes, what: str) -> None:
+        if self.stopped.is_set():
+            raise Interrupted(f"interrupted before uploading {what}")
+        size = f"{len(body) / 1e6:.1f} MB"
+        if self.registry.has_blob(repository, digest):
+            self.log(result, f"{what} ({size}): already in the registry")
+        else:
+            with self.lock:
+                source = self.where.get(digest)
+            how = self.registry.upload_blob(repository, digest, body, mount_from=source)
+            self.log(result, f"{what} ({size}): {how}")
+        with self.lock:
+            self.where.setdefault(digest, repository)
+
+    def check_push_allowed(self, repository: str) -> None:
+        """May this run push to `repository`? Otherwise nothing is published."""
+        with self.lock:
+            known = self.allowed.get(repository)
+        if known is None:
+            known = self.registry.can_push(repository)
+            with self.lock:
+                self.allowed[repository] = known
+        if not known:
+            raise RegistryError(f"registry {self.registry.host} does not let this run push to {repository}; "
+                                "nothing was pushed")
 
     def remote(self, reference: str) -> Remote | None:
         """What the tag holds now; None when it does not exist. Any other answer
         (401, 403, 5xx, TLS, unreachable) raises: nothing may be pushed blind."""
-        if self.registry is None:
-            return None
         repository, tag = split_reference(reference)
         return self.registry.manifest(split_repository(repository)[1], tag)
 
-    def verify(self, action: Push, digest: str) -> None:
-        """What landed under the tag is the image this run built: its config digest
-        is the image ID, read back from the registry."""
-        if self.registry is None:
-            return
-        landed = self.remote(action.reference)
-        if landed is None or landed.config_digest != action.image_id or landed.digest != digest:
-            holds = f"{landed.digest} (image {landed.config_digest})" if landed else "nothing"
-            raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
-                            f"(image {action.image_id}) that this run pushed; another push of the same tag "
-                            "raced this one: run again")
-
-    def push_one(self, result: ImageResult, actions: list[PushAction]) -> None:
+    # -- publishing --------------------------------------------------------------------
+    def publish_one(self, result: ImageResult, staged: Staged) -> None:
         try:
-            for action in actions:
+            for action in staged.actions:
                 if isinstance(action, AlreadyPushed):
                     result.pushed[action.reference] = action.digest
                     result.already_in_registry.append(action.reference)
                     self.log(result, f"{action.reference} already in the registry ({action.digest[:19]}); not pushed")
-                elif isinstance(action, Push):
+                elif isinstance(action, Push) and staged.manifest is not None:
                     if action.overwrites:
                         self.log(result, f"--force: overwriting immutable tag {action.reference} (it holds "
                                          f"{action.overwrites[:19]}, another image)")
-                    digest = self.backend.push(action.reference, lambda line: self.log(result, line),
-                                               self.registry.credential if self.registry else None)
-                    self.verify(action, digest)
-                    result.pushed[action.reference] = digest
+                    repository, tag = split_reference(action.reference)
+                    name = split_repository(repository)[1]
+                    self.registry.put_manifest(name, tag, staged.manifest, MANIFEST_TYPE)
+                    self.verify(action, str(staged.digest))
+                    result.pushed[action.reference] = str(staged.digest)
+                    self.log(result, f"pushed {action.reference}@{staged.digest}")
             if result.status == Status.BUILT or len(result.already_in_registry) < len(result.references):
                 result.status = Status.PUSHED
         except JavabaseError as exc:
@@ -127,3 +225,13 @@ class Pusher:
             result.reason = str(exc)
             self.log(result, f"FAILED {exc}")
             self.keep_log(result)
+
+    def verify(self, action: Push, digest: str) -> None:
+        """What landed under the tag is the manifest just pushed, whose config
+        digest is the image ID the run built: read back from the registry."""
+        landed = self.remote(action.reference)
+        if landed is None or landed.config_digest != action.image_id or landed.digest != digest:
+            holds = f"{landed.digest} (image {landed.config_digest})" if landed else "nothing"
+            raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
+                            f"(image {action.image_id}) that this run pushed; another push of the same tag "
+                            "raced this one: run again")

@@ -141,14 +141,14 @@ class Registry:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"registry {self.host} asks for a Bearer token but names no realm")
-        query = {k: v for k, v in params.items() if k == "service"}
-        query["scope"] = params.get("scope") or scope
+        query = [("service", params["service"])] if "service" in params else []
+        query += [("scope", one) for one in (params.get("scope") or scope).split()]
         headers: dict[str, str] = {}
         data: bytes | None = None
         cred = self.credential
         if cred is not None and cred.identity_token:
-            data = urllib.parse.urlencode({**query, "grant_type": "refresh_token", "refresh_token": cred.secret,
-                                           "client_id": "javabase"}).encode()
+            data = urllib.parse.urlencode([*query, ("grant_type", "refresh_token"), ("refresh_token", cred.secret),
+                                           ("client_id", "javabase")]).encode()
         elif cred is not None:
             pair = f"{cred.username}:{cred.secret}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
@@ -261,6 +261,37 @@ class Registry:
             with contextlib.suppress(RegistryError):
                 self.request("DELETE", path + (f"?{query}" if query else ""), scope=f"repository:{name}:delete")
         return status == 202
+
+
+    # -- writes --------------------------------------------------------------------
+    def has_blob(self, name: str, digest: str) -> bool:
+        status, _, _ = self.request("HEAD", f"/{name}/blobs/{digest}", scope=_push(name))
+        return status == 200
+
+    def upload_blob(self, name: str, digest: str, body: bytes, mount_from: str | None = None) -> str:
+        """Put one blob into `name`: mounted from another repository of this
+        registry when it has it, else uploaded in one PUT. Returns how."""
+        query = f"?mount={digest}&from={urllib.parse.quote(mount_from)}" if mount_from else ""
+        scope = _push(name) + (f" repository:{mount_from}:pull" if mount_from else "")
+        status, headers, _ = self.request("POST", f"/{name}/blobs/uploads/{query}", scope=scope, body=b"")
+        if status == 201:
+            return f"mounted from {mount_from}"
+        location = headers.get("location")
+        if status != 202 or not location:
+            raise RegistryError(f"registry {self.host}: starting an upload to {name} answered HTTP {status} "
+                                "without a Location; nothing was published")
+        parts = urllib.parse.urlsplit(location)
+        separator = "&" if parts.query else "?"
+        path = parts.path.removeprefix("/v2") + (f"?{parts.query}" if parts.query else "")
+        self.request("PUT", f"{path}{separator}digest={digest}", scope=_push(name), body=body,
+                     headers={"Content-Type": "application/octet-stream"})
+        return "uploaded"
+
+    def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag (or digest); returns the digest the registry gives it."""
+        _, headers, _ = self.request("PUT", f"/{name}/manifests/{reference}", scope=_push(name), body=body,
+                                     headers={"Content-Type": media_type})
+        return headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def _pull(name: str) -> str:

@@ -4,6 +4,10 @@ end to end in tests/e2e."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import tarfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,26 +18,44 @@ from javabase.decide import Remote
 from javabase.errors import RegistryError
 
 
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 @dataclass
 class FakeBackend:
     name: str = "fake"
     where: str = "memory"
     stored: dict[str, LocalImage] = field(default_factory=dict)
+    saved: dict[str, tuple[bytes, list[bytes]]] = field(default_factory=dict)  # id -> (config, layer tars)
     tags: dict[str, str] = field(default_factory=dict)
-    pushed: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
-    registry: FakeRegistry | None = None  # where pushes land
-    lands_as: str | None = None  # the image a racing run makes land instead
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_image(self, *contents: bytes) -> str:
+        """An image whose layers are tars holding one file each; returns its ID."""
+        layers = []
+        for index, content in enumerate(contents):
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                info = tarfile.TarInfo(f"file{index}")
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+            layers.append(buffer.getvalue())
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [sha(layer) for layer in layers]}}).encode()
+        image_id = sha(config)
+        with self.lock:
+            self.saved[image_id] = (config, layers)
+            self.stored[image_id] = LocalImage(image_id, layers=tuple(sha(layer) for layer in layers))
+        return image_id
 
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         dockerfile = (request.context / "Dockerfile").read_text()
-        image_id = f"sha256:{abs(hash(dockerfile)):064d}"[:71]
         with self.lock:
             self.built.append(dockerfile)
-            self.stored[image_id] = LocalImage(image_id)
         on_line("built")
-        return BuildOutcome(image_id, 1)
+        return BuildOutcome(self.add_image(dockerfile.encode()), 1)
 
     def images(self, label: str) -> list[LocalImage]:
         return [i for i in self.stored.values() if label in i.labels]
@@ -44,18 +66,20 @@ class FakeBackend:
     def tag(self, image_id: str, reference: str) -> None:
         self.tags[reference] = image_id
 
-    def push(self, reference: str, on_line: LineSink, credential: object = None) -> str:
-        digest = "sha256:" + "d" * 64
-        with self.lock:
-            self.pushed.append(reference)
-            if self.registry is not None:
-                repository, _, tag = reference.rpartition(":")
-                landed = self.lands_as or self.tags.get(reference)
-                self.registry.held[f"{repository.partition('/')[2]}:{tag}"] = Remote(digest, landed)
-        return digest
-
     def export(self, image_id: str, dest: Path) -> None:
-        raise NotImplementedError
+        config, layers = self.saved[image_id]
+        with tarfile.open(dest, "w") as tar:
+            def add(name: str, data: bytes) -> None:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+            names = [f"{sha(layer)[7:]}/layer.tar" for layer in layers]
+            for name, layer in zip(names, layers, strict=True):
+                add(name, layer)
+            add(f"{image_id[7:]}.json", config)
+            add("manifest.json", json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": None,
+                                              "Layers": names}]).encode())
 
     def load(self, archive: Path) -> None:
         raise NotImplementedError
@@ -69,22 +93,40 @@ class FakeBackend:
 
 @dataclass
 class FakeRegistry:
-    """Answers manifest lookups from a dict; `fail` makes every lookup raise."""
+    """Tags, manifests and blobs in dicts. `fail` makes every read raise;
+    `lands_as` makes a racing run's image land under every tag pushed."""
 
-    held: dict[str, Remote] = field(default_factory=dict)
+    held: dict[str, Remote] = field(default_factory=dict)  # "name:tag" -> what it holds
     fail: Callable[[str], RegistryError] | None = None
-    credential: None = None
-    asked: list[str] = field(default_factory=list)
-
-    host: str = "r:5000"
+    lands_as: str | None = None
     refuse_push: bool = False
-
-    def can_push(self, name: str) -> bool:
-        self.asked.append(f"can push {name}")
-        return not self.refuse_push
+    host: str = "r:5000"
+    credential: None = None
+    blobs: dict[str, set[str]] = field(default_factory=dict)  # repository -> digests
+    uploads: list[str] = field(default_factory=list)
+    manifests_put: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
 
     def manifest(self, name: str, reference: str) -> Remote | None:
         self.asked.append(f"{name}:{reference}")
         if self.fail is not None:
             raise self.fail(f"{name}:{reference}")
         return self.held.get(f"{name}:{reference}")
+
+    def can_push(self, name: str) -> bool:
+        return not self.refuse_push
+
+    def has_blob(self, name: str, digest: str) -> bool:
+        return digest in self.blobs.get(name, set())
+
+    def upload_blob(self, name: str, digest: str, body: bytes, mount_from: str | None = None) -> str:
+        assert sha(body) == digest
+        self.uploads.append(f"{name}@{digest}")
+        self.blobs.setdefault(name, set()).add(digest)
+        return "uploaded"
+
+    def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
+        config = json.loads(body)["config"]["digest"]
+        self.manifests_put.append(f"{name}:{reference}")
+        self.held[f"{name}:{reference}"] = Remote(sha(body), self.lands_as or config)
+        return sha(body)

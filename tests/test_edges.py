@@ -161,30 +161,6 @@ class FakeAPI:
     def build(self, **_: Any) -> Iterator[dict[str, Any]]:
         return iter(self.build_chunks)
 
-    def push(self, repository: str, tag: str, stream: bool, decode: bool,
-             auth_config: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        return iter(self.push_chunks)
-
-
-def test_the_first_error_chunk_of_a_push_fails_it() -> None:
-    api = FakeAPI(push_chunks=[
-        {"status": "The push refers to repository [127.0.0.1:5000/base/jre17]"},
-        {"status": "Pushed", "id": "abc"},
-        {"errorDetail": {"message": "received unexpected HTTP status: 500 Internal Server Error"},
-         "error": "received unexpected HTTP status: 500 Internal Server Error"},
-        {"aux": {"Tag": "17", "Digest": "sha256:" + "1" * 64, "Size": 1}},
-    ])
-    lines: list[str] = []
-    with pytest.raises(StepError) as caught:
-        Engine(api).push("127.0.0.1:5000/base/jre17:17", lines.append)
-    assert str(caught.value) == ("push 127.0.0.1:5000/base/jre17:17: received unexpected HTTP status: "
-                                 "500 Internal Server Error")
-    assert lines == ["abc: Pushed"]
-
-
-def test_a_push_without_a_digest_is_a_failure() -> None:
-    with pytest.raises(StepError, match="the registry reported no digest"):
-        Engine(FakeAPI(push_chunks=[{"status": "Preparing"}])).push("r:5000/a/b:1", lambda _l: None)
 
 
 def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:

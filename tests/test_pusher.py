@@ -1,13 +1,14 @@
-"""The pusher with a fake backend and registry: what it pushes, what it skips,
-and that it fails closed when the registry cannot be read."""
+"""The pusher with an in-memory backend and registry: what it uploads and
+publishes, what it skips, and that it fails closed."""
 
 from __future__ import annotations
 
+import gzip
 import io
 from pathlib import Path
 
 import pytest
-from fakes import FakeBackend, FakeRegistry
+from fakes import FakeBackend, FakeRegistry, sha
 
 from javabase.decide import Remote
 from javabase.errors import RegistryError
@@ -15,63 +16,105 @@ from javabase.pusher import Pusher
 from javabase.report import Console, ImageResult, Status
 from javabase.settings import Settings
 
-ID = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
-SETTINGS = Settings(registry="r:5000", jobs=2, push_jobs=2, cache_dir=Path("/nonexistent"),
-                    log_dir=Path("/nonexistent"))
+REFS = ["r:5000/base/jre:17", "r:5000/base/jre:17.0.1"]
 
 
-def ready() -> list[ImageResult]:
-    return [ImageResult("jre", ["r:5000/base/jre:17", "r:5000/base/jre:17.0.1"], status=Status.BUILT, image_id=ID)]
+def settings(tmp_path: Path) -> Settings:
+    return Settings(registry="r:5000", jobs=2, push_jobs=2, cache_dir=tmp_path / "cache", log_dir=tmp_path / "logs")
 
 
-def pusher(backend: FakeBackend, registry: FakeRegistry, force: bool = False,
-           immutable: frozenset[str] = frozenset()) -> Pusher:
-    backend.registry = registry
-    for reference in ready()[0].references:
-        backend.tag(ID, reference)
-    return Pusher(backend, registry, Console(io.StringIO()), SETTINGS, force=force,  # type: ignore[arg-type]
-                  immutable={"jre": immutable})
-
-
-def test_tags_that_hold_the_image_are_not_pushed_again() -> None:
+def setup(tmp_path: Path, registry: FakeRegistry, force: bool = False, immutable: frozenset[str] = frozenset()
+          ) -> tuple[FakeBackend, Pusher, list[ImageResult]]:
     backend = FakeBackend()
-    registry = FakeRegistry({"base/jre:17": Remote("sha256:" + "9" * 64, ID)})
-    results = ready()
-    assert pusher(backend, registry).push_all(results) == []
-    assert backend.pushed == ["r:5000/base/jre:17.0.1"]
+    image_id = backend.add_image(b"the root", b"the jre")
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path), force=force,  # type: ignore[arg-type]
+                    immutable={"jre": immutable})
+    return backend, pusher, [ImageResult("jre", list(REFS), status=Status.BUILT, image_id=image_id)]
+
+
+def test_blobs_go_up_compressed_the_same_way_every_time_then_the_manifest_under_each_tag(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    backend, pusher, results = setup(tmp_path, registry)
+    assert pusher.push_all(results) == []
+    config, layers = backend.saved[results[0].image_id or ""]
+    expected = {sha(gzip.compress(layer, compresslevel=6, mtime=0)) for layer in layers} | {sha(config)}
+    assert registry.blobs["base/jre"] == expected
+    assert registry.manifests_put == ["base/jre:17", "base/jre:17.0.1"]
     assert results[0].status == Status.PUSHED
+    assert set(results[0].pushed) == set(REFS)
+
+
+def test_tags_that_hold_the_image_are_not_pushed_again(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    _, pusher, results = setup(tmp_path, registry)
+    registry.held["base/jre:17"] = Remote("sha256:" + "9" * 64, results[0].image_id)
+    assert pusher.push_all(results) == []
+    assert registry.manifests_put == ["base/jre:17.0.1"]
     assert results[0].already_in_registry == ["r:5000/base/jre:17"]
 
 
-def test_an_immutable_tag_holding_another_image_refuses_the_whole_push() -> None:
-    backend = FakeBackend()
+def test_nothing_is_uploaded_when_every_tag_holds_the_image(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    _, pusher, results = setup(tmp_path, registry)
+    for ref in ("base/jre:17", "base/jre:17.0.1"):
+        registry.held[ref] = Remote("sha256:" + "9" * 64, results[0].image_id)
+    assert pusher.push_all(results) == []
+    assert (registry.uploads, registry.manifests_put) == ([], [])
+    assert not (tmp_path / "cache" / "blobs").exists()
+
+
+def test_an_immutable_tag_holding_another_image_refuses_the_whole_push(tmp_path: Path) -> None:
     registry = FakeRegistry({"base/jre:17.0.1": Remote("sha256:" + "9" * 64, OTHER)})
-    results = ready()
-    notes = pusher(backend, registry, immutable=frozenset({"r:5000/base/jre:17.0.1"})).push_all(results)
+    _, pusher, results = setup(tmp_path, registry, immutable=frozenset({"r:5000/base/jre:17.0.1"}))
+    notes = pusher.push_all(results)
     assert notes == ["nothing was pushed: immutable tag(s) r:5000/base/jre:17.0.1 already hold other images"]
-    assert backend.pushed == []
+    assert registry.manifests_put == []
     assert results[0].status == Status.FAILED
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_a_registry_that_refuses_the_lookup_fails_closed_even_with_force(force: bool) -> None:
-    backend = FakeBackend()
+def test_a_registry_that_refuses_the_lookup_fails_closed_even_with_force(tmp_path: Path, force: bool) -> None:
     registry = FakeRegistry(fail=lambda what: RegistryError(f"registry r:5000 refused GET {what} (HTTP 401)"))
+    _, pusher, results = setup(tmp_path, registry, force=force, immutable=frozenset({"r:5000/base/jre:17"}))
     with pytest.raises(RegistryError) as caught:
-        pusher(backend, registry, force=force, immutable=frozenset({"r:5000/base/jre:17"})).push_all(ready())
+        pusher.push_all(results)
     assert str(caught.value) == "registry r:5000 refused GET base/jre:17 (HTTP 401)"
     assert caught.value.exit_code == 6
-    assert backend.pushed == []
+    assert (registry.uploads, registry.manifests_put) == ([], [])
 
 
-def test_what_landed_is_checked_and_a_race_is_a_failure_naming_both_digests() -> None:
-    backend = FakeBackend(lands_as=OTHER)
-    results = ready()
-    assert pusher(backend, FakeRegistry()).push_all(results) == []
+def test_a_registry_that_will_not_take_a_push_gets_nothing(tmp_path: Path) -> None:
+    registry = FakeRegistry(refuse_push=True)
+    _, pusher, results = setup(tmp_path, registry)
+    with pytest.raises(RegistryError) as caught:
+        pusher.push_all(results)
+    assert str(caught.value) == "registry r:5000 does not let this run push to base/jre; nothing was pushed"
+    assert (registry.uploads, registry.manifests_put) == ([], [])
+
+
+def test_what_landed_is_checked_and_a_race_is_a_failure_naming_both_digests(tmp_path: Path) -> None:
+    registry = FakeRegistry(lands_as=OTHER)
+    _, pusher, results = setup(tmp_path, registry)
+    assert pusher.push_all(results) == []
     assert results[0].status == Status.FAILED
+    digest = results[0].reason.split(" under this tag, not ")[1].split(" ")[0]  # type: ignore[union-attr]
     assert results[0].reason == (
-        f"push r:5000/base/jre:17: the registry holds sha256:{'d' * 64} (image {OTHER}) under this tag, not "
-        f"sha256:{'d' * 64} (image {ID}) that this run pushed; another push of the same tag raced this one: "
+        f"push r:5000/base/jre:17: the registry holds {digest} (image {OTHER}) under this tag, not {digest} "
+        f"(image {results[0].image_id}) that this run pushed; another push of the same tag raced this one: "
         "run again")
-    assert backend.pushed == ["r:5000/base/jre:17"]
+    assert registry.manifests_put == ["base/jre:17"]
+
+
+def test_a_corrupted_cached_layer_is_made_again(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    _, pusher, results = setup(tmp_path, registry)
+    assert pusher.push_all(results) == []
+    for blob in (tmp_path / "cache" / "blobs").glob("*.gz"):
+        data = bytearray(blob.read_bytes())
+        data[12] ^= 0xFF
+        blob.write_bytes(bytes(data))
+    again = FakeRegistry()
+    _, pusher2, results2 = setup(tmp_path, again)
+    assert pusher2.push_all(results2) == []  # FakeRegistry.upload_blob asserts every body's digest
+    assert results2[0].status == Status.PUSHED

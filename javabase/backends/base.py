@@ -8,10 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from ..credentials import Credential
+from typing import Protocol
 
 LineSink = Callable[[str], None]
 
@@ -57,8 +54,6 @@ class Backend(Protocol):
     def image(self, reference: str) -> LocalImage | None: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
-
-    def push(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str: ...
 
     def export(self, image_id: str, dest: Path) -> None: ...
 

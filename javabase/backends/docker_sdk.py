@@ -20,7 +20,6 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
-from ..credentials import Credential
 from ..errors import EngineError, Interrupted, JavabaseError, StepError
 from ..provenance import parse_time
 from ..references import split_reference
@@ -229,33 +228,6 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
 
-    # -- registry side ---------------------------------------------------------------
-    def push(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str:
-        """Push one tag; return the manifest digest the registry reported. The
-        credentials go with the request (auth_config), so a push never depends on
-        the engine's own login state. The SDK does not raise on an error inside
-        the stream, so every chunk is checked."""
-        repository, tag = split_reference(reference)
-        digest: str | None = None
-        auth: dict[str, str] | None = None
-        if credential is not None:
-            auth = ({"identitytoken": credential.secret} if credential.identity_token else
-                    {"username": credential.username, "password": credential.secret})
-        with _calling(f"push {reference}"):
-            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
-                message = _stream_error(chunk)
-                if message is not None:
-                    raise StepError(f"push {reference}: {message}")
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
-                    digest = aux["Digest"]
-                status = chunk.get("status")
-                if isinstance(status, str) and status in ("Pushed", "Layer already exists", "Mounted from"):
-                    on_line(f"{chunk.get('id', '')}: {status}")
-        if digest is None:
-            raise StepError(f"push {reference}: the registry reported no digest")
-        on_line(f"pushed {reference}@{digest}")
-        return digest
 
 
 def _socket_of(response: Any) -> socket.socket | None:

@@ -61,9 +61,21 @@ def engine() -> Engine:
 class LocalRegistry:
     host: str
     reader: Registry
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Kill it now (SIGKILL, by pid), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def catalog(self, namespace: str) -> list[str]:
         return [r for r in self.reader.catalog() if r.startswith(namespace + "/")]
+
+    def tagged(self, namespace: str) -> dict[str, list[str]]:
+        """The repositories of `namespace` that hold a tag, with their tags. (A run
+        uploads blobs while it builds, so a repository may hold blobs and no tag.)"""
+        return {r: tags for r in self.catalog(namespace) if (tags := self.reader.tags(r))}
 
 
 def htpasswd(path: Path, users: dict[str, str]) -> Path:
@@ -78,7 +90,8 @@ def htpasswd(path: Path, users: dict[str, str]) -> Path:
 @contextlib.contextmanager
 def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterator[LocalRegistry]:
     """A Distribution registry on a free 127.0.0.1 port, stopped by pid on exit;
-    with `users`, it asks for HTTP basic credentials (htpasswd)."""
+    with `users`, it asks for HTTP basic credentials (htpasswd). The same `root`
+    again serves the same data."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = root / "config.yml"
@@ -103,7 +116,7 @@ def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterato
                 if time.monotonic() > deadline or process.poll() is not None:
                     pytest.fail(f"registry did not start: {(root / 'registry.log').read_text()}", pytrace=False)
                 time.sleep(0.1)
-        yield LocalRegistry(host, Registry(host))
+        yield LocalRegistry(host, Registry(host), process)
     finally:
         process.terminate()
         try:

@@ -126,7 +126,7 @@ def test_failed_run_step_skips_dependents_and_keeps_going(
     assert stopped.result("broken")["status"] == "failed"
     assert stopped.result("broken-child")["reason"] == "skipped: broken failed"
     assert stopped.result("healthy")["reason"] == "not started: broken failed (--keep-going builds the rest)"
-    assert registry.catalog(namespace) == []
+    assert registry.tagged(namespace) == {}
     assert stopped.report["notes"] == [
         "nothing was pushed: broken, healthy, broken-child did not build (with --keep-going the images that "
         "did build are pushed)"]
@@ -140,7 +140,7 @@ def test_failed_run_step_skips_dependents_and_keeps_going(
         "returned a non-zero code: 1")
     assert run.result("broken-child")["reason"] == "skipped: broken failed"
     assert run.result("broken")["pushed"] == {} and run.result("broken-child")["pushed"] == {}
-    assert registry.catalog(namespace) == [f"{namespace}/glibc-root", f"{namespace}/healthy"]
+    assert list(registry.tagged(namespace)) == [f"{namespace}/glibc-root", f"{namespace}/healthy"]
     log = Path(run.result("broken")["log"]).read_text()
     assert "about to fail" in log
     assert run.err == (
@@ -178,7 +178,7 @@ def test_checksum_mismatch_builds_and_pushes_nothing(
     assert {image["status"] for image in run.report["images"]} == {"pending"}
     assert run.report["error"] == run.err.removeprefix("error: ").rstrip("\n")
     assert [t for i in engine.images() for t in (i.get("RepoTags") or []) if f"/{namespace}/" in t] == []
-    assert registry.catalog(namespace) == []
+    assert registry.tagged(namespace) == {}
     cache = Path(os.environ["JAVABASE_CACHE"])
     assert not (cache / "sha256" / wrong).exists()
     assert list((cache / "tmp").iterdir()) == []
@@ -225,7 +225,7 @@ def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
     run = build(manifest, "leaf")
     assert run.code == 0, run.err
     assert [item["name"] for item in run.report["images"]] == ["glibc-root", "middle", "leaf"]
-    assert registry.catalog(namespace) == []
+    assert registry.tagged(namespace) == {}
 
     out, err = io.StringIO(), io.StringIO()
     code = commands.run(lambda: commands.push(str(manifest), ["leaf"], registry=registry.host, out=out), err=err)

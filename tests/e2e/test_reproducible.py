@@ -150,3 +150,70 @@ def test_an_immutable_tag_is_not_overwritten(
     assert forced.code == 0, forced.err
     assert f"--force: overwriting immutable tag {reference}" in forced.out
     assert registry.reader.manifest_digest(f"{namespace}/glibc-root", "1.0.0") != published["1.0.0"]
+
+
+def test_pushed_layer_digests_are_the_gzip_of_the_uncompressed_layers(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The manifest digest does not depend on the engine: the expected blobs are
+    computed here from `docker save`'s uncompressed layers with Python's gzip
+    (level 6, mtime 0), not with javabase's code."""
+    import gzip
+    import tarfile
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    manifest = workspace(example_manifest(example_files))
+    run = build(manifest, push=True, reproducible=True)
+    assert run.code == 0, run.err
+    image_id = run.result("jre25")["image_id"]
+    archive = tmp_path / "saved.tar"
+    with archive.open("wb") as sink:
+        for chunk in engine.get_image(image_id):
+            sink.write(chunk)
+    with tarfile.open(archive) as tar:
+        listing = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+        expected = ["sha256:" + hashlib.sha256(gzip.compress(tar.extractfile(layer).read(),  # type: ignore[union-attr]
+                                                            compresslevel=6, mtime=0)).hexdigest()
+                    for layer in listing["Layers"]]
+    reference = next(iter(run.result("jre25")["pushed"]))
+    repository, tag = reference.rsplit(":", 1)
+    status, _, body = registry.reader.request("GET", f"/{repository.split('/', 1)[1]}/manifests/{tag}",
+                                              scope="", accept="application/vnd.oci.image.manifest.v1+json")
+    assert status == 200
+    pushed = json.loads(body)
+    assert [layer["digest"] for layer in pushed["layers"]] == expected
+    assert pushed["config"]["digest"] == image_id
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == run.result("jre25")["pushed"][reference]
+
+
+def test_a_registry_killed_mid_upload_publishes_no_tag(
+    engine: Engine, example_files: Path, workspace: Callable[[str], Path], tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from javabase.templates import PROJECT_ROOT
+
+    from .conftest import running_registry as start
+
+    data = tmp_path / "doomed"
+    with start(data) as doomed:
+        manifest = workspace(example_manifest(example_files))
+        namespace = workspace.namespace  # type: ignore[attr-defined]
+        process = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "build-all",
+                                    "--push", "--manifest", str(manifest), "--registry", doomed.host],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "[glibc-root" in line and "uploaded" in line:
+                break
+        else:
+            raise AssertionError("no upload seen")
+        doomed.stop()
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 6, out + err
+        assert err.startswith(f"error: cannot reach the registry {doomed.host}")
+    with start(data) as again:
+        assert again.tagged(namespace) == {}
+    remove_images(engine, f"{doomed.host}/")

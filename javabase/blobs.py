@@ -1,0 +1,65 @@
+"""Compressed layers, kept by diff ID in the cache so that a layer shared by
+many images (the JRE, the root) is compressed once. An entry is checked when
+it is used: its digest is computed again as it is read for upload."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CannotWrite
+from .oci import LAYER_TYPE, Blob, SavedImage, compress, layer_stream
+
+
+@dataclass(frozen=True)
+class CachedBlob:
+    blob: Blob
+    path: Path
+
+
+class BlobCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root / "blobs"
+
+    def _paths(self, diff_id: str) -> tuple[Path, Path]:
+        name = diff_id.split(":", 1)[1]
+        return self.root / f"{name}.gz", self.root / f"{name}.json"
+
+    def layer(self, saved: SavedImage, member: str, diff_id: str) -> CachedBlob:
+        """The compressed blob of one layer, from the cache or made now."""
+        data, meta = self._paths(diff_id)
+        try:
+            known = json.loads(meta.read_text())
+            if data.stat().st_size == known["size"]:
+                return CachedBlob(Blob(known["digest"], known["size"], LAYER_TYPE), data)
+        except (OSError, ValueError, KeyError):
+            pass
+        return self._make(layer_stream(saved, member), diff_id)
+
+    def forget(self, diff_id: str) -> None:
+        for path in self._paths(diff_id):
+            path.unlink(missing_ok=True)
+
+    def _make(self, chunks: Iterator[bytes], diff_id: str) -> CachedBlob:
+        data, meta = self._paths(diff_id)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(prefix=".layer-", dir=self.root)
+        except OSError as exc:
+            raise CannotWrite.at(self.root, exc, "the layer cache (JAVABASE_CACHE)") from None
+        try:
+            with os.fdopen(handle, "wb") as sink:
+                actual, digest, size = compress(chunks, sink)
+            if actual != diff_id:
+                raise ValueError(f"the layer's content is {actual}, not {diff_id}: the saved image is damaged")
+            os.replace(tmp, data)
+            meta.write_text(json.dumps({"digest": digest, "size": size}))
+        except OSError as exc:
+            raise CannotWrite.at(data, exc, "the layer cache (JAVABASE_CACHE)") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return CachedBlob(Blob(digest, size, LAYER_TYPE), data)
