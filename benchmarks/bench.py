@@ -252,6 +252,122 @@ def bench_render(work: Path, count: int) -> list[Figure]:
                    f"{len(list((manifest.parent / 'builds').iterdir()))} Dockerfiles written")]
 
 
+def compose_file(services: dict[str, Path], registry: str, namespace: str, tags: dict[str, str] | None = None) -> str:
+    """docker-compose 1.29: one service per image, built from its own context and
+    tagged with the (first) reference javabase pushes."""
+    lines = ["version: '2.4'", "services:"]
+    for name, context in services.items():
+        lines += [f"  {name}:", f"    build: {{context: {context}, network: none}}",
+                  f"    image: {registry}/{namespace}/{name}:{(tags or {}).get(name, '1')}"]
+    return "\n".join(lines) + "\n"
+
+
+def compose_contexts(builds: Path, work: Path, names: list[str], files: list[Path]) -> dict[str, Path]:
+    """A context per image: its rendered Dockerfile and the files it ADDs."""
+    out = {}
+    for name in names:
+        context = work / name
+        context.mkdir(parents=True)
+        dockerfile = (builds / name / "Dockerfile").read_text()
+        (context / "Dockerfile").write_text(dockerfile)
+        for file in files:
+            if f" {file.name} " in dockerfile:
+                os.link(file, context / file.name)
+        out[name] = context
+    return out
+
+
+def compose(project: Path, *args: str) -> None:
+    sh(["docker-compose", "--project-directory", str(project), "-f", str(project / "docker-compose.yml"),
+        "--no-ansi", *args], cwd=project)
+
+
+def bench_cold_push(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, count: int,
+                    jobs: str | None = None) -> tuple[float, float]:
+    """Everything cold: a rootfs root and count-1 images FROM it (ENV, RUN,
+    WORKDIR each), built and pushed by javabase and by docker-compose
+    (`build root`, `build --parallel`, `push`), each in a namespace of its own."""
+    times = []
+    for tool in ("javabase", "compose"):
+        ns = f"{namespace}-{tool}"
+        text = header(registry, ns) + root_entry(rootfs, sha)
+        names = [f"svc{i:02d}" for i in range(1, count)]
+        for name in names:
+            text += (f"  {name}:\n    from: root\n    template: layer\n    env: {{SERVICE: {name}}}\n"
+                     f"    run: [\"echo {name} {ns} > /{name}.txt\"]\n    workdir: /opt/{name}\n    tags: [\"1\"]\n")
+        manifest = work / f"cold-{tool}" / "images.yaml"
+        link_inputs(manifest.parent, rootfs)
+        manifest.write_text(text)
+        if tool == "javabase":
+            extra = ["--jobs", jobs] if jobs else []
+            times.append(timed(lambda m=manifest, e=extra: invoke(
+                "build-all", "--push", "--no-cache", "--manifest", str(m), "--registry", registry, *e)))
+        else:
+            invoke("render", "--manifest", str(manifest))
+            project = work / "compose-cold"
+            contexts = compose_contexts(manifest.parent / "builds", project, ["root", *names], [rootfs])
+            (project / "docker-compose.yml").write_text(compose_file(contexts, registry, ns))
+
+            def run_compose(p: Path = project, n: list[str] = names) -> None:
+                compose(p, "build", "--no-cache", "root")
+                compose(p, "build", "--no-cache", "--parallel", *n)
+                compose(p, "push")
+
+            times.append(timed(run_compose))
+        cleanup(ns, registry)
+    return times[0], times[1]
+
+
+def bench_compose(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, count: int,
+                  example: Path) -> list[Figure]:
+    ours, theirs = bench_cold_push(work, registry, namespace, rootfs, sha, count)
+    figures = [Figure(f"5. cold build + push, {count} images (root + {count - 1} FROM it)", f"{ours:.2f} s",
+                      "<= 0.9x docker-compose", ours <= 0.9 * theirs,
+                      f"docker-compose 1.29 `build root`, `build --parallel`, `push`: {theirs:.2f} s; "
+                      f"ratio {ours / theirs:.2f}")]
+    # The offline example: real JRE images (35 MB tarballs), built in waves.
+    ns = f"{namespace}-example"
+    manifest = work / "cold-example" / "images.yaml"
+    files = sorted((example / "files").glob("*.tar.gz"))
+    link_inputs(manifest.parent, *files)
+    # The manifest names the bench registry, so that the rendered Dockerfiles name
+    # parents compose builds locally (no FROM may point at a registry to pull from).
+    text = (example / "images.yaml").read_text().replace("namespace: example", f"namespace: {ns}")
+    text = text.replace("registry: repo.abc.com", f"registry: {registry}")
+    for file in files:
+        text = text.replace(f'url: "http://127.0.0.1:1/{file.name}"', f"path: {file.name}")
+    text = text.replace("path: files/", "path: ")
+    manifest.write_text(text)
+    ours = timed(lambda: invoke("build-all", "--push", "--no-cache", "--manifest", str(manifest), "--registry",
+                                registry))
+    cleanup(ns, registry)
+    plan = json.loads(invoke("plan", "--format", "json", "--manifest", str(manifest), "--registry",
+                             registry).stdout)["waves"]
+    waves = [[item["name"] for item in wave["images"]] for wave in plan]
+    first_tags = {item["name"]: item["references"][0].rsplit(":", 1)[1] for wave in plan for item in wave["images"]}
+    project = work / "compose-example"
+    contexts = compose_contexts(manifest.parent / "builds", project, [n for w in waves for n in w], files)
+    compose_ns = f"{ns}-compose"
+    (project / "docker-compose.yml").write_text(compose_file(contexts, registry, compose_ns, first_tags))
+    # The rendered Dockerfiles name their parent under the manifest's namespace.
+    for context in contexts.values():
+        dockerfile = context / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text().replace(f"/{ns}/", f"/{compose_ns}/"))
+
+    def run_compose() -> None:
+        for wave in waves:
+            compose(project, "build", "--no-cache", "--parallel", *wave)
+        compose(project, "push")
+
+    theirs = timed(run_compose)
+    cleanup(compose_ns, registry)
+    figures.append(Figure("5b. cold build + push, the offline example (real JRE images)", f"{ours:.2f} s",
+                          "<= 1.0x docker-compose", ours <= theirs,
+                          f"docker-compose 1.29 in waves ({' | '.join(', '.join(w) for w in waves)}), then `push`: "
+                          f"{theirs:.2f} s; ratio {ours / theirs:.2f}"))
+    return figures
+
+
 def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -311,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         home = "jdk-" + jre.name.removeprefix("OpenJDK-jre-").removesuffix(".tar.gz") + "-jre"
         figures += bench_one_change(work, registry, namespace, rootfs, sha, jre, jre_sha, slim, slim_sha, home)
         figures += bench_parallel(work, registry, namespace, rootfs, sha, mb)
+        figures += bench_compose(work, registry, namespace, rootfs, sha, count, example)
         figures += bench_render(work, manifest_size)
     finally:
         cleanup(namespace, registry)

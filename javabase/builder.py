@@ -59,12 +59,12 @@ class BuildOptions:
     reproducible: bool = False
 
 
-def local_images(backend: Backend) -> dict[str, LocalImage]:
-    """javabase's images in the engine, by input digest (one engine call)."""
+def local_images(backend: Backend) -> dict[str, list[LocalImage]]:
+    """Images in the engine with a javabase input digest, by digest (one engine call)."""
     return by_input_digest(backend.images(INPUT_LABEL))
 
 
-def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: dict[str, LocalImage],
+def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: dict[str, list[LocalImage]],
                     registry: str) -> dict[str, LocalImage | None]:
     """For every image that has no local image with its inputs: what its first
     tag points to now, so that decide can say what changed."""
@@ -73,13 +73,14 @@ def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], loc
 
 
 def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs],
-               local: dict[str, LocalImage]) -> dict[str, LocalImage]:
-    """The local images the plan could reuse, inspected in full (their layers),
-    a few at a time."""
-    wanted = [local[inputs[n].digest].id for n in plan.order if inputs[n].digest in local]
+               local: dict[str, list[LocalImage]]) -> dict[str, list[LocalImage]]:
+    """The local images the plan could reuse, inspected in full (layers and last
+    step), a few at a time."""
+    wanted = [image.id for n in plan.order for image in local.get(inputs[n].digest, [])]
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="inspect") as pool:
-        found = [image for image in pool.map(backend.image, wanted) if image is not None]
-    return {**local, **by_input_digest(found)}
+        found = [image for image in pool.map(lambda ref: backend.image(ref, history=True), wanted)
+                 if image is not None]
+    return by_input_digest(found)
 
 
 def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
@@ -93,7 +94,8 @@ def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str
 
 
 def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str,
-                 force: bool = False) -> tuple[dict[str, Inputs], dict[str, LocalImage], dict[str, BuildAction]]:
+                 force: bool = False) -> tuple[dict[str, Inputs], dict[str, list[LocalImage]],
+                                               dict[str, BuildAction]]:
     """Inputs, local images and the decision for every image of the plan."""
     inputs = compute_inputs(plan.manifest, plan.order, rendered)
     local = {} if force else candidates(backend, plan, inputs, local_images(backend))
@@ -137,7 +139,7 @@ class Builder:
             for name in plan.order
         }
         self.inputs: dict[str, Inputs] = {}
-        self.local: dict[str, LocalImage] = {}
+        self.local: dict[str, list[LocalImage]] = {}
         self.actions: dict[str, BuildAction] = {}
         self.fetched: dict[str, Fetched] = {}
 
@@ -276,7 +278,7 @@ class Builder:
         assert result.image_id is not None
         if self.interrupted.is_set():
             raise Interrupted(f"interrupted; {result.image_id[7:19]} was not tagged")
-        known = next((i for i in self.local.values() if i.id == result.image_id), None)
+        known = next((i for found in self.local.values() for i in found if i.id == result.image_id), None)
         present = set(known.tags) if known else set()
         missing = [r for r in result.references if r not in present]
         for reference in missing:

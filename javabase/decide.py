@@ -10,7 +10,7 @@ push is refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,60 +41,72 @@ class Reuse:
 BuildAction = Build | Reuse
 
 
-def by_input_digest(images: Iterable[LocalImage]) -> dict[str, LocalImage]:
-    """javabase's local images by input digest. Where several carry the same
-    digest the choice is deterministic: the newest, then the highest ID."""
-    out: dict[str, LocalImage] = {}
-    for image in sorted(images, key=lambda i: (i.created, i.id)):
+def by_input_digest(images: Iterable[LocalImage]) -> dict[str, list[LocalImage]]:
+    """Local images by the input digest they carry, in the order they are tried:
+    the newest first, then the highest ID (deterministic)."""
+    out: dict[str, list[LocalImage]] = {}
+    for image in sorted(images, key=lambda i: (i.created, i.id), reverse=True):
         digest = image.labels.get(INPUT_LABEL)
         if digest:
-            out[digest] = image
+            out.setdefault(digest, []).append(image)
     return out
 
 
 def decide_builds(
     order: Iterable[str],
     inputs: Mapping[str, Inputs],
-    local: Mapping[str, LocalImage],
+    local: Mapping[str, Sequence[LocalImage]],
     previous: Mapping[str, LocalImage | None],
     force: bool = False,
     parent_of: Mapping[str, str | None] | None = None,
     expected: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, BuildAction]:
-    """Per image (parents before children): reuse the local image with the same
+    """Per image (parents before children): reuse a local image with the same
     input digest, or build. A local image is reused only when it is what javabase
-    would have built (`reuse_problem`) and its parent is reused too. `previous`
-    is what each image's first tag points to now, to say what changed."""
+    would have built (`reuse_problem`) and its parent is reused too; of several,
+    the first that is. `previous` is what each image's first tag points to now,
+    to say what changed."""
     out: dict[str, BuildAction] = {}
     parents = parent_of or {}
+    chosen: dict[str, LocalImage] = {}
     for name in order:
-        digest = inputs[name].digest
+        candidates = local.get(inputs[name].digest, [])
         parent = parents.get(name)
-        parent_action = out.get(parent) if parent is not None else None
-        candidate = local.get(digest)
         if force:
             out[name] = Build(name, "rebuild forced (--force)")
-        elif candidate is None:
+        elif not candidates:
             out[name] = Build(name, _why(inputs[name], previous.get(name)))
-        elif isinstance(parent_action, Build):
+        elif parent is not None and isinstance(out.get(parent), Build):
             out[name] = Build(name, f"build: its parent {parent} is built anew")
         else:
-            parent_image = local.get(inputs[parent].digest) if parent is not None and parent in inputs else None
-            problem = reuse_problem(candidate, (expected or {}).get(name, {}), parent_image)
-            out[name] = (Reuse(name, candidate.id, Where.LOCAL) if problem is None else
-                         Build(name, f"build: the local image {candidate.id[7:19]} with these inputs is not what "
-                                     f"javabase builds ({problem})"))
+            problems = []
+            for candidate in candidates:
+                problem = reuse_problem(candidate, (expected or {}).get(name, {}), chosen.get(parent or ""))
+                if problem is None:
+                    chosen[name] = candidate
+                    out[name] = Reuse(name, candidate.id, Where.LOCAL)
+                    break
+                problems.append(f"{candidate.id[7:19]}: {problem}")
+            else:
+                out[name] = Build(name, "build: no local image with these inputs is what javabase builds ("
+                                        + "; ".join(problems) + ")")
     return out
 
 
 def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], parent: LocalImage | None) -> str | None:
     """Why `candidate` is not what javabase would build from these inputs, or None.
-    Its javabase labels must all be there and equal, and it must have been built
-    FROM its parent: the parent's ID in its base-digest label, and the parent's
-    layers at the bottom of its own."""
+    Its javabase labels must all be there and equal, its last step must be the
+    LABEL step javabase appends (not a step of an image built FROM it), and it
+    must have been built FROM its parent: the parent's ID in its base-digest
+    label, and the parent's layers at the bottom of its own."""
     for key, value in sorted(expected_labels.items()):
         if candidate.labels.get(key) != value:
             return f"label {key} differs"
+    # Labels are inherited: an image built FROM this one carries them all. The
+    # image javabase built ends with its own LABEL step naming the input digest.
+    digest = expected_labels.get(INPUT_LABEL)
+    if digest and not ("LABEL" in candidate.last_step and digest in candidate.last_step):
+        return "its last step is not javabase's LABEL (an image built FROM it?)"
     if parent is not None:
         if candidate.labels.get(BASE_DIGEST_LABEL) != parent.id:
             return f"it was not built FROM {parent.id[7:19]}"

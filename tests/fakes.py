@@ -60,7 +60,7 @@ class FakeBackend:
     def images(self, label: str) -> list[LocalImage]:
         return [i for i in self.stored.values() if label in i.labels]
 
-    def image(self, reference: str) -> LocalImage | None:
+    def image(self, reference: str, history: bool = False) -> LocalImage | None:
         return self.stored.get(self.tags.get(reference, reference))
 
     def tag(self, image_id: str, reference: str) -> None:

@@ -18,6 +18,7 @@ from javabase.decide import (
     by_input_digest,
     decide_builds,
     decide_pushes,
+    reuse_problem,
 )
 from javabase.inputs import compute_inputs
 from javabase.labels import INPUT_LABEL, INPUTS_LABEL
@@ -63,8 +64,8 @@ def test_among_images_with_the_same_inputs_the_choice_is_deterministic() -> None
     same = {INPUT_LABEL: "sha256:" + "1" * 64}
     images = [LocalImage(ID_B, labels=same, created=5.0), LocalImage(ID_C, labels=same, created=5.0),
               LocalImage(ID_A, labels=same, created=4.0)]
-    assert by_input_digest(images)["sha256:" + "1" * 64].id == ID_C
-    assert by_input_digest(list(reversed(images)))["sha256:" + "1" * 64].id == ID_C
+    assert [i.id for i in by_input_digest(images)["sha256:" + "1" * 64]] == [ID_C, ID_B, ID_A]
+    assert [i.id for i in by_input_digest(list(reversed(images)))["sha256:" + "1" * 64]] == [ID_C, ID_B, ID_A]
 
 
 def test_pushes_skip_tags_that_hold_the_image_and_refuse_immutable_ones_that_do_not() -> None:
@@ -77,3 +78,28 @@ def test_pushes_skip_tags_that_hold_the_image_and_refuse_immutable_ones_that_do_
         Push("r/a:latest", ID_A)]
     assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"}), force=True)[1] == Push(
         "r/a:1.2", ID_A, overwrites="sha256:" + "8" * 64)
+
+
+def test_an_image_built_from_a_javabase_image_is_not_taken_for_it() -> None:
+    """Children inherit every label; javabase's own image ends with its LABEL step."""
+    digest = "sha256:" + "1" * 64
+    labels = {INPUT_LABEL: digest}
+    ours = LocalImage(ID_A, labels=labels, created=1.0, last_step=f'LABEL {INPUT_LABEL}="{digest}"')
+    child = LocalImage(ID_B, labels=labels, created=2.0, last_step="/bin/sh -c echo service")
+    assert reuse_problem(ours, labels, None) is None
+    assert reuse_problem(child, labels, None) == "its last step is not javabase's LABEL (an image built FROM it?)"
+
+
+def test_the_first_candidate_that_javabase_built_is_reused(valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(BASE)
+    inputs = compute_inputs(manifest, ["root"], render_all(manifest))
+    digest = inputs["root"].digest
+    labels = {INPUT_LABEL: digest}
+    ours = LocalImage(ID_A, labels=labels, created=1.0, last_step=f'LABEL {INPUT_LABEL}="{digest}"')
+    child = LocalImage(ID_B, labels=labels, created=2.0, last_step="/bin/sh -c echo service")
+    local = by_input_digest([ours, child])
+    assert decide_builds(["root"], inputs, local, {}, expected={"root": labels}) == {
+        "root": Reuse("root", ID_A, Where.LOCAL)}
+    assert decide_builds(["root"], inputs, by_input_digest([child]), {}, expected={"root": labels}) == {
+        "root": Build("root", f"build: no local image with these inputs is what javabase builds ({ID_B[7:19]}: "
+                              "its last step is not javabase's LABEL (an image built FROM it?))")}

@@ -22,6 +22,7 @@ class LocalImage:
     labels: Mapping[str, str] = field(default_factory=dict)
     created: float = 0.0  # seconds since the epoch
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
+    last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Backend(Protocol):
 
     def images(self, label: str) -> list[LocalImage]: ...
 
-    def image(self, reference: str) -> LocalImage | None: ...
+    def image(self, reference: str, history: bool = False) -> LocalImage | None: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
 

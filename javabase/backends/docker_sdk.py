@@ -180,10 +180,12 @@ class DockerBackend:
         return BuildOutcome(image_id, steps)
 
     # -- images --------------------------------------------------------------------
-    def image(self, reference: str) -> LocalImage | None:
+    def image(self, reference: str, history: bool = False) -> LocalImage | None:
+        """The image, or None; with history, also the instruction that made it."""
         try:
             with _calling(f"cannot inspect {reference}", EngineError):
                 found: dict[str, Any] = self.api.inspect_image(reference)
+                steps: list[dict[str, Any]] = self.api.history(found["Id"]) if history else []
         except docker.errors.ImageNotFound:
             return None
         return LocalImage(
@@ -192,6 +194,7 @@ class DockerBackend:
             labels=dict((found.get("Config") or {}).get("Labels") or {}),
             created=parse_time(str(found.get("Created") or "")),
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
+            last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
         )
 
     def images(self, label: str) -> list[LocalImage]:

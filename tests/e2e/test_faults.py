@@ -154,7 +154,8 @@ def test_a_foreign_image_with_copied_labels_is_not_reused(
     assert again.code == 0, again.err
     assert again.statuses()["sleeper"] == "built"
     assert again.result("sleeper")["image_id"] not in (real, forged)
-    assert "with these inputs is not what javabase builds (its layers do not start with its parent's)" in again.out
+    assert (f"build: no local image with these inputs is what javabase builds ({forged[7:19]}: its layers do not "
+            "start with its parent's)") in again.out
     engine.remove_image(forged, force=True)
 
 
@@ -174,3 +175,26 @@ def test_a_run_that_stops_early_leaves_a_true_report(
     data = json.loads(report.read_text())
     assert (data["ok"], data["exit_code"], data["images"]) == (False, 2, [])
     assert data["error"].endswith("images.glibc-root.template: unknown template 'rootfz'; did you mean 'rootfs'?")
+
+
+def test_a_service_image_built_from_a_base_is_not_taken_for_the_base(
+    engine: Engine, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    """A team's own image FROM a javabase image inherits all its labels; it is newer,
+    and still not reused as the base."""
+    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)))
+    first = build(manifest)
+    assert first.code == 0, first.err
+    root = first.result("glibc-root")["image_id"]
+    context = manifest.parent / "service"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {root}\nRUN echo a service > /service.txt\n")
+    for chunk in engine.build(path=str(context), decode=True, rm=True, network_mode="none"):
+        assert "error" not in chunk, chunk
+    service = engine.inspect_image(next(i["Id"] for i in engine.images(filters={"dangling": True})
+                                        if i["Id"] != root))["Id"]
+    again = build(manifest)
+    assert again.code == 0, again.err
+    assert again.result("glibc-root")["status"] == "up-to-date", again.out
+    assert again.result("glibc-root")["image_id"] == root
+    engine.remove_image(service, force=True)
