@@ -57,7 +57,7 @@ BUILD_HELP = {
     "registry": "registry HOST[:PORT] to tag and push for (default: JAVABASE_REGISTRY, then the manifest)",
     "keep-going": "after a failure, still build (and push) the images that do not depend on it",
     "report": "write a JSON report to this file",
-    "jobs": "images built at the same time (default: number of CPUs)",
+    "jobs": "images built at the same time (default: 2 per CPU, at most 8)",
     "force": "rebuild even when an image with the same inputs exists; overwrite immutable tags",
     "no-cache": "build without the engine's layer cache",
     "dependents": "also build every image built FROM the selected ones",

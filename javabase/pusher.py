@@ -69,6 +69,7 @@ class Pusher:
         self.staging: dict[str, Future[Staged]] = {}
         self.lock = threading.Lock()
         self.allowed: dict[str, bool] = {}
+        self.wrote: set[str] = set()  # repositories this run has uploaded to: push is allowed there
         self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
         self.stopped = threading.Event()
 
@@ -106,6 +107,9 @@ class Pusher:
             return [f"nothing was pushed: {', '.join(unstaged)} could not be staged "
                     "(with --keep-going the other images are pushed)"]
         ready = [r for r in ready if r.name in staged]
+        for repository in sorted({split_repository(split_reference(a.reference)[0])[1] for r in ready
+                                  for a in staged[r.name].actions if isinstance(a, Push)} - self.wrote):
+            self.check_push_allowed(repository)
         refused = [a for r in ready for a in staged[r.name].actions if isinstance(a, Refused)]
         if refused:
             for result in ready:
@@ -141,7 +145,6 @@ class Pusher:
         if not any(isinstance(a, Push) for a in actions):
             return Staged(actions, None)
         repository = split_repository(split_reference(result.references[0])[0])[1]
-        self.check_push_allowed(repository)
         with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
             archive = Path(tmp) / "image.tar"
             self.backend.export(result.image_id, archive)
@@ -153,32 +156,48 @@ class Pusher:
                 raise StepError(f"export {result.image_id[7:19]}: the engine exported {saved.image_id}, another image")
             layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
-            self.put_blob(result, repository, config.digest, saved.config, "config")
+            self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
         manifest = image_manifest(config, layers)
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
         return Staged(actions, manifest)
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
         cached = self.blobs.layer(saved, member, diff_id)
-        body = cached.path.read_bytes()
-        if digest_of(body) != cached.blob.digest:  # the cache entry changed on disk: make it again
+
+        def body() -> bytes:
+            """The compressed layer, checked as it is read: a cache entry that changed
+            on disk is made again from the image."""
+            data = cached.path.read_bytes()
+            if digest_of(data) == cached.blob.digest:
+                return data
             self.blobs.forget(diff_id)
-            cached = self.blobs.layer(saved, member, diff_id)
-            body = cached.path.read_bytes()
-        self.put_blob(result, repository, cached.blob.digest, body, f"layer {diff_id[7:19]}")
+            return self.blobs.layer(saved, member, diff_id).path.read_bytes()
+
+        self.put_blob(result, repository, cached.blob.digest, body, f"layer {diff_id[7:19]}", cached.blob.size)
         return cached.blob
 
-    def put_blob(self, result: ImageResult, repository: str, digest: str, body: bytes, what: str) -> None:
+    def put_blob(self, result: ImageResult, repository: str, digest: str, body: Callable[[], bytes], what: str,
+                 size: int) -> None:
+        """Make sure `repository` has the blob: mount it from a repository of this run
+        that has it, or upload it when the registry lacks it. The body is read only
+        for an upload."""
         if self.stopped.is_set():
             raise Interrupted(f"interrupted before uploading {what}")
-        size = f"{len(body) / 1e6:.1f} MB"
-        if self.registry.has_blob(repository, digest):
-            self.log(result, f"{what} ({size}): already in the registry")
-        else:
-            with self.lock:
-                source = self.where.get(digest)
+        shown = f"{size / 1e6:.1f} MB"
+        with self.lock:
+            source = self.where.get(digest)
+        if source == repository:
+            return
+        if source is not None:
             how = self.registry.upload_blob(repository, digest, body, mount_from=source)
-            self.log(result, f"{what} ({size}): {how}")
+        elif self.registry.has_blob(repository, digest):
+            how = "already in the registry"
+        else:
+            how = self.registry.upload_blob(repository, digest, body)
+        if how != "already in the registry":
+            with self.lock:
+                self.wrote.add(repository)
+        self.log(result, f"{what} ({shown}): {how}")
         with self.lock:
             self.where.setdefault(digest, repository)
 

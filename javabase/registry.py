@@ -16,15 +16,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
+import io
 import json
 import os
 import re
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,24 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 @dataclass
+class _Answer:
+    """A response read in full, usable like urllib's."""
+
+    status: int
+    headers: Any
+    body: bytes
+
+    def read(self) -> bytes:
+        return self.body
+
+    def __enter__(self) -> _Answer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
+@dataclass
 class _Token:
     value: str
     expires: float
@@ -73,6 +94,7 @@ class Registry:
         self.auth: str = "none"  # none, basic or bearer (realm), for `doctor`
         self._basic = False
         self._tokens: dict[str, _Token] = {}
+        self._local = threading.local()
 
     # -- transport -----------------------------------------------------------------
     @property
@@ -83,18 +105,51 @@ class Registry:
         why = "loopback" if is_local(self.host) else "listed as insecure"
         return f"plain HTTP ({why}; it does not speak TLS)"
 
-    def _open(self, request: urllib.request.Request) -> Any:
-        context = self.tls.context if request.full_url.startswith("https:") else None
-        return urllib.request.urlopen(request, timeout=self.timeout, context=context)
+    def _connection(self, scheme: str, fresh: bool) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to the registry (a push makes a few
+        hundred requests: one TCP and TLS handshake each would dominate)."""
+        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
+        known = connections.get(scheme)
+        if known is not None and not fresh:
+            return known
+        if known is not None:
+            known.close()
+        made = (http.client.HTTPSConnection(self.host, timeout=self.timeout, context=self.tls.context)
+                if scheme == "https" else http.client.HTTPConnection(self.host, timeout=self.timeout))
+        connections[scheme] = made
+        return made
 
-    def _send(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> Any:
+    def _exchange(self, scheme: str, method: str, path: str, headers: Mapping[str, str],
+                  body: bytes | None) -> _Answer:
+        """One request on a kept-alive connection; a connection the server closed
+        meanwhile is opened again once. 4xx and 5xx raise HTTPError, as urllib does."""
+        for fresh in (False, True):
+            connection = self._connection(scheme, fresh)
+            try:
+                connection.request(method, f"/v2{path}", body=body, headers=dict(headers))
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
+                    ConnectionResetError) as exc:
+                connection.close()
+                if fresh:
+                    raise urllib.error.URLError(exc) from None
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                raise urllib.error.URLError(exc) from None
+            if response.status >= 400:
+                raise urllib.error.HTTPError(f"{scheme}://{self.host}/v2{path}", response.status, response.reason,
+                                             response.headers, io.BytesIO(data))
+            return _Answer(response.status, response.headers, data)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> _Answer:
         """One HTTP exchange; decides HTTPS or HTTP on the first one."""
         schemes = [self.scheme] if self.scheme else ["https", *(["http"] if self.plain_allowed else [])]
         for scheme in schemes:
-            request = urllib.request.Request(f"{scheme}://{self.host}/v2{path}", data=body, method=method,
-                                             headers=dict(headers))
             try:
-                response = self._open(request)
+                response = self._exchange(scheme, method, path, headers, body)
             except urllib.error.HTTPError:
                 self.scheme = scheme
                 raise
@@ -106,8 +161,6 @@ class Registry:
                         and any(h in str(reason) for h in _PLAIN_HTTP_HINTS)):
                     continue  # a plain-HTTP registry, allowed here
                 raise self._unreachable(reason) from None
-            except OSError as exc:
-                raise self._unreachable(exc) from None
             self.scheme = scheme
             return response
         raise self._unreachable("it speaks neither HTTPS nor HTTP")
@@ -266,11 +319,12 @@ class Registry:
     # -- writes --------------------------------------------------------------------
     def has_blob(self, name: str, digest: str) -> bool:
         status, _, _ = self.request("HEAD", f"/{name}/blobs/{digest}", scope=_push(name))
-        return status == 200
+        return status in (200, 307)  # 307: it is there, served from elsewhere
 
-    def upload_blob(self, name: str, digest: str, body: bytes, mount_from: str | None = None) -> str:
+    def upload_blob(self, name: str, digest: str, body: Callable[[], bytes], mount_from: str | None = None) -> str:
         """Put one blob into `name`: mounted from another repository of this
-        registry when it has it, else uploaded in one PUT. Returns how."""
+        registry when it has it, else uploaded in one PUT (`body` is read only
+        then). Returns how."""
         query = f"?mount={digest}&from={urllib.parse.quote(mount_from)}" if mount_from else ""
         scope = _push(name) + (f" repository:{mount_from}:pull" if mount_from else "")
         status, headers, _ = self.request("POST", f"/{name}/blobs/uploads/{query}", scope=scope, body=b"")
@@ -283,7 +337,7 @@ class Registry:
         parts = urllib.parse.urlsplit(location)
         separator = "&" if parts.query else "?"
         path = parts.path.removeprefix("/v2") + (f"?{parts.query}" if parts.query else "")
-        self.request("PUT", f"{path}{separator}digest={digest}", scope=_push(name), body=body,
+        self.request("PUT", f"{path}{separator}digest={digest}", scope=_push(name), body=body(),
                      headers={"Content-Type": "application/octet-stream"})
         return "uploaded"
 

@@ -119,8 +119,14 @@ class FakeRegistry:
     def has_blob(self, name: str, digest: str) -> bool:
         return digest in self.blobs.get(name, set())
 
-    def upload_blob(self, name: str, digest: str, body: bytes, mount_from: str | None = None) -> str:
-        assert sha(body) == digest
+    def upload_blob(self, name: str, digest: str, body: Callable[[], bytes], mount_from: str | None = None) -> str:
+        if self.refuse_push:
+            raise RegistryError(f"registry {self.host} refused the upload (HTTP 401 on POST /v2/{name}/blobs/uploads/)")
+        if mount_from is not None and digest in self.blobs.get(mount_from, set()):
+            self.blobs.setdefault(name, set()).add(digest)
+            return f"mounted from {mount_from}"
+        data = body()
+        assert sha(data) == digest
         self.uploads.append(f"{name}@{digest}")
         self.blobs.setdefault(name, set()).add(digest)
         return "uploaded"

@@ -89,8 +89,22 @@ def test_a_registry_that_will_not_take_a_push_gets_nothing(tmp_path: Path) -> No
     _, pusher, results = setup(tmp_path, registry)
     with pytest.raises(RegistryError) as caught:
         pusher.push_all(results)
-    assert str(caught.value) == "registry r:5000 does not let this run push to base/jre; nothing was pushed"
+    assert str(caught.value) == "registry r:5000 refused the upload (HTTP 401 on POST /v2/base/jre/blobs/uploads/)"
     assert (registry.uploads, registry.manifests_put) == ([], [])
+
+
+def test_push_permission_is_checked_before_publishing_when_no_blob_was_uploaded(tmp_path: Path) -> None:
+    """Every blob already in the repository: the first write would be a manifest PUT."""
+    registry = FakeRegistry()
+    backend, pusher, results = setup(tmp_path, registry)
+    config, layers = backend.saved[results[0].image_id or ""]
+    registry.blobs["base/jre"] = {sha(gzip.compress(layer, compresslevel=6, mtime=0)) for layer in layers} | {
+        sha(config)}
+    registry.refuse_push = True
+    with pytest.raises(RegistryError) as caught:
+        pusher.push_all(results)
+    assert str(caught.value) == "registry r:5000 does not let this run push to base/jre; nothing was pushed"
+    assert registry.manifests_put == []
 
 
 def test_what_landed_is_checked_and_a_race_is_a_failure_naming_both_digests(tmp_path: Path) -> None:
