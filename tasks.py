@@ -65,6 +65,7 @@ BUILD_HELP = {
               "--reproducible",
     "reproducible": "rewrite each built image so that its timestamps come from SOURCE_DATE_EPOCH: the same "
                     "inputs give the same image ID",
+    "expect-up-to-date": "fail (exit 12) if any image had to be built or pushed (a pipeline's last job)",
     "debug": "show tracebacks",
 }
 
@@ -73,24 +74,26 @@ BUILD_HELP = {
 def build(c: Context, image: list[str] | None = None, manifest: str | None = None, push: bool = False,
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
-          reproducible: bool = False, debug: bool = False) -> None:
+          reproducible: bool = False, expect_up_to_date: bool = False, debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
-        raise Exit("error: build needs --image NAME (build-all builds every image)", code=2)
+        raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(commands.run(lambda: commands.build(
         manifest, image or [], push=push, registry=registry, keep_going=keep_going, report=report,
         jobs=jobs or None, force=force, no_cache=no_cache, dependents=dependents, frozen=frozen,
-        reproducible=reproducible), debug))
+        reproducible=reproducible, expect_up_to_date=expect_up_to_date), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
 def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
-              no_cache: bool = False, frozen: bool = False, reproducible: bool = False, debug: bool = False) -> None:
+              no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
+              expect_up_to_date: bool = False, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(commands.run(lambda: commands.build(
         manifest, [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
-        force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible), debug))
+        force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible,
+        expect_up_to_date=expect_up_to_date), debug))
 
 
 @task(iterable=["image"], help={
@@ -106,6 +109,18 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
     """Push every tag of images built before with `invoke build`."""
     _exit(commands.run(lambda: commands.push(manifest, image or [], registry=registry, report=report,
                                              force=force), debug))
+
+
+@task(help={"manifest": "manifest to read (default: images.yaml)",
+            "format": "github (a GitHub Actions workflow) or gitlab (.gitlab-ci.yml)",
+            "per": "image (one job per image, needing its parent's job) or wave (one job per wave)",
+            "output": "write the pipeline to this file (default: print it)",
+            "check": "do not write; fail if --output differs from what would be written",
+            "debug": "show tracebacks"})
+def ci(c: Context, manifest: str | None = None, format: str = "github", per: str = "image",
+       output: str | None = None, check: bool = False, debug: bool = False) -> None:
+    """Generate the CI pipeline that builds and pushes the images, fanned out over the CI's runners."""
+    _exit(commands.run(lambda: commands.ci(manifest, format, per, output, check), debug))
 
 
 @task(help={"manifest": "manifest to read for the registry and namespace (default: images.yaml)",

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from .artifacts import ArtifactStore, Fetched, place
 from .backends.base import Backend, BuildRequest, LineSink, LocalImage
-from .decide import Build, BuildAction, Reuse, by_input_digest, decide_builds
-from .errors import CannotWrite, EngineError, Interrupted, JavabaseError
+from .decide import Build, BuildAction, Remote, Reuse, Where, by_input_digest, decide_builds
+from .errors import CannotWrite, EngineError, Interrupted, JavabaseError, StepError
 from .files import write_atomically
 from .inputs import Inputs, compute_inputs
 from .labels import (
@@ -38,6 +38,7 @@ from .model import Image
 from .plan import Plan
 from .provenance import Provenance
 from .pusher import Pusher, immutable_references
+from .references import split_reference
 from .registry import Registry
 from .render import DOCKERFILE, dockerfile_path
 from .report import Console, ImageResult, Report, Status
@@ -93,16 +94,17 @@ def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str
     return out
 
 
-def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str,
-                 force: bool = False) -> tuple[dict[str, Inputs], dict[str, list[LocalImage]],
-                                               dict[str, BuildAction]]:
-    """Inputs, local images and the decision for every image of the plan."""
+def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str, force: bool = False,
+                 remote: Mapping[str, Sequence[tuple[str, Remote | None]]] | None = None,
+                 ) -> tuple[dict[str, Inputs], dict[str, list[LocalImage]], dict[str, BuildAction]]:
+    """Inputs, local images and the decision for every image of the plan;
+    `remote` is what the tags hold in the registry, when it is consulted."""
     inputs = compute_inputs(plan.manifest, plan.order, rendered)
     local = {} if force else candidates(backend, plan, inputs, local_images(backend))
     previous = {} if force else previous_builds(backend, plan, inputs, local, registry)
     parent_of = {name: plan.image(name).parent for name in plan.order}
     return inputs, local, decide_builds(plan.order, inputs, local, previous, force, parent_of,
-                                        expected_labels(plan, inputs))
+                                        expected_labels(plan, inputs), remote)
 
 
 class Builder:
@@ -134,6 +136,7 @@ class Builder:
         self.exclusive = exclusive
         self.interrupted = threading.Event()
         self.pusher: Pusher | None = None
+        self.pull_lock = threading.Lock()
         self.results: dict[str, ImageResult] = {
             name: ImageResult(name, self.manifest.references(plan.image(name), settings.registry))
             for name in plan.order
@@ -155,8 +158,11 @@ class Builder:
                                      self.manifest, self.plan.order, self.settings.registry))
         # From deciding to pushing, the engine's tags must not move under this run.
         with self.exclusive():
+            # With --push the registry is a cache too: what its tags hold is looked up once.
+            remote = self.pusher.lookup({n: self.results[n].references for n in self.plan.order}) \
+                if self.pusher is not None else None
             self.inputs, self.local, self.actions = plan_actions(self.backend, self.plan, self.rendered,
-                                                                 self.settings.registry, self.options.force)
+                                                                 self.settings.registry, self.options.force, remote)
             for image in images:
                 result = self.results[image.name]
                 result.input_digest = self.inputs[image.name].digest
@@ -178,8 +184,9 @@ class Builder:
             self.pusher.discard()
             return [f"nothing was pushed: {', '.join(failed)} did not build "
                     "(with --keep-going the images that did build are pushed)"]
-        return self.pusher.publish([r for r in self.results.values() if r.status in (Status.BUILT, Status.UP_TO_DATE)],
-                                   keep_going=self.options.keep_going)
+        ready = [r for r in self.results.values()
+                 if r.status in (Status.BUILT, Status.UP_TO_DATE, Status.UP_TO_DATE_REGISTRY)]
+        return self.pusher.publish(ready, keep_going=self.options.keep_going)
 
     def interrupt(self) -> None:
         """Ctrl-C: running builds are cancelled and nothing more is tagged."""
@@ -205,9 +212,14 @@ class Builder:
             result.log.append(line)
             self.console.line(name, line)
 
-        parent_id = self.results[image.parent].image_id if image.parent else None
         action = self.actions[name]
         try:
+            if isinstance(action, Reuse) and action.where == Where.REGISTRY:
+                result.image_id = action.image_id
+                log(f"{action.reason} ({action.image_id.split(':')[-1][:12]}); not built, not pulled")
+                result.status = Status.UP_TO_DATE_REGISTRY
+                self.stage(result)
+                return True
             if isinstance(action, Reuse):
                 result.image_id = action.image_id
                 log(f"up to date ({action.image_id.split(':')[-1][:12]}), inputs unchanged; not rebuilt")
@@ -218,6 +230,7 @@ class Builder:
             assert isinstance(action, Build)
             result.changed = action.reason
             log(action.reason)
+            parent_id = self.parent_here(image, log) if image.parent else None
             result.image_id = self.build_image(image, parent_id, log)
             self.tag_all(result, log)
             result.status = Status.BUILT
@@ -238,6 +251,27 @@ class Builder:
         """Start uploading what the registry lacks while the other images build."""
         if self.pusher is not None and not self.interrupted.is_set():
             self.pusher.start(result)
+
+    def parent_here(self, image: Image, log: LineSink) -> str:
+        """The exact image ID of `image`'s parent in this engine: pulled by digest
+        when the registry held it and this engine does not (a fresh CI runner)."""
+        assert image.parent is not None
+        parent = self.results[image.parent]
+        assert parent.image_id is not None
+        if parent.status != Status.UP_TO_DATE_REGISTRY:
+            return parent.image_id
+        with self.pull_lock:
+            if self.backend.image(parent.image_id) is None:
+                there = next(r for ref, r in self.pusher.looked_up.items()  # type: ignore[union-attr]
+                             if ref in parent.references and r is not None and r.config_digest == parent.image_id)
+                repository = split_reference(parent.references[0])[0]
+                log(f"pulling its parent {image.parent} ({repository}@{there.digest[:19]})")
+                credential = self.registry.credential if self.registry is not None else None
+                pulled = self.backend.pull(f"{repository}@{there.digest}", log, credential)
+                if pulled != parent.image_id:
+                    raise StepError(f"pull {repository}@{there.digest}: the engine has {pulled}, not "
+                                    f"{parent.image_id}; the registry's copy changed")
+        return parent.image_id
 
     def fail(self, result: ImageResult, reason: str, log: LineSink) -> None:
         result.status = Status.FAILED

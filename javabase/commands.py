@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from . import plan as plans
 from . import settings as config
-from .errors import BuildFailed, DriftError, Exit, JavabaseError, UsageError
+from .errors import BuildFailed, DriftError, Exit, JavabaseError, NotUpToDate, PipelineDrift, UsageError
 from .files import check_writable, remove
 from .manifest import display_path, load_manifest
 from .model import Manifest
@@ -166,14 +166,25 @@ def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
     the plan is shown without actions."""
     from .backends import open_backend
     from .builder import plan_actions
-    from .errors import EngineError
+    from .errors import EngineError, RegistryError
+    from .pusher import lookup_tags
+    from .registry import open_registry
 
     try:
         backend = open_backend(timeout=10)
     except EngineError as exc:
         print(f"note: build/skip not shown: {exc}", file=err)
         return None
-    _, _, actions = plan_actions(backend, the_plan, render_all(the_plan.manifest), the_plan.registry)
+    manifest = the_plan.manifest
+    remote = None
+    try:
+        insecure = config.insecure_from_env() | set(manifest.insecure_registries)
+        client = open_registry(the_plan.registry, insecure=insecure)
+        remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
+                                      for n in the_plan.order})
+    except RegistryError as exc:
+        print(f"note: the registry was not consulted: {exc}", file=err)
+    _, _, actions = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
     return {name: action.reason for name, action in actions.items()}
 
 
@@ -198,9 +209,11 @@ def build(
     dependents: bool = False,
     frozen: bool = False,
     reproducible: bool = False,
+    expect_up_to_date: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
-    """build and build-all: render, verify artifacts, build in order, tag, push."""
+    """build and build-all: render, verify artifacts, build in order, tag, push.
+    expect_up_to_date: fail (exit 12) if anything had to be built or pushed."""
     from .artifacts import ArtifactStore
     from .backends import open_backend
     from .builder import Builder, BuildOptions
@@ -230,7 +243,12 @@ def build(
     except (JavabaseError, KeyboardInterrupt) as exc:
         _report_stop(report_path, manifest_path, registry, push, builder, exc)
         raise
-    return _finish(result, report, console, push)
+    code = _finish(result, report, console, push)
+    undone = [r.name for r in result.results.values() if r.status in (Status.BUILT, Status.PUSHED)]
+    if expect_up_to_date and undone:
+        raise NotUpToDate(f"--expect-up-to-date: {', '.join(undone)} had to be built or pushed; the jobs before this "
+                          "one did not build and push everything (see the table above)")
+    return code
 
 
 def _fresh_report_path(report: str | None) -> Path | None:
@@ -351,3 +369,34 @@ def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO =
         failed = failed or not allowed
         print(f"{what} on {name}: {'authorised' if allowed else 'refused: ' + why}", file=out)
     return int(Exit.REGISTRY) if failed else 0
+
+
+def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", output: str | None = None,
+       check: bool = False, out: TextIO = sys.stdout) -> int:
+    """Write the CI pipeline for the manifest (or --check a committed one)."""
+    from . import pipeline
+    from .files import write_atomically
+
+    if fmt not in pipeline.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of: {', '.join(pipeline.FORMATS)}")
+    if per not in pipeline.PER:
+        raise UsageError(f"--per {per!r} is not one of: {', '.join(pipeline.PER)}")
+    manifest = load_locked(manifest_path)
+    the_plan = plans.make_plan(manifest, (), False, manifest.registry)
+    text = pipeline.render(the_plan, fmt, per, manifest_path or DEFAULT_MANIFEST)
+    if check:
+        if not output:
+            raise UsageError("ci --check needs --output FILE (the committed pipeline)")
+        path = Path(output)
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            what = "missing" if current is None else "differs from what the manifest generates"
+            raise PipelineDrift([f"{output}: {what}"])
+        print(f"{output}: up to date with {manifest.shown}", file=out)
+        return 0
+    if output:
+        write_atomically(Path(output), text, "the pipeline")
+        print(f"{output}: written ({len(the_plan.order)} images, {fmt}, one job per {per})", file=out)
+    else:
+        out.write(text)
+    return 0

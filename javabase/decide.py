@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .backends.base import LocalImage
@@ -60,23 +60,30 @@ def decide_builds(
     force: bool = False,
     parent_of: Mapping[str, str | None] | None = None,
     expected: Mapping[str, Mapping[str, str]] | None = None,
+    remote: Mapping[str, Sequence[tuple[str, Remote | None]]] | None = None,
 ) -> dict[str, BuildAction]:
     """Per image (parents before children): reuse a local image with the same
     input digest, or build. A local image is reused only when it is what javabase
     would have built (`reuse_problem`) and its parent is reused too; of several,
     the first that is. `previous` is what each image's first tag points to now,
-    to say what changed."""
+    to say what changed. `remote` is what each image's tags hold in the registry
+    (reference, Remote or None): an image not reusable locally whose tag holds
+    an image of the same inputs is reused from the registry (not built, not
+    pulled), when its parent is reused too."""
     out: dict[str, BuildAction] = {}
     parents = parent_of or {}
     chosen: dict[str, LocalImage] = {}
     for name in order:
         candidates = local.get(inputs[name].digest, [])
         parent = parents.get(name)
+        parent_built = parent is not None and isinstance(out.get(parent), Build)
         if force:
             out[name] = Build(name, "rebuild forced (--force)")
         elif not candidates:
-            out[name] = Build(name, _why(inputs[name], previous.get(name)))
-        elif parent is not None and isinstance(out.get(parent), Build):
+            in_registry = None if parent_built else _in_registry(name, inputs[name].digest,
+                                                                 (remote or {}).get(name, ()))
+            out[name] = in_registry or Build(name, _why(inputs[name], previous.get(name)))
+        elif parent_built:
             out[name] = Build(name, f"build: its parent {parent} is built anew")
         else:
             problems = []
@@ -88,9 +95,18 @@ def decide_builds(
                     break
                 problems.append(f"{candidate.id[7:19]}: {problem}")
             else:
-                out[name] = Build(name, "build: no local image with these inputs is what javabase builds ("
-                                        + "; ".join(problems) + ")")
+                in_registry = _in_registry(name, inputs[name].digest, (remote or {}).get(name, ()))
+                out[name] = in_registry or Build(name, "build: no local image with these inputs is what javabase "
+                                                       "builds (" + "; ".join(problems) + ")")
     return out
+
+
+def _in_registry(name: str, digest: str, tags: Sequence[tuple[str, Remote | None]]) -> Reuse | None:
+    for reference, there in tags:
+        if there is not None and there.input_digest == digest and there.config_digest:
+            return Reuse(name, there.config_digest, Where.REGISTRY,
+                         f"up to date in the registry: {reference} holds an image of these inputs")
+    return None
 
 
 def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], parent: LocalImage | None) -> str | None:
@@ -155,10 +171,15 @@ PushAction = Push | AlreadyPushed | Refused
 
 @dataclass(frozen=True)
 class Remote:
-    """What a tag holds in the registry: manifest digest and config digest (image ID)."""
+    """What a tag holds in the registry: manifest digest, config digest (the image
+    ID), the javabase input digest it was built from (when known) and the
+    manifest itself."""
 
     digest: str
     config_digest: str | None
+    input_digest: str | None = None
+    body: bytes = field(default=b"", repr=False, compare=False)
+    media_type: str = ""
 
 
 def decide_pushes(

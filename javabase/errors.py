@@ -24,6 +24,7 @@ class Exit(IntEnum):
     USAGE = 9
     TEMPLATE = 10
     CANNOT_WRITE = 11
+    NOT_UP_TO_DATE = 12
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -31,7 +32,8 @@ class Exit(IntEnum):
 EXIT_CODES: dict[Exit, str] = {
     Exit.OK: "everything asked for was done",
     Exit.MANIFEST: "the manifest is invalid (every problem is listed, with file:line and key)",
-    Exit.DRIFT: "`render --check` found files in builds/ that differ from what the manifest renders",
+    Exit.DRIFT: "a generated file (`builds/` with `render --check`, a pipeline with `ci --check`) differs from what "
+                "the manifest generates",
     Exit.ARTIFACT: "an artifact could not be downloaded or read, or its sha256 does not match",
     Exit.ENGINE: "the Docker engine cannot be reached, stopped answering, or refused a request",
     Exit.REGISTRY: "the registry cannot be reached or read, refused the credentials, or holds an immutable tag",
@@ -42,6 +44,8 @@ EXIT_CODES: dict[Exit, str] = {
                 "registry, or an image to push that was not built",
     Exit.TEMPLATE: "a template failed to render (syntax error, undefined variable, missing template)",
     Exit.CANNOT_WRITE: "a file or directory javabase must write cannot be written (permissions, full disk)",
+    Exit.NOT_UP_TO_DATE: "`--expect-up-to-date`: an image had to be built or a tag pushed (the pipeline's jobs "
+                         "before this one left work undone)",
     Exit.INTERNAL: "a bug in javabase: run again with `--debug` and report the traceback",
     Exit.INTERRUPTED: "interrupted (Ctrl-C): running builds were cancelled, nothing of theirs was tagged",
 }
@@ -94,10 +98,19 @@ class DriftError(JavabaseError):
         super().__init__("\n".join(differences))
 
     def lines(self) -> list[str]:
-        return [
-            *self.differences,
-            f"{len(self.differences)} file(s) in builds/ are stale; run `invoke render` and commit the result",
-        ]
+        return [*self.differences, self.advice]
+
+    @property
+    def advice(self) -> str:
+        return f"{len(self.differences)} file(s) in builds/ are stale; run `invoke render` and commit the result"
+
+
+class PipelineDrift(DriftError):
+    """A committed CI pipeline differs from what `invoke ci` generates."""
+
+    @property
+    def advice(self) -> str:
+        return "the pipeline is stale; run `invoke ci` with the same options and commit the result"
 
 
 class UsageError(JavabaseError):
@@ -136,6 +149,12 @@ class BuildFailed(JavabaseError):
     """One or more images failed to build or push; the report has the details."""
 
     exit_code = Exit.IMAGE_FAILED
+
+
+class NotUpToDate(JavabaseError):
+    """--expect-up-to-date found work to do."""
+
+    exit_code = Exit.NOT_UP_TO_DATE
 
 
 class RenderError(JavabaseError):

@@ -29,6 +29,7 @@ from .backends.base import Backend
 from .blobs import BlobCache
 from .decide import AlreadyPushed, Push, PushAction, Refused, Remote, decide_pushes
 from .errors import Interrupted, JavabaseError, RegistryError, StepError
+from .labels import INPUT_LABEL
 from .model import Manifest
 from .oci import CONFIG_TYPE, MANIFEST_TYPE, Blob, SavedImage, digest_of, image_manifest, read_saved
 from .references import split_reference, split_repository
@@ -43,10 +44,23 @@ def immutable_references(manifest: Manifest, names: Iterable[str], registry: str
                             for tag in manifest.images[name].immutable_tags) for name in names}
 
 
+def lookup_tags(registry: Registry, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
+    """What every tag holds in the registry, by image, looked up a few at a time."""
+    def one(reference: str) -> Remote | None:
+        repository, tag = split_reference(reference)
+        return registry.manifest(split_repository(repository)[1], tag)
+
+    flat = [ref for refs in references.values() for ref in refs]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup") as pool:
+        found = dict(zip(flat, pool.map(one, flat), strict=True))
+    return {name: [(ref, found[ref]) for ref in refs] for name, refs in references.items()}
+
+
 @dataclass(frozen=True)
 class Staged:
     actions: list[PushAction]
     manifest: bytes | None  # None when no tag needs pushing
+    media_type: str = MANIFEST_TYPE
 
     @property
     def digest(self) -> str | None:
@@ -72,10 +86,20 @@ class Pusher:
         self.wrote: set[str] = set()  # repositories this run has uploaded to: push is allowed there
         self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
         self.stopped = threading.Event()
+        self.looked_up: dict[str, Remote | None] = {}  # reference -> what it held before the run
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
         self.console.line(result.name, line)
+
+    # -- before the builds -----------------------------------------------------------
+    def lookup(self, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
+        """What every tag holds now, looked up concurrently (a few at a time), by
+        image: for decide (the registry as a cache) and for staging. Raises
+        RegistryError when the registry cannot be read."""
+        found = lookup_tags(self.registry, references)
+        self.looked_up.update({ref: there for tags in found.values() for ref, there in tags})
+        return found
 
     # -- the two steps -------------------------------------------------------------
     def start(self, result: ImageResult) -> None:
@@ -139,11 +163,17 @@ class Pusher:
     # -- staging -----------------------------------------------------------------------
     def stage(self, result: ImageResult) -> Staged:
         assert result.image_id is not None
-        remote = {reference: self.remote(reference) for reference in result.references}
+        remote = {reference: self.looked_up[reference] if reference in self.looked_up else self.remote(reference)
+                  for reference in result.references}
         actions = decide_pushes(result.image_id, result.references, remote,
                                 self.immutable.get(result.name, frozenset()), self.force)
         if not any(isinstance(a, Push) for a in actions):
             return Staged(actions, None)
+        if result.status == Status.UP_TO_DATE_REGISTRY:
+            # Not in this engine: its missing tags get the manifest another tag holds.
+            there = next(r for r in remote.values() if r is not None and r.config_digest == result.image_id)
+            self.log(result, f"in the registry as {there.digest[:19]}; adding its missing tags")
+            return Staged(actions, there.body, there.media_type)
         repository = split_repository(split_reference(result.references[0])[0])[1]
         with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
             archive = Path(tmp) / "image.tar"
@@ -157,9 +187,10 @@ class Pusher:
             layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
             self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
-        manifest = image_manifest(config, layers)
+        annotations = {INPUT_LABEL: result.input_digest} if result.input_digest else None
+        manifest = image_manifest(config, layers, annotations)
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
-        return Staged(actions, manifest)
+        return Staged(actions, manifest, MANIFEST_TYPE)
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
         cached = self.blobs.layer(saved, member, diff_id)
@@ -233,7 +264,7 @@ class Pusher:
                                          f"{action.overwrites[:19]}, another image)")
                     repository, tag = split_reference(action.reference)
                     name = split_repository(repository)[1]
-                    self.registry.put_manifest(name, tag, staged.manifest, MANIFEST_TYPE)
+                    self.registry.put_manifest(name, tag, staged.manifest, staged.media_type)
                     self.verify(action, str(staged.digest))
                     result.pushed[action.reference] = str(staged.digest)
                     self.log(result, f"pushed {action.reference}@{staged.digest}")

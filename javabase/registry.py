@@ -35,6 +35,7 @@ from . import tls
 from .credentials import Credential
 from .decide import Remote
 from .errors import RegistryError
+from .labels import INPUT_LABEL
 from .settings import insecure_from_env
 
 MANIFEST_TYPES = ", ".join([
@@ -238,7 +239,8 @@ class Registry:
                     return 404, {k.lower(): v for k, v in exc.headers.items()}, b""
                 if exc.code == 401 and attempt == 1:
                     kind, params = _challenge(exc.headers.get("WWW-Authenticate", ""))
-                    if kind == "basic" and self.credential is not None and not self._basic:
+                    if kind == "basic" and self.credential is not None and "Authorization" not in sent:
+                        # (another thread may have found this out already: retry with it)
                         self._basic, self.auth = True, "basic"
                         continue
                     if kind == "bearer":
@@ -272,8 +274,24 @@ class Registry:
         if status == 404:
             return None
         digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
-        config = (json.loads(body).get("config") or {}).get("digest")
-        return Remote(digest, str(config) if config else None)
+        data = json.loads(body)
+        config = (data.get("config") or {}).get("digest")
+        inputs = (data.get("annotations") or {}).get(INPUT_LABEL)
+        if config and inputs is None:
+            inputs = self._config_label(name, str(config), INPUT_LABEL)
+        return Remote(digest, str(config) if config else None, inputs, body,
+                      str(data.get("mediaType") or headers.get("content-type") or ""))
+
+    def _config_label(self, name: str, config: str, label: str) -> str | None:
+        """A label of an image's config blob (for manifests javabase did not write)."""
+        status, _, body = self.request("GET", f"/{name}/blobs/{config}", scope=_pull(name))
+        if status != 200:
+            return None
+        try:
+            value = ((json.loads(body).get("config") or {}).get("Labels") or {}).get(label)
+        except ValueError:
+            return None
+        return str(value) if value else None
 
     def catalog(self) -> list[str]:
         """Every repository, following the registry's pagination (Link: rel="next")."""

@@ -17,12 +17,13 @@ class Status(StrEnum):
     PENDING = "pending"
     BUILT = "built"
     UP_TO_DATE = "up-to-date"
+    UP_TO_DATE_REGISTRY = "up-to-date (registry)"  # not in this engine, and not needed here: not pulled
     PUSHED = "pushed"
     FAILED = "failed"
     SKIPPED = "skipped"
 
 
-OK_STATES = (Status.BUILT, Status.UP_TO_DATE, Status.PUSHED)
+OK_STATES = (Status.BUILT, Status.UP_TO_DATE, Status.UP_TO_DATE_REGISTRY, Status.PUSHED)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ImageResult:
             "status": self.status,
             "image_id": self.image_id,
             "input_digest": self.input_digest,
+            "built_because": self.changed,
             "references": self.references,
             "pushed": self.pushed,
             "already_in_registry": self.already_in_registry,

@@ -26,6 +26,10 @@ echo "== drift check and hadolint"
 .venv/bin/invoke validate
 .venv/bin/invoke render --check
 .venv/bin/invoke lock --check
+.venv/bin/invoke ci --check --format github --output ci/github-workflow.yml
+.venv/bin/invoke ci --check --format gitlab --output ci/gitlab-ci.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows ci/github-workflow.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci ci/gitlab-ci.yml
 for dockerfile in builds/*/Dockerfile tests/data/golden/builds/*/Dockerfile; do
     .venv/bin/hadolint --config .hadolint.yaml "$dockerfile"
 done

@@ -66,6 +66,9 @@ class FakeBackend:
     def tag(self, image_id: str, reference: str) -> None:
         self.tags[reference] = image_id
 
+    def pull(self, reference: str, on_line: LineSink, credential: object = None) -> str:
+        raise NotImplementedError
+
     def export(self, image_id: str, dest: Path) -> None:
         config, layers = self.saved[image_id]
         with tarfile.open(dest, "w") as tar:

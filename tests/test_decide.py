@@ -103,3 +103,19 @@ def test_the_first_candidate_that_javabase_built_is_reused(valid: Callable[[str]
     assert decide_builds(["root"], inputs, by_input_digest([child]), {}, expected={"root": labels}) == {
         "root": Build("root", f"build: no local image with these inputs is what javabase builds ({ID_B[7:19]}: "
                               "its last step is not javabase's LABEL (an image built FROM it?))")}
+
+
+def test_the_registry_is_a_cache_for_images_this_engine_lacks(valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(BASE)
+    order = make_plan(manifest).order
+    inputs = compute_inputs(manifest, order, render_all(manifest))
+    remote = {name: [(f"r/{name}:1", Remote("sha256:" + "9" * 64, ID_A, inputs[name].digest))] for name in order}
+    actions = decide_builds(order, inputs, {}, {}, parent_of={n: manifest.images[n].parent for n in order},
+                            remote=remote)
+    assert actions["jre8"] == Reuse("jre8", ID_A, Where.REGISTRY,
+                                    "up to date in the registry: r/jre8:1 holds an image of these inputs")
+    stale = {**remote, "root": [("r/root:1", Remote("sha256:" + "9" * 64, ID_B, "sha256:" + "0" * 64))]}
+    actions = decide_builds(order, inputs, {}, {}, parent_of={n: manifest.images[n].parent for n in order},
+                            remote=stale)
+    assert actions["root"] == Build("root", "build: no earlier build of this image")
+    assert actions["jre8"] == Build("jre8", "build: no earlier build of this image")

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..credentials import Credential
 
 LineSink = Callable[[str], None]
 
@@ -55,6 +58,10 @@ class Backend(Protocol):
     def image(self, reference: str, history: bool = False) -> LocalImage | None: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
+
+    def pull(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str:
+        """Pull NAME@DIGEST; return the image ID it has in the engine."""
+        ...
 
     def export(self, image_id: str, dest: Path) -> None: ...
 

@@ -20,6 +20,7 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
+from ..credentials import Credential
 from ..errors import EngineError, Interrupted, JavabaseError, StepError
 from ..provenance import parse_time
 from ..references import split_reference
@@ -208,6 +209,27 @@ class DockerBackend:
         repository, tag = split_reference(reference)
         with _calling(f"tag {reference}"):
             self.api.tag(image_id, repository, tag, force=True)
+
+    def pull(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str:
+        """Pull NAME@DIGEST with the run's credentials (not the engine's login
+        state); every chunk of the stream is checked for an error."""
+        repository, _, digest = reference.partition("@")
+        auth: dict[str, str] | None = None
+        if credential is not None:
+            auth = ({"identitytoken": credential.secret} if credential.identity_token else
+                    {"username": credential.username, "password": credential.secret})
+        with _calling(f"pull {reference}"):
+            for chunk in self.api.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth):
+                message = _stream_error(chunk)
+                if message is not None:
+                    raise StepError(f"pull {reference}: {message}")
+                status = chunk.get("status")
+                if isinstance(status, str) and status.startswith(("Digest:", "Status:", "Pull complete")):
+                    on_line(f"{chunk.get('id', '')}: {status}".lstrip(": "))
+        found = self.image(reference)
+        if found is None:
+            raise StepError(f"pull {reference}: the engine reported success but does not have the image")
+        return found.id
 
     def export(self, image_id: str, dest: Path) -> None:
         """`docker save` of one image into a file."""
