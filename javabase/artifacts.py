@@ -12,12 +12,15 @@ bytes every few seconds, fails the attempt instead of hanging the run."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +66,60 @@ def default_opener(url: str, timeout: float) -> Response:
     context = _tls() if url.startswith("https:") else None
     response: Response = urllib.request.urlopen(request, timeout=timeout, context=context)
     return response
+
+
+class DigestMemo:
+    """sha256 of files, remembered by (device, inode, size, mtime, ctime). Any
+    write to a file changes its ctime, which no user tool can set back, so a
+    remembered digest is as good as hashing again; a file whose fingerprint
+    differs is hashed again. Kept in <cache>/verified.json, written atomically;
+    an unreadable memo is ignored."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            self.known: dict[str, list[object]] = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            self.known = {}
+        self.changed = False
+
+    @staticmethod
+    def fingerprint(path: Path) -> list[object]:
+        st = path.stat()
+        return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    def sha256(self, path: Path) -> str:
+        key = str(path.resolve())
+        fingerprint = self.fingerprint(path)
+        with self.lock:
+            known = self.known.get(key)
+        if known is not None and known[:-1] == fingerprint:
+            return str(known[-1])
+        digest = sha256_of(path)
+        self.remember(path, digest)
+        return digest
+
+    def remember(self, path: Path, digest: str) -> None:
+        with self.lock:
+            self.known[str(path.resolve())] = [*self.fingerprint(path), digest]
+            self.changed = True
+
+    def forget(self, path: Path) -> None:
+        with self.lock:
+            self.changed = self.known.pop(str(path.resolve()), None) is not None or self.changed
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        with contextlib.suppress(OSError):  # a memo that cannot be written costs only time
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(prefix=".verified-", dir=self.path.parent)
+            with os.fdopen(handle, "w", encoding="utf-8") as sink:
+                json.dump(self.known, sink)
+            os.replace(tmp, self.path)
+        self.changed = False
 
 
 def sha256_of(path: Path) -> str:
@@ -146,6 +203,7 @@ class ArtifactStore:
         self.manifest_name = manifest_name
         self.stall = stall
         self.attempt_limit = attempt_limit
+        self.memo = DigestMemo(root / "verified.json")
 
     def cached_path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -154,9 +212,12 @@ class ArtifactStore:
         """Fetch every artifact (each sha256 once); raise on the first mismatch.
         Returns the verified file by sha256."""
         out: dict[str, Fetched] = {}
-        for artifact in artifacts:
-            if artifact.sha256 not in out:
-                out[artifact.sha256] = self.fetch(artifact)
+        try:
+            for artifact in artifacts:
+                if artifact.sha256 not in out:
+                    out[artifact.sha256] = self.fetch(artifact)
+        finally:
+            self.memo.save()
         return out
 
     def fetch(self, artifact: Artifact) -> Fetched:
@@ -164,11 +225,12 @@ class ArtifactStore:
             return Fetched(artifact, self._verify_local(artifact), downloaded=False)
         cached = self.cached_path(artifact.sha256)
         if cached.is_file():
-            actual = sha256_of(cached)
+            actual = self.memo.sha256(cached)
             if actual == artifact.sha256:
                 return Fetched(artifact, cached, downloaded=False)
             self.progress.finish(f"the cached copy {cached} is corrupt (its sha256 is {actual}); deleted, "
                                  "fetching it again", artifact.filename)
+            self.memo.forget(cached)
             try:
                 cached.unlink()
             except OSError as exc:
@@ -184,7 +246,7 @@ class ArtifactStore:
         assert path is not None
         if not path.is_file():
             raise ArtifactError(f"{self._where(artifact)}: {path} does not exist; create it or fix `path`")
-        actual = sha256_of(path)
+        actual = self.memo.sha256(path)
         if actual != artifact.sha256:
             raise ArtifactError(self._mismatch(artifact, str(path), actual))
         return path
@@ -287,10 +349,7 @@ class ArtifactStore:
 
 
 def place(fetched: Fetched, context_dir: Path) -> None:
-    """Put a verified artifact into a build context: a hard link where the cache
-    and the context share a file system, a copy otherwise."""
-    target = context_dir / fetched.artifact.filename
-    try:
-        os.link(fetched.path, target)
-    except OSError:
-        shutil.copyfile(fetched.path, target)
+    """Put a verified artifact into a build context, as a copy: a hard link would
+    change the cache entry's ctime (twice: link, then unlink with the context),
+    and so its fingerprint in the DigestMemo, which would then hash it again."""
+    shutil.copyfile(fetched.path, context_dir / fetched.artifact.filename)

@@ -264,3 +264,29 @@ def test_an_unwritable_cache_is_one_line(server: str, tmp_path: Path) -> None:
     assert str(caught.value) == (f"cannot write the artifact cache (JAVABASE_CACHE) {tmp_path / 'cache'}: Not a "
                                  "directory; fix the permissions or free some space, then run again")
     assert caught.value.exit_code == 11
+
+
+def test_a_file_is_hashed_once_until_it_changes_even_with_its_mtime_put_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from javabase import artifacts
+
+    local = tmp_path / "rootfs.tar.gz"
+    local.write_bytes(PAYLOAD)
+    item = Artifact(url=None, path=local, sha256=SHA, filename="rootfs.tar.gz", dest="/", unpack=True,
+                    key="images.root.artifacts[0]", line=3)
+    hashed: list[Path] = []
+    real = artifacts.sha256_of
+    monkeypatch.setattr(artifacts, "sha256_of", lambda path: hashed.append(path) or real(path))
+    store(tmp_path).fetch_all([item])
+    store(tmp_path).fetch_all([item])
+    assert hashed == [local]
+    before = local.stat()
+    data = bytearray(PAYLOAD)
+    data[5] ^= 1
+    local.write_bytes(bytes(data))
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime: only ctime moved
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        store(tmp_path).fetch_all([item])
+    assert hashed == [local, local]
