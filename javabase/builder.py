@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .artifacts import ArtifactStore, Fetched, place
 from .backends.base import Backend, BuildRequest, LineSink, LocalImage
-from .decide import Build, BuildAction, Remote, Reuse, Where, by_input_digest, decide_builds
+from .decide import TAGGED, Build, BuildAction, Remote, Reuse, Where, by_input_digest, decide_builds
 from .errors import CannotWrite, EngineError, Interrupted, JavabaseError, StepError
 from .files import write_atomically
 from .inputs import Inputs, compute_inputs
@@ -73,15 +73,21 @@ def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], loc
             for name in plan.order if inputs[name].digest not in local}
 
 
-def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs],
-               local: dict[str, list[LocalImage]]) -> dict[str, list[LocalImage]]:
-    """The local images the plan could reuse, inspected in full (layers and last
-    step), a few at a time."""
-    wanted = [image.id for n in plan.order for image in local.get(inputs[n].digest, [])]
+def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: dict[str, list[LocalImage]],
+               registry: str) -> dict[str, list[LocalImage]]:
+    """The local images the plan could reuse, inspected in full (layers), a few at
+    a time. The step that made an image is read (one more engine call) only when
+    the image does not carry one of its own tags: an image javabase tagged is not
+    an image someone built FROM it."""
+    wanted: list[tuple[str, bool]] = []
+    for name in plan.order:
+        references = set(plan.manifest.references(plan.image(name), registry))
+        wanted += [(image.id, not references & set(image.tags)) for image in local.get(inputs[name].digest, [])]
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="inspect") as pool:
-        found = [image for image in pool.map(lambda ref: backend.image(ref, history=True), wanted)
+        found = [image for image in pool.map(lambda item: backend.image(item[0], history=item[1]), wanted)
                  if image is not None]
-    return by_input_digest(found)
+    tagged = {image_id for image_id, history in wanted if not history}
+    return by_input_digest(replace(image, last_step=TAGGED) if image.id in tagged else image for image in found)
 
 
 def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
@@ -100,7 +106,7 @@ def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registr
     """Inputs, local images and the decision for every image of the plan;
     `remote` is what the tags hold in the registry, when it is consulted."""
     inputs = compute_inputs(plan.manifest, plan.order, rendered)
-    local = {} if force else candidates(backend, plan, inputs, local_images(backend))
+    local = {} if force else candidates(backend, plan, inputs, local_images(backend), registry)
     previous = {} if force else previous_builds(backend, plan, inputs, local, registry)
     parent_of = {name: plan.image(name).parent for name in plan.order}
     return inputs, local, decide_builds(plan.order, inputs, local, previous, force, parent_of,

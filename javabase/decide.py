@@ -18,6 +18,9 @@ from .backends.base import LocalImage
 from .inputs import Inputs
 from .labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
 
+# In place of the last step of a candidate that carries one of its own tags.
+TAGGED = "(javabase's own tag)"
+
 
 class Where(StrEnum):
     LOCAL = "local engine"
@@ -121,7 +124,8 @@ def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], par
     # Labels are inherited: an image built FROM this one carries them all. The
     # image javabase built ends with its own LABEL step naming the input digest.
     digest = expected_labels.get(INPUT_LABEL)
-    if digest and not ("LABEL" in candidate.last_step and digest in candidate.last_step):
+    if digest and not (candidate.last_step == TAGGED
+                       or ("LABEL" in candidate.last_step and digest in candidate.last_step)):
         return "its last step is not javabase's LABEL (an image built FROM it?)"
     if parent is not None:
         if candidate.labels.get(BASE_DIGEST_LABEL) != parent.id:
