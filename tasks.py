@@ -1,6 +1,7 @@
 """Invoke tasks: parse flags, call javabase.commands, exit with its code.
 
-    invoke validate | render [--check] | lock | plan | build | build-all | push | doctor
+    invoke validate | render [--check] | lock | plan | build | build-all | push | ci | save | load | prune
+           | doctor | bench
 Every task takes --manifest PATH (default images.yaml) and --debug."""
 
 from __future__ import annotations
@@ -121,6 +122,42 @@ def ci(c: Context, manifest: str | None = None, format: str = "github", per: str
        output: str | None = None, check: bool = False, debug: bool = False) -> None:
     """Generate the CI pipeline that builds and pushes the images, fanned out over the CI's runners."""
     _exit(commands.run(lambda: commands.ci(manifest, format, per, output, check), debug))
+
+
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "save this image (repeatable; default: every image)",
+    "output": "the archive to write (docker load reads it)",
+    "registry": "registry the references are for (default: JAVABASE_REGISTRY, then the manifest)",
+    "debug": "show tracebacks",
+})
+def save(c: Context, output: str, image: list[str] | None = None, manifest: str | None = None,
+         registry: str | None = None, debug: bool = False) -> None:
+    """Write the images (built, with the current inputs) and every tag of each into one archive."""
+    _exit(commands.run(lambda: commands.save(manifest, image or [], output, registry), debug))
+
+
+@task(help={"push": "push the loaded images (immutable-tag and already-present checks as usual)",
+            "registry": "re-tag the images for this registry HOST[:PORT] (and push there)",
+            "report": "write a JSON report to this file",
+            "force": "with --push: overwrite immutable tags",
+            "debug": "show tracebacks"})
+def load(c: Context, archive: str, push: bool = False, registry: str | None = None, report: str | None = None,
+         force: bool = False, debug: bool = False) -> None:
+    """Verify an archive `invoke save` wrote, load it into the engine, tag it, and optionally push it."""
+    _exit(commands.run(lambda: commands.load(archive, push, registry, report, force), debug))
+
+
+@task(help={"manifest": "manifest to read, for --cache (default: images.yaml)",
+            "keep": "untagged images to keep per image name, newest first (default 1)",
+            "dry-run": "list what would go and the space it frees; remove nothing",
+            "cache": "also bring the artifact cache under JAVABASE_CACHE_MAX (default 5 GB)",
+            "debug": "show tracebacks"})
+def prune(c: Context, manifest: str | None = None, keep: int = 1, dry_run: bool = False, cache: bool = False,
+          debug: bool = False) -> None:
+    """Remove images javabase built that no tag points to any more (never another image, a tagged one or a
+    container's)."""
+    _exit(commands.run(lambda: commands.prune(manifest, keep, dry_run, cache), debug))
 
 
 @task(help={"manifest": "manifest to read for the registry and namespace (default: images.yaml)",

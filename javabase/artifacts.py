@@ -218,7 +218,19 @@ class ArtifactStore:
                     out[artifact.sha256] = self.fetch(artifact)
         finally:
             self.memo.save()
+        self.keep_within_limit(set(out))
         return out
+
+    def keep_within_limit(self, needed: set[str]) -> None:
+        """Record this run's use of its entries and bring the cache under
+        JAVABASE_CACHE_MAX, least recently used first, never one of `needed`."""
+        from .prune import cache_limit, plan_cache, touch
+
+        touch(self.root, needed)
+        for path, _ in plan_cache(self.root, needed, cache_limit()):
+            self.memo.forget(path)
+            path.unlink(missing_ok=True)
+        self.memo.save()
 
     def fetch(self, artifact: Artifact) -> Fetched:
         if artifact.path is not None:

@@ -400,3 +400,129 @@ def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", outpu
     else:
         out.write(text)
     return 0
+
+
+def save(manifest_path: str | None, images: Sequence[str], output: str, registry: str | None = None,
+         out: TextIO = sys.stdout) -> int:
+    """One archive with the selected images (default: all), every tag of each, that
+    `docker load` reads, and javabase's index inside it."""
+    from . import archive
+    from .artifacts import Progress
+    from .backends import open_backend
+    from .builder import plan_actions
+    from .decide import Reuse, Where
+    from .pusher import immutable_references
+
+    manifest = load_locked(manifest_path)
+    settings = config.resolve(manifest, registry=registry)
+    the_plan = plans.make_plan(manifest, images, False, settings.registry)
+    chosen = list(images) or the_plan.order
+    backend = open_backend(settings.backend)
+    inputs, local, actions = plan_actions(backend, the_plan, render_all(manifest), settings.registry)
+    stale = [f"{n} ({actions[n].reason})" for n in chosen
+             if not (isinstance(actions[n], Reuse) and actions[n].where == Where.LOCAL)]  # type: ignore[union-attr]
+    if stale:
+        raise UsageError(f"not built on this engine with the current inputs: {'; '.join(stale)}; run `invoke build` "
+                         "first. Nothing was written")
+    entries = []
+    for name in chosen:
+        image_id = actions[name].image_id  # type: ignore[union-attr]
+        found = next(i for candidates in local.values() for i in candidates if i.id == image_id)
+        references = manifest.references(manifest.images[name], settings.registry)
+        for reference in references:
+            if reference not in found.tags:
+                backend.tag(image_id, reference)
+        immutable = sorted(immutable_references(manifest, [name], settings.registry)[name])
+        ours = {k: v for k, v in found.labels.items() if k.startswith(("io.javabase.", "org.opencontainers.image."))}
+        entries.append(archive.SavedEntry(name, tuple(references), image_id, inputs[name].digest, tuple(immutable),
+                                          ours))
+    progress = Progress()
+    progress.start(Path(output).name, None)
+    archive.write(backend, entries, Path(output), {"manifest": manifest.shown, "registry": settings.registry},
+                  progress.advance)
+    size = Path(output).stat().st_size
+    progress.finish(f"{size / 1e6:.1f} MB written")
+    for entry in entries:
+        print(f"saved {entry.name} {entry.image_id[7:19]}: {', '.join(entry.references)}", file=out)
+    print(f"{output}: {len(entries)} image(s), {size / 1e6:.1f} MB", file=out)
+    return 0
+
+
+def load(path: str, push: bool = False, registry: str | None = None, report: str | None = None,
+         force: bool = False, out: TextIO = sys.stdout) -> int:
+    """Verify an archive `save` wrote, load it, tag it (for --registry), and with
+    --push push it with the usual checks. Needs no manifest."""
+    from . import archive
+    from .artifacts import Progress
+    from .backends import open_backend
+    from .pusher import Pusher
+    from .registry import open_registry
+
+    _fresh_report_path(report)
+    source = Path(path)
+    if not source.is_file():
+        raise UsageError(f"{path}: no such archive")
+    progress = Progress()
+    progress.start(source.name, source.stat().st_size)
+    entries = archive.verify(source, progress.advance)
+    progress.finish(f"{len(entries)} image(s) verified")
+    backend = open_backend()
+    backend.load(source)
+    target = config.registry_override(registry)
+    results: dict[str, ImageResult] = {}
+    for entry in entries:
+        if backend.image(entry.image_id) is None:
+            raise UsageError(f"{entry.name}: the engine did not load {entry.image_id}")
+        references = list(archive.retarget(entry.references, target))
+        for reference in references:
+            backend.tag(entry.image_id, reference)
+        results[entry.name] = ImageResult(entry.name, references, status=Status.UP_TO_DATE, image_id=entry.image_id,
+                                          input_digest=entry.input_digest)
+        print(f"loaded {entry.name} {entry.image_id[7:19]}: {', '.join(references)}", file=out)
+    first = split_reference(entries[0].references[0])[0].split("/", 1)[0] if entries else ""
+    host = target or first
+    console = Console(out)
+    console.set_names(list(results))
+    the_report = Report(source.name, host, push, results)
+    if push and results:
+        settings = config.for_registry(host)
+        immutable = {e.name: frozenset(archive.retarget(e.immutable, target)) for e in entries}
+        pusher = Pusher(backend, open_registry(host, insecure=settings.insecure), console, settings, force=force,
+                        immutable=immutable)
+        the_report.notes += pusher.push_all(list(results.values()))
+    return _finish(the_report, report, console, push)
+
+
+def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache: bool = False,
+          out: TextIO = sys.stdout) -> int:
+    """Remove the images javabase built that no tag points to (beyond --keep per
+    image), and with --cache bring the artifact cache under JAVABASE_CACHE_MAX."""
+    from . import prune as pruning
+    from .backends import open_backend
+
+    if keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    backend = open_backend()
+    removals = pruning.plan_images(backend, keep)
+    freed = sum(r.image.size for r in removals)
+    verb = "would remove" if dry_run else "removing"
+    for removal in removals:
+        print(f"{verb} {removal.name} {removal.image.id[7:19]} ({removal.image.size / 1e6:.1f} MB): {removal.why}",
+              file=out)
+    problems = [] if dry_run else pruning.remove_images(backend, removals)
+    for line in problems:
+        print(line, file=out)
+    print(f"images: {len(removals)} {'to remove' if dry_run else 'removed'}, about {freed / 1e6:.1f} MB "
+          f"{'would be ' if dry_run else ''}freed (keeping {keep} untagged per image)", file=out)
+    if cache:
+        manifest = load_locked(manifest_path)
+        settings = config.resolve(manifest)
+        needed = {a.sha256 for image in manifest.images.values() for a in image.artifacts}
+        doomed = pruning.plan_cache(settings.cache_dir, needed, pruning.cache_limit())
+        for path, size in doomed:
+            print(f"{verb} cache entry {path.name[:12]} ({size / 1e6:.1f} MB)", file=out)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        print(f"cache: {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'} "
+              f"{'to remove' if dry_run else 'removed'} (limit {pruning.cache_limit() / 1e9:.1f} GB)", file=out)
+    return 0

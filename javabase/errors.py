@@ -25,6 +25,7 @@ class Exit(IntEnum):
     TEMPLATE = 10
     CANNOT_WRITE = 11
     NOT_UP_TO_DATE = 12
+    ARCHIVE = 13
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -41,11 +42,13 @@ EXIT_CODES: dict[Exit, str] = {
                        "(the table and `--report` say which and why)",
     Exit.LOCK: "the lock file is missing, unreadable or disagrees with the manifest (`--frozen`, `lock --check`)",
     Exit.USAGE: "the command line asks for something that does not exist: an unknown `--image`, `--format` or "
-                "registry, or an image to push that was not built",
+                "registry, or an image to push or save that is not built with the current inputs",
     Exit.TEMPLATE: "a template failed to render (syntax error, undefined variable, missing template)",
     Exit.CANNOT_WRITE: "a file or directory javabase must write cannot be written (permissions, full disk)",
     Exit.NOT_UP_TO_DATE: "`--expect-up-to-date`: an image had to be built or a tag pushed (the pipeline's jobs "
                          "before this one left work undone)",
+    Exit.ARCHIVE: "an archive given to `load` is damaged, truncated or not one `invoke save` wrote; nothing was "
+                  "loaded or tagged",
     Exit.INTERNAL: "a bug in javabase: run again with `--debug` and report the traceback",
     Exit.INTERRUPTED: "interrupted (Ctrl-C): running builds were cancelled, nothing of theirs was tagged",
 }
@@ -155,6 +158,12 @@ class NotUpToDate(JavabaseError):
     """--expect-up-to-date found work to do."""
 
     exit_code = Exit.NOT_UP_TO_DATE
+
+
+class ArchiveError(JavabaseError):
+    """An archive to load is damaged, truncated or not javabase's."""
+
+    exit_code = Exit.ARCHIVE
 
 
 class RenderError(JavabaseError):

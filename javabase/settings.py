@@ -65,3 +65,10 @@ def resolve(manifest: Manifest, *, registry: str | None = None, jobs: int | None
         log_dir=manifest.path.resolve().parent / ".javabase" / "logs",
         insecure=frozenset(manifest.insecure_registries) | insecure_from_env(env),
     )
+
+
+def for_registry(host: str, env: Mapping[str, str] = os.environ) -> Settings:
+    """Settings without a manifest (`load`): the registry, the environment's cache."""
+    count = default_jobs()
+    return Settings(registry=host, jobs=count, push_jobs=max(1, min(PUSH_JOBS, count)), cache_dir=cache_dir(env),
+                    log_dir=Path(".javabase") / "logs", insecure=insecure_from_env(env))

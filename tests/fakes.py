@@ -87,11 +87,20 @@ class FakeBackend:
     def load(self, archive: Path) -> None:
         raise NotImplementedError
 
-    def remove(self, image_id: str) -> None:
+    def remove(self, image_id: str, force: bool = True) -> None:
         self.stored.pop(image_id, None)
 
     def cancel(self) -> None:
         pass
+
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        raise NotImplementedError
+
+    def in_use(self) -> set[str]:
+        return set()
+
+    def untag(self, reference: str) -> None:
+        self.tags.pop(reference, None)
 
 
 @dataclass

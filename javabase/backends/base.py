@@ -24,6 +24,7 @@ class LocalImage:
     tags: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     created: float = 0.0  # seconds since the epoch
+    size: int = 0  # bytes this image alone holds (not shared with others), when listed
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
     last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
 
@@ -65,8 +66,18 @@ class Backend(Protocol):
 
     def export(self, image_id: str, dest: Path) -> None: ...
 
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        """`docker save` of several references (tags) into one archive."""
+        ...
+
+    def in_use(self) -> set[str]:
+        """IDs of the images that containers (running or not) were made from."""
+        ...
+
     def load(self, archive: Path) -> None: ...
 
-    def remove(self, image_id: str) -> None: ...
+    def remove(self, image_id: str, force: bool = True) -> None: ...
+
+    def untag(self, reference: str) -> None: ...
 
     def cancel(self) -> None: ...

@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -202,8 +202,10 @@ class DockerBackend:
         """Every local image that has `label` (one engine call; no layers)."""
         with _calling("cannot list images", EngineError):
             listed: list[dict[str, Any]] = self.api.images(filters={"label": label})
-        return [LocalImage(id=str(i["Id"]), tags=tuple(i.get("RepoTags") or ()), labels=dict(i.get("Labels") or {}),
-                           created=float(i.get("Created") or 0)) for i in listed]
+        return [LocalImage(id=str(i["Id"]), tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
+                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0),
+                           size=max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0))))
+                for i in listed]
 
     def tag(self, image_id: str, reference: str) -> None:
         repository, tag = split_reference(reference)
@@ -237,6 +239,23 @@ class DockerBackend:
             for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
                 sink.write(chunk)
 
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        """`docker save` of several tags at once: one archive `docker load` reads."""
+        with _calling("save"), dest.open("wb") as sink:
+            response = self.api._get(self.api._url("/images/get"), params={"names": references}, stream=True)
+            self.api._raise_for_status(response)
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                sink.write(chunk)
+                on_bytes(len(chunk))
+
+    def in_use(self) -> set[str]:
+        with _calling("cannot list containers", EngineError):
+            return {str(c["ImageID"]) for c in self.api.containers(all=True)}
+
+    def untag(self, reference: str) -> None:
+        with _calling(f"untag {reference}"):
+            self.api.remove_image(reference, noprune=True)
+
     def load(self, archive: Path) -> None:
         """`docker load` of an archive; the first error chunk fails it."""
         with _calling("load"), archive.open("rb") as source:
@@ -245,11 +264,12 @@ class DockerBackend:
                 if message is not None:
                     raise StepError(f"load: {message}")
 
-    def remove(self, image_id: str) -> None:
-        """Remove an untagged image and its untagged intermediate parents."""
+    def remove(self, image_id: str, force: bool = True) -> None:
+        """Remove an image and its untagged intermediate parents; without force the
+        engine refuses an image a container uses or that has tags in other names."""
         try:
             with _calling(f"remove {image_id[:19]}"):
-                self.api.remove_image(image_id, force=True)
+                self.api.remove_image(image_id, force=force)
         except docker.errors.ImageNotFound:
             pass
 
