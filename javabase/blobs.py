@@ -40,6 +40,28 @@ class BlobCache:
             pass
         return self._make(layer_stream(saved, member), diff_id)
 
+    def manifest(self, image_id: str | None) -> tuple[bytes, dict[str, str]] | None:
+        """The manifest javabase made for an image before, and its platform."""
+        if not image_id:
+            return None
+        try:
+            known = json.loads((self.root / "manifests" / f"{image_id.split(':', 1)[1]}.json").read_text())
+            return known["manifest"].encode(), dict(known["platform"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def remember_manifest(self, image_id: str | None, manifest: bytes, platform: dict[str, str]) -> None:
+        if not image_id:
+            return
+        folder = self.root / "manifests"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{image_id.split(':', 1)[1]}.{os.getpid()}"
+            tmp.write_text(json.dumps({"manifest": manifest.decode(), "platform": platform}))
+            os.replace(tmp, folder / f"{image_id.split(':', 1)[1]}.json")
+        except OSError:
+            pass  # costs only an export next time
+
     def forget(self, diff_id: str) -> None:
         for path in self._paths(diff_id):
             path.unlink(missing_ok=True)

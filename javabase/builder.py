@@ -35,7 +35,7 @@ from .labels import (
     with_build_labels,
 )
 from .model import Image
-from .plan import Plan
+from .plan import Plan, Unit
 from .provenance import Provenance
 from .pusher import Pusher, immutable_references
 from .references import split_reference
@@ -65,24 +65,35 @@ def local_images(backend: Backend) -> dict[str, list[LocalImage]]:
     return by_input_digest(backend.images(INPUT_LABEL))
 
 
-def previous_builds(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: dict[str, list[LocalImage]],
-                    registry: str) -> dict[str, LocalImage | None]:
-    """For every image that has no local image with its inputs: what its first
+def unit_tags(plan: Plan, unit: Unit, registry: str, native: str) -> list[str]:
+    """The tags a unit gets in the engine. A multi-platform image's references
+    go to its image for the engine's own platform (or its first platform), so
+    that `docker run` works here; its other platforms get the references with
+    -OS-ARCH appended. Only the references are ever pushed, as one index."""
+    references = plan.manifest.references(plan.image(unit.name), registry)
+    platforms = plan.image(unit.name).platforms
+    if unit.platform is None or unit.platform == (native if native in platforms else platforms[0]):
+        return references
+    return [f"{ref}-{unit.platform.replace('/', '-')}" for ref in references]
+
+
+def previous_builds(backend: Backend, units: list[Unit], tags: dict[str, list[str]], inputs: dict[str, Inputs],
+                    local: dict[str, list[LocalImage]]) -> dict[str, LocalImage | None]:
+    """For every unit that has no local image with its inputs: what its first
     tag points to now, so that decide can say what changed."""
-    return {name: backend.image(plan.manifest.references(plan.image(name), registry)[0])
-            for name in plan.order if inputs[name].digest not in local}
+    return {u.key: backend.image(tags[u.key][0]) for u in units if inputs[u.key].digest not in local}
 
 
-def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: dict[str, list[LocalImage]],
-               registry: str) -> dict[str, list[LocalImage]]:
+def candidates(backend: Backend, units: list[Unit], tags: dict[str, list[str]], inputs: dict[str, Inputs],
+               local: dict[str, list[LocalImage]]) -> dict[str, list[LocalImage]]:
     """The local images the plan could reuse, inspected in full (layers), a few at
     a time. The step that made an image is read (one more engine call) only when
     the image does not carry one of its own tags: an image javabase tagged is not
     an image someone built FROM it."""
     wanted: list[tuple[str, bool]] = []
-    for name in plan.order:
-        references = set(plan.manifest.references(plan.image(name), registry))
-        wanted += [(image.id, not references & set(image.tags)) for image in local.get(inputs[name].digest, [])]
+    for unit in units:
+        own = set(tags[unit.key])
+        wanted += [(image.id, not own & set(image.tags)) for image in local.get(inputs[unit.key].digest, [])]
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="inspect") as pool:
         found = [image for image in pool.map(lambda item: backend.image(item[0], history=item[1]), wanted)
                  if image is not None]
@@ -90,27 +101,42 @@ def candidates(backend: Backend, plan: Plan, inputs: dict[str, Inputs], local: d
     return by_input_digest(replace(image, last_step=TAGGED) if image.id in tagged else image for image in found)
 
 
-def expected_labels(plan: Plan, inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
-    """The labels a javabase build of each image's inputs carries (time, revision
+def expected_labels(plan: Plan, units: list[Unit], inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
+    """The labels a javabase build of each unit's inputs carries (time, revision
     and artifact URLs aside: a URL is provenance, not content)."""
     out = {}
-    for name in plan.order:
-        labels = {k: v for k, v in stable_labels(plan.manifest, plan.image(name)).items() if k != ARTIFACTS_LABEL}
-        out[name] = {**labels, INPUT_LABEL: inputs[name].digest, INPUTS_LABEL: inputs_label(inputs[name])}
+    for unit in units:
+        labels = {k: v for k, v in stable_labels(plan.manifest, plan.image(unit.name)).items()
+                  if k != ARTIFACTS_LABEL}
+        out[unit.key] = {**labels, INPUT_LABEL: inputs[unit.key].digest, INPUTS_LABEL: inputs_label(inputs[unit.key])}
     return out
 
 
+@dataclass(frozen=True)
+class Decided:
+    """What plan_actions found: per unit key its inputs, tags and action, and the
+    local images by input digest."""
+
+    inputs: dict[str, Inputs]
+    local: dict[str, list[LocalImage]]
+    actions: dict[str, BuildAction]
+    tags: dict[str, list[str]]
+
+
 def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str, force: bool = False,
-                 remote: Mapping[str, Sequence[tuple[str, Remote | None]]] | None = None,
-                 ) -> tuple[dict[str, Inputs], dict[str, list[LocalImage]], dict[str, BuildAction]]:
-    """Inputs, local images and the decision for every image of the plan;
-    `remote` is what the tags hold in the registry, when it is consulted."""
-    inputs = compute_inputs(plan.manifest, plan.order, rendered)
-    local = {} if force else candidates(backend, plan, inputs, local_images(backend), registry)
-    previous = {} if force else previous_builds(backend, plan, inputs, local, registry)
-    parent_of = {name: plan.image(name).parent for name in plan.order}
-    return inputs, local, decide_builds(plan.order, inputs, local, previous, force, parent_of,
-                                        expected_labels(plan, inputs), remote)
+                 remote: Mapping[str, Sequence[tuple[str, Remote | None]]] | None = None) -> Decided:
+    """The decision for every unit of the plan; `remote` is what the tags of the
+    single-platform images hold in the registry, when it is consulted."""
+    units = plan.units
+    native = backend.native if any(u.platform for u in units) else ""
+    inputs = compute_inputs(plan.manifest, units, rendered)
+    tags = {u.key: unit_tags(plan, u, registry, native) for u in units}
+    local = {} if force else candidates(backend, units, tags, inputs, local_images(backend))
+    previous = {} if force else previous_builds(backend, units, tags, inputs, local)
+    parent_of = {u.key: parent.key if (parent := plan.parent_unit(u)) else None for u in units}
+    actions = decide_builds([u.key for u in units], inputs, local, previous, force, parent_of,
+                            expected_labels(plan, units, inputs), remote)
+    return Decided(inputs, local, actions, tags)
 
 
 class Builder:
@@ -143,10 +169,13 @@ class Builder:
         self.interrupted = threading.Event()
         self.pusher: Pusher | None = None
         self.pull_lock = threading.Lock()
+        self.units = {unit.key: unit for unit in plan.units}
         self.results: dict[str, ImageResult] = {
-            name: ImageResult(name, self.manifest.references(plan.image(name), settings.registry))
-            for name in plan.order
+            key: ImageResult(key, self.manifest.references(plan.image(unit.name), settings.registry),
+                             image=unit.name, platform=unit.platform)
+            for key, unit in self.units.items()
         }
+        self.tags: dict[str, list[str]] = {}
         self.inputs: dict[str, Inputs] = {}
         self.local: dict[str, list[LocalImage]] = {}
         self.actions: dict[str, BuildAction] = {}
@@ -154,30 +183,37 @@ class Builder:
 
     # -- the whole run ---------------------------------------------------------------
     def run(self) -> Report:
-        self.console.set_names(self.plan.order)
+        self.console.set_names(list(self.units))
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
         if self.options.push:
             assert self.registry is not None
             self.pusher = Pusher(self.backend, self.registry, self.console, self.settings, force=self.options.force,
                                  keep_log=self.keep_log, immutable=immutable_references(
-                                     self.manifest, self.plan.order, self.settings.registry))
+                                     self.manifest, self.plan.order, self.settings.registry),
+                                 platforms={n: self.plan.image(n).platforms for n in self.plan.order
+                                            if self.plan.image(n).platforms})
         # From deciding to pushing, the engine's tags must not move under this run.
         with self.exclusive():
             # With --push the registry is a cache too: what its tags hold is looked up once.
-            remote = self.pusher.lookup({n: self.results[n].references for n in self.plan.order}) \
+            single = [n for n in self.plan.order if not self.plan.image(n).platforms]
+            remote = self.pusher.lookup({n: self.results[n].references for n in single}) \
                 if self.pusher is not None else None
-            self.inputs, self.local, self.actions = plan_actions(self.backend, self.plan, self.rendered,
-                                                                 self.settings.registry, self.options.force, remote)
-            for image in images:
-                result = self.results[image.name]
-                result.input_digest = self.inputs[image.name].digest
+            decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
+                                   self.options.force, remote)
+            self.inputs, self.local, self.actions, self.tags = (decided.inputs, decided.local, decided.actions,
+                                                                decided.tags)
+            for key, unit in self.units.items():
+                image = self.plan.image(unit.name)
+                result = self.results[key]
+                result.input_digest = self.inputs[key].digest
                 result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
-                                    for a in image.artifacts]
+                                    for a in image.artifacts_for(unit.platform)]
                 result.base = base_of(self.manifest, image)
-            run_tree(self.plan.order, {n: self.plan.image(n).parent for n in self.plan.order}, self.build_one,
-                     self.skip, jobs=self.settings.jobs, keep_going=self.options.keep_going,
-                     interrupt=self.interrupt)
+            parents = {key: parent.key if (parent := self.plan.parent_unit(unit)) else None
+                       for key, unit in self.units.items()}
+            run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
+                     keep_going=self.options.keep_going, interrupt=self.interrupt)
             report = Report(self.manifest.shown, self.settings.registry, self.options.push, self.results)
             if self.options.push:
                 report.notes += self.push()
@@ -209,8 +245,9 @@ class Builder:
         self.console.line(name, reason)
 
     def build_one(self, name: str) -> bool:
-        """Carry out this image's action; return whether it succeeded."""
-        image = self.plan.image(name)
+        """Carry out this unit's action; return whether it succeeded."""
+        unit = self.units[name]
+        image = self.plan.image(unit.name)
         result = self.results[name]
         result.started = self.clock()
 
@@ -236,8 +273,9 @@ class Builder:
             assert isinstance(action, Build)
             result.changed = action.reason
             log(action.reason)
-            parent_id = self.parent_here(image, log) if image.parent else None
-            result.image_id = self.build_image(image, parent_id, log)
+            parent = self.plan.parent_unit(unit)
+            parent_id = self.parent_here(parent.key, log) if parent else None
+            result.image_id = self.build_image(image, unit.platform, parent_id, log)
             self.tag_all(result, log)
             result.status = Status.BUILT
             self.stage(result)
@@ -258,11 +296,10 @@ class Builder:
         if self.pusher is not None and not self.interrupted.is_set():
             self.pusher.start(result)
 
-    def parent_here(self, image: Image, log: LineSink) -> str:
-        """The exact image ID of `image`'s parent in this engine: pulled by digest
+    def parent_here(self, key: str, log: LineSink) -> str:
+        """The exact image ID of a parent unit in this engine: pulled by digest
         when the registry held it and this engine does not (a fresh CI runner)."""
-        assert image.parent is not None
-        parent = self.results[image.parent]
+        parent = self.results[key]
         assert parent.image_id is not None
         if parent.status != Status.UP_TO_DATE_REGISTRY:
             return parent.image_id
@@ -271,7 +308,7 @@ class Builder:
                 there = next(r for ref, r in self.pusher.looked_up.items()  # type: ignore[union-attr]
                              if ref in parent.references and r is not None and r.config_digest == parent.image_id)
                 repository = split_reference(parent.references[0])[0]
-                log(f"pulling its parent {image.parent} ({repository}@{there.digest[:19]})")
+                log(f"pulling its parent {key} ({repository}@{there.digest[:19]})")
                 credential = self.registry.credential if self.registry is not None else None
                 pulled = self.backend.pull(f"{repository}@{there.digest}", log, credential)
                 if pulled != parent.image_id:
@@ -285,10 +322,11 @@ class Builder:
         log(f"FAILED {reason}")
         self.keep_log(result)
 
-    def build_image(self, image: Image, parent_id: str | None, log: LineSink) -> str:
+    def build_image(self, image: Image, platform: str | None, parent_id: str | None, log: LineSink) -> str:
         context = Path(tempfile.mkdtemp(prefix=f"javabase-{image.name}-"))
         try:
-            inputs = self.inputs[image.name]
+            key = Unit(image.name, platform).key
+            inputs = self.inputs[key]
             labels = build_labels(self.manifest, image, created=self.provenance.created,
                                   revision=self.provenance.revision, parent_id=parent_id,
                                   input_digest=inputs.digest, input_parts=inputs.parts)
@@ -297,12 +335,13 @@ class Builder:
             # second LABEL, would cost a build step each).
             dockerfile = with_build_labels(self.rendered[dockerfile_path(image)], image, labels)
             (context / DOCKERFILE).write_text(dockerfile, encoding="utf-8")
-            for artifact in image.artifacts:
+            for artifact in image.artifacts_for(platform):
                 place(self.fetched[artifact.sha256], context)
             build_args = dict(image.build_args)
             if parent_id is not None:
                 build_args[PARENT_ARG] = parent_id
-            request = BuildRequest(context, build_args, network=image.needs_network, no_cache=self.options.no_cache)
+            request = BuildRequest(context, build_args, network=image.needs_network, no_cache=self.options.no_cache,
+                                   platform=platform)
             image_id = self.backend.build(request, log).image_id
             if self.options.reproducible:
                 base = parent_id or (None if image.from_ref == "scratch" else image.from_ref)
@@ -320,7 +359,7 @@ class Builder:
             raise Interrupted(f"interrupted; {result.image_id[7:19]} was not tagged")
         known = next((i for found in self.local.values() for i in found if i.id == result.image_id), None)
         present = set(known.tags) if known else set()
-        missing = [r for r in result.references if r not in present]
+        missing = [r for r in self.tags[result.name] if r not in present]
         for reference in missing:
             self.backend.tag(result.image_id, reference)
         if missing:

@@ -184,8 +184,8 @@ def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
                                       for n in the_plan.order})
     except RegistryError as exc:
         print(f"note: the registry was not consulted: {exc}", file=err)
-    _, _, actions = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
-    return {name: action.reason for name, action in actions.items()}
+    decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
+    return {key: action.reason for key, action in decided.actions.items()}
 
 
 def _shown(path: Path) -> str:
@@ -286,6 +286,7 @@ def push(
 ) -> int:
     """Push every tag of images that were built (for this registry) before."""
     from .backends import open_backend
+    from .builder import unit_tags
     from .pusher import Pusher, immutable_references
     from .registry import open_registry
     from .runlock import engine_lock
@@ -296,22 +297,28 @@ def push(
     target = settings.registry
     chosen = [n for n in plans.make_plan(manifest, images, False, target).order if not images or n in images]
     backend = open_backend(settings.backend)
+    the_plan = plans.make_plan(manifest, chosen, False, target)
+    native = backend.native if any(manifest.images[n].platforms for n in chosen) else ""
     results: dict[str, ImageResult] = {}
-    for name in chosen:
-        references = manifest.references(manifest.images[name], target)
-        found = backend.image(references[0])
+    for unit in the_plan.units:
+        if unit.name not in chosen:
+            continue
+        local = unit_tags(the_plan, unit, target, native)
+        found = backend.image(local[0])
         if found is None:
-            raise UsageError(f"{name}: {references[0]} is not built on this engine; run "
-                             f"`invoke build --image {name} --registry {target}` first")
-        results[name] = ImageResult(name, references, image_id=found.id)
+            raise UsageError(f"{unit.key}: {local[0]} is not built on this engine; run "
+                             f"`invoke build --image {unit.name} --registry {target}` first")
+        results[unit.key] = ImageResult(unit.key, manifest.references(manifest.images[unit.name], target),
+                                        image_id=found.id, image=unit.name, platform=unit.platform)
     console = Console(out)
-    console.set_names(chosen)
+    console.set_names(list(results))
     immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
     with engine_lock(backend.where, console.info):
         registry_client = open_registry(target, insecure=settings.insecure)
-        the_report.notes += Pusher(backend, registry_client, console, settings, force=force,
-                                   immutable=immutable).push_all(list(results.values()))
+        the_report.notes += Pusher(backend, registry_client, console, settings, force=force, immutable=immutable,
+                                   platforms={n: manifest.images[n].platforms for n in chosen
+                                              if manifest.images[n].platforms}).push_all(list(results.values()))
     return _finish(the_report, report, console, True)
 
 
@@ -418,24 +425,25 @@ def save(manifest_path: str | None, images: Sequence[str], output: str, registry
     the_plan = plans.make_plan(manifest, images, False, settings.registry)
     chosen = list(images) or the_plan.order
     backend = open_backend(settings.backend)
-    inputs, local, actions = plan_actions(backend, the_plan, render_all(manifest), settings.registry)
-    stale = [f"{n} ({actions[n].reason})" for n in chosen
-             if not (isinstance(actions[n], Reuse) and actions[n].where == Where.LOCAL)]  # type: ignore[union-attr]
+    decided = plan_actions(backend, the_plan, render_all(manifest), settings.registry)
+    keys = [unit.key for unit in the_plan.units if unit.name in chosen]
+    stale = [f"{key} ({decided.actions[key].reason})" for key in keys
+             if not (isinstance(decided.actions[key], Reuse) and decided.actions[key].where == Where.LOCAL)]  # type: ignore[union-attr]
     if stale:
         raise UsageError(f"not built on this engine with the current inputs: {'; '.join(stale)}; run `invoke build` "
                          "first. Nothing was written")
     entries = []
-    for name in chosen:
-        image_id = actions[name].image_id  # type: ignore[union-attr]
-        found = next(i for candidates in local.values() for i in candidates if i.id == image_id)
-        references = manifest.references(manifest.images[name], settings.registry)
-        for reference in references:
+    for key in keys:
+        name = key.partition("@")[0]
+        image_id = decided.actions[key].image_id  # type: ignore[union-attr]
+        found = next(i for candidates in decided.local.values() for i in candidates if i.id == image_id)
+        for reference in decided.tags[key]:
             if reference not in found.tags:
                 backend.tag(image_id, reference)
         immutable = sorted(immutable_references(manifest, [name], settings.registry)[name])
         ours = {k: v for k, v in found.labels.items() if k.startswith(("io.javabase.", "org.opencontainers.image."))}
-        entries.append(archive.SavedEntry(name, tuple(references), image_id, inputs[name].digest, tuple(immutable),
-                                          ours))
+        entries.append(archive.SavedEntry(key, tuple(decided.tags[key]), image_id, decided.inputs[key].digest,
+                                          tuple(immutable), ours))
     progress = Progress()
     progress.start(Path(output).name, None)
     archive.write(backend, entries, Path(output), {"manifest": manifest.shown, "registry": settings.registry},

@@ -192,13 +192,16 @@ def decide_pushes(
     remote: Mapping[str, Remote | None],
     immutable: frozenset[str] | set[str],
     force: bool = False,
+    index: bool = False,
 ) -> list[PushAction]:
     """Per tag of one image: push it, skip it (it already holds this very image),
-    or refuse (an immutable tag holds another image and --force was not given)."""
+    or refuse (an immutable tag holds another image and --force was not given).
+    For a multi-platform image (index) `image_id` is the index digest, and a tag
+    holds the image when it holds that very index (the same per-platform images)."""
     out: list[PushAction] = []
     for reference in references:
         there = remote.get(reference)
-        if there is not None and there.config_digest == image_id:
+        if there is not None and (there.digest if index else there.config_digest) == image_id:
             out.append(AlreadyPushed(reference, there.digest))
         elif there is not None and reference in immutable and not force:
             out.append(Refused(reference, there.digest))

@@ -244,7 +244,7 @@ class Expander:
             entrypoint=tuple(entrypoint) if isinstance(entrypoint, list) else None,
             cmd=tuple(cmd) if isinstance(cmd, list) else None, run=tuple(run),
             build_args=tuple(build_args.items()), network=bool(raw.get("network", False)),
-            tags=tuple(tags), immutable_tags=tuple(immutable),
+            tags=tuple(tags), immutable_tags=tuple(immutable), platforms=self.platforms(where),
         )
 
     def check_template(self, template: Any, path: Path_) -> None:
@@ -323,25 +323,65 @@ class Expander:
         """The entry's `artifacts`, then the version item's own tarball."""
         path = (*where.base, "artifacts")
         raw = where.raw.get("artifacts")
-        out = []
+        out: list[Artifact] = []
         for index, item in enumerate(raw if isinstance(raw, list) else []):
             if isinstance(item, dict):
-                artifact = self.artifact(item, (*path, index), DEFAULT_FILE_DEST, bool(item.get("unpack", False)))
-                if artifact:
-                    out.append(artifact)
+                out += self.variants(item, (*path, index), DEFAULT_FILE_DEST, bool(item.get("unpack", False)), True,
+                                     where)
         item = where.item
-        if item is not None and ("url" in item or "path" in item or "sha256" in item):
-            version_artifact = self.artifact(item, where.path, DEFAULT_VERSION_DEST, unpack=True, named=False)
-            if version_artifact:
-                out.append(version_artifact)
-        names = [a.filename for a in out]
+        if item is not None and ("url" in item or "path" in item or "sha256" in item or "platforms" in item):
+            out += self.variants(item, where.path, DEFAULT_VERSION_DEST, True, False, where)
+        # Variants of one artifact share its key and file name: count each artifact once.
+        names = [filename for _, filename in dict.fromkeys((a.key, a.filename) for a in out)]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
             self.problem(path, f"two artifacts are both named {duplicate!r} in the build context; give one a `name`")
         return out
 
+    def variants(self, item: dict[str, Any], path: Path_, default_dest: str, unpack: bool, named: bool,
+                 where: _Where) -> list[Artifact]:
+        """One artifact, or with `platforms:` one per platform, all under one file
+        name; every platform the image is built for needs its own."""
+        files = item.get("platforms")
+        platforms = self.platforms(where)
+        if not isinstance(files, dict):
+            artifact = self.artifact(item, path, default_dest, unpack, named)
+            return [artifact] if artifact else []
+        if "url" in item or "path" in item or "sha256" in item:
+            self.problem(path, "give either `platforms` or url/path and sha256, not both")
+            return []
+        if not platforms:
+            self.problem((*path, "platforms"), "has files per platform, but the image names no `platforms:`; "
+                                               "list the platforms it is built for")
+            return []
+        missing = [p for p in platforms if p not in files]
+        if missing:
+            self.problem((*path, "platforms"), f"has no file for {', '.join(missing)}, which the image is built "
+                                               f"for ({', '.join(platforms)}); add one")
+            return []
+        out = []
+        for platform in platforms:
+            if isinstance(files[platform], dict):
+                artifact = self.artifact({**files[platform], **{k: item[k] for k in ("name", "dest") if k in item}},
+                                         (*path, "platforms", platform), default_dest, unpack, named, path)
+                if artifact:
+                    out.append(replace(artifact, platform=platform))
+        if out and not named:  # a version's tarball: every platform's goes in under the first one's name
+            out = [replace(a, filename=out[0].filename) for a in out]
+        if len({a.filename for a in out}) > 1:
+            names = ", ".join(sorted({a.filename for a in out}))
+            self.problem(path, f"the platforms' files have different names ({names}); give the artifact a `name` "
+                               "for the build context")
+            return []
+        return out
+
+    def platforms(self, where: _Where) -> tuple[str, ...]:
+        raw = where.raw.get("platforms", self.doc.data.get("defaults", {}).get("platforms")
+                            if isinstance(self.doc.data.get("defaults"), dict) else None)
+        return tuple(p for p in raw if isinstance(p, str)) if isinstance(raw, list) else ()
+
     def artifact(self, item: dict[str, Any], path: Path_, default_dest: str, unpack: bool,
-                 named: bool = True) -> Artifact | None:
+                 named: bool = True, key_path: Path_ | None = None) -> Artifact | None:
         """named: the item's `name` is the file name (in a version item it is the image name)."""
         url, local, sha = item.get("url"), item.get("path"), item.get("sha256")
         if (url is None) == (local is None):
@@ -366,8 +406,9 @@ class Expander:
         if not dest.startswith("/"):
             self.problem((*path, "dest"), f"dest {dest!r} is not an absolute path; start it with /")
             return None
+        key = key_path or path
         return Artifact(url=url if isinstance(url, str) else None, path=resolved, sha256=sha.lower(),
-                        filename=filename, dest=dest, unpack=unpack, key=format_key(path), line=self.doc.line(path))
+                        filename=filename, dest=dest, unpack=unpack, key=format_key(key), line=self.doc.line(path))
 
     def source(self, url: Any, local: Any, path: Path_) -> tuple[Path | None, str] | None:
         """(resolved local path or None, file name) of an artifact's url or path."""
@@ -412,6 +453,13 @@ class Expander:
         if ref in images:
             if ref == image.name:
                 self.problem(from_path, f"image {image.name!r} is built FROM itself")
+            lacking = [p for p in image.platforms if p not in images[ref].platforms]
+            if lacking or (images[ref].platforms and not image.platforms):
+                native = "the engine's own platform only"
+                needed = ", ".join(image.platforms) or native
+                has = ", ".join(images[ref].platforms) or native
+                self.problem(from_path, f"{ref!r} is built for {has}, and {image.name!r} needs {needed}; give both "
+                                        "the same `platforms:`")
             return ref
         if ref in entries_with_versions:
             choices = ", ".join(entries_with_versions[ref])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .labels import ARTIFACTS_LABEL, stable_labels
 from .model import Image, Manifest
+from .plan import Unit
 from .render import dockerfile_path
 
 DIGEST_VERSION = "1"
@@ -33,29 +34,35 @@ class Inputs:
         return [n for n in names if self.parts.get(n) != old_parts.get(n)]
 
 
-def compute_inputs(manifest: Manifest, order: list[str], rendered: Mapping[str, str]) -> dict[str, Inputs]:
-    """Inputs of every image in `order` (parents before children)."""
+def compute_inputs(manifest: Manifest, order: Sequence[str | Unit], rendered: Mapping[str, str]
+                   ) -> dict[str, Inputs]:
+    """Inputs of every image (or image and platform) in `order`, parents first,
+    by unit key (the image's name for a single-platform image)."""
     out: dict[str, Inputs] = {}
-    for name in order:
-        image = manifest.images[name]
+    for item in order:
+        unit = item if isinstance(item, Unit) else Unit(item)
+        image = manifest.images[unit.name]
         # Artifact URLs are provenance, not content: the parts hold their sha256.
         labels = {k: v for k, v in stable_labels(manifest, image).items() if k != ARTIFACTS_LABEL}
-        out[name] = _inputs(image, rendered, labels, out)
+        parent = Unit(image.parent, unit.platform).key if image.parent is not None else None
+        out[unit.key] = _inputs(image, unit.platform, rendered, labels, out, parent)
     return out
 
 
-def _inputs(image: Image, rendered: Mapping[str, str], labels: Mapping[str, str],
-            done: Mapping[str, Inputs]) -> Inputs:
+def _inputs(image: Image, platform: str | None, rendered: Mapping[str, str], labels: Mapping[str, str],
+            done: Mapping[str, Inputs], parent: str | None) -> Inputs:
     parts: dict[str, str] = {
         "dockerfile": _sha(rendered[dockerfile_path(image)]),
         "build args": _sha(sorted(image.build_args)),
         "network": "yes" if image.needs_network else "no",
         "labels": _sha(dict(labels)),
     }
-    for artifact in image.artifacts:
+    if platform is not None:
+        parts["platform"] = platform
+    for artifact in image.artifacts_for(platform):
         parts[f"artifact {artifact.filename}"] = artifact.sha256[:16]
-    if image.parent is not None:
-        parts[f"parent {image.parent}"] = done[image.parent].digest.split(":")[1][:16]
+    if image.parent is not None and parent is not None:
+        parts[f"parent {image.parent}"] = done[parent].digest.split(":")[1][:16]
     else:
         parts[f"base {image.from_ref}"] = _sha(image.from_ref)
     digest = "sha256:" + hashlib.sha256(json.dumps([DIGEST_VERSION, parts], sort_keys=True).encode()).hexdigest()

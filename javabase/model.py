@@ -20,6 +20,7 @@ class Artifact:
     unpack: bool
     key: str
     line: int
+    platform: str | None = None  # a per-platform variant: used only when building for that platform
 
     @property
     def origin(self) -> str:
@@ -52,6 +53,11 @@ class Image:
     network: bool
     tags: tuple[str, ...]
     immutable_tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()  # empty: the engine's own platform, a single-platform image
+
+    def artifacts_for(self, platform: str | None) -> tuple[Artifact, ...]:
+        """The artifacts a build for `platform` puts in its context."""
+        return tuple(a for a in self.artifacts if a.platform is None or a.platform == platform)
 
     @property
     def needs_network(self) -> bool:

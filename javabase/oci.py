@@ -117,5 +117,19 @@ def image_manifest(config: Blob, layers: list[Blob], annotations: dict[str, str]
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def image_index(manifests: list[tuple[bytes, dict[str, str]]], annotations: dict[str, str] | None = None) -> bytes:
+    """The OCI image index naming one image manifest per platform, serialised
+    the same way every time."""
+    body: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": INDEX_TYPE,
+        "manifests": [{"mediaType": MANIFEST_TYPE, "digest": digest_of(data), "size": len(data), "platform": platform}
+                      for data, platform in manifests],
+    }
+    if annotations:
+        body["annotations"] = dict(sorted(annotations.items()))
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()

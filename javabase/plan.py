@@ -27,6 +27,27 @@ class Plan:
     def image(self, name: str) -> Image:
         return self.manifest.images[name]
 
+    @property
+    def units(self) -> list[Unit]:
+        """What is built: one unit per image, or per image and platform."""
+        return [Unit(name, platform) for name in self.order for platform in (self.image(name).platforms or (None,))]
+
+    def parent_unit(self, unit: Unit) -> Unit | None:
+        parent = self.image(unit.name).parent
+        return Unit(parent, unit.platform) if parent is not None else None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One build: an image, for one platform of a multi-platform image."""
+
+    name: str
+    platform: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name if self.platform is None else f"{self.name}@{self.platform}"
+
 
 def children_of(manifest: Manifest) -> dict[str, list[str]]:
     children: dict[str, list[str]] = {name: [] for name in manifest.images}
@@ -115,9 +136,13 @@ def as_dict(plan: Plan, notes: dict[str, str] | None = None) -> dict[str, object
                 "from": image.from_ref,
                 "parent": image.parent,
                 "references": plan.manifest.references(image, plan.registry),
+                "platforms": list(image.platforms),
             }
             if notes is not None and name in notes:
                 item["action"] = notes[name]
+            elif notes is not None:
+                item["actions"] = {key.partition("@")[2]: note for key, note in notes.items()
+                                   if key.partition("@")[0] == name}
             items.append(item)
         waves.append({"wave": index, "images": items})
     return {"manifest": plan.manifest.shown, "registry": plan.registry, "waves": waves}
@@ -133,9 +158,11 @@ def as_text(plan: Plan, notes: dict[str, str] | None = None) -> str:
         lines.append(f"wave {index}:")
         for name in wave:
             image = plan.image(name)
-            lines.append(f"  {name}  [template {image.template}]  FROM {parent_display(plan, image)}")
-            if notes is not None and name in notes:
-                lines.append(f"    -> {notes[name]}")
+            platforms = f"  [{', '.join(image.platforms)}]" if image.platforms else ""
+            lines.append(f"  {name}  [template {image.template}]  FROM {parent_display(plan, image)}{platforms}")
+            if notes is not None:
+                lines.extend(f"    -> {key.partition('@')[2] + ': ' if '@' in key else ''}{note}"
+                             for key, note in notes.items() if key.partition("@")[0] == name)
             lines.extend(f"    {ref}" for ref in plan.manifest.references(image, plan.registry))
     return "\n".join(lines) + "\n"
 
@@ -149,7 +176,8 @@ def as_mermaid(plan: Plan) -> str:
     outside: dict[str, str] = {}
     for name in plan.order:
         image = plan.image(name)
-        lines.append(f'    {_node_id(name)}["{name}<br/>{", ".join(image.tags)}"]')
+        platforms = f"<br/>{', '.join(image.platforms)}" if image.platforms else ""
+        lines.append(f'    {_node_id(name)}["{name}<br/>{", ".join(image.tags)}{platforms}"]')
     for name in plan.order:
         image = plan.image(name)
         if image.parent is not None:

@@ -31,7 +31,17 @@ from .decide import AlreadyPushed, Push, PushAction, Refused, Remote, decide_pus
 from .errors import Interrupted, JavabaseError, RegistryError, StepError
 from .labels import INPUT_LABEL
 from .model import Manifest
-from .oci import CONFIG_TYPE, MANIFEST_TYPE, Blob, SavedImage, digest_of, image_manifest, read_saved
+from .oci import (
+    CONFIG_TYPE,
+    INDEX_TYPE,
+    MANIFEST_TYPE,
+    Blob,
+    SavedImage,
+    digest_of,
+    image_index,
+    image_manifest,
+    read_saved,
+)
 from .references import split_reference, split_repository
 from .registry import Registry
 from .report import Console, ImageResult, Status
@@ -61,6 +71,8 @@ class Staged:
     actions: list[PushAction]
     manifest: bytes | None  # None when no tag needs pushing
     media_type: str = MANIFEST_TYPE
+    platform: dict[str, str] | None = None  # a unit of a multi-platform image: its platform
+    children: tuple[bytes, ...] = ()  # an index: the per-platform manifests, PUT by digest first
 
     @property
     def digest(self) -> str | None:
@@ -70,7 +82,8 @@ class Staged:
 class Pusher:
     def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
                  force: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
-                 immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None) -> None:
+                 immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
+                 platforms: dict[str, tuple[str, ...]] | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -87,6 +100,7 @@ class Pusher:
         self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
         self.stopped = threading.Event()
         self.looked_up: dict[str, Remote | None] = {}  # reference -> what it held before the run
+        self.platforms = platforms or {}  # multi-platform images: image -> its platforms
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
@@ -131,6 +145,10 @@ class Pusher:
             return [f"nothing was pushed: {', '.join(unstaged)} could not be staged "
                     "(with --keep-going the other images are pushed)"]
         ready = [r for r in ready if r.name in staged]
+        notes: list[str] = []
+        ready, groups = self.group(ready, staged, notes)
+        if notes and not keep_going:
+            return [f"nothing was pushed: {note}" for note in notes]
         for repository in sorted({split_repository(split_reference(a.reference)[0])[1] for r in ready
                                   for a in staged[r.name].actions if isinstance(a, Push)} - self.wrote):
             self.check_push_allowed(repository)
@@ -143,11 +161,50 @@ class Pusher:
                         result.reason = (f"immutable tag {action.reference} already holds another image "
                                          f"({action.holds[:19]}); not overwritten (--force overwrites)")
                         self.log(result, f"FAILED {result.reason}")
+                        for unit in groups.get(result.name, []):
+                            unit.status, unit.reason = result.status, result.reason
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
         for result in ready:
             self.publish_one(result, staged[result.name])
-        return []
+            for unit in groups.get(result.name, []):
+                unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
+                unit.status, unit.reason = result.status, result.reason
+        return notes
+
+    def group(self, ready: list[ImageResult], staged: dict[str, Staged], notes: list[str]
+              ) -> tuple[list[ImageResult], dict[str, list[ImageResult]]]:
+        """The units of each multi-platform image as one: a stand-in result whose
+        staged manifest is the index of its platforms' manifests. An image with a
+        platform missing is not published (a note says so)."""
+        out = [r for r in ready if r.platform is None]
+        units: dict[str, list[ImageResult]] = {}
+        for result in ready:
+            if result.platform is not None:
+                units.setdefault(result.image, []).append(result)
+        groups: dict[str, list[ImageResult]] = {}
+        for image, members in units.items():
+            wanted = self.platforms.get(image, ())
+            members.sort(key=lambda r: wanted.index(r.platform) if r.platform in wanted else len(wanted))
+            if [m.platform for m in members] != list(wanted):
+                missing = ", ".join(p for p in wanted if p not in {m.platform for m in members})
+                notes.append(f"{image} was not published: its {missing} image did not build")
+                continue
+            children = tuple(staged[m.name].manifest or b"" for m in members)
+            index = image_index([(child, staged[m.name].platform or {}) for child, m in zip(children, members,
+                                                                                         strict=True)],
+                                {INPUT_LABEL: digest_of("".join(m.input_digest or "" for m in members).encode())})
+            stand_in = ImageResult(image, list(members[0].references), status=Status.BUILT if any(
+                m.status == Status.BUILT for m in members) else Status.UP_TO_DATE, image_id=digest_of(index),
+                image=image)
+            remote = {ref: self.looked_up[ref] if ref in self.looked_up else self.remote(ref)
+                      for ref in stand_in.references}
+            actions = decide_pushes(digest_of(index), stand_in.references, remote,
+                                    self.immutable.get(image, frozenset()), self.force, index=True)
+            staged[image] = Staged(actions, index, INDEX_TYPE, children=children)
+            groups[image] = members
+            out.append(stand_in)
+        return out, groups
 
     def push_all(self, ready: list[ImageResult]) -> list[str]:
         """Stage and publish images built earlier (`invoke push`)."""
@@ -163,6 +220,14 @@ class Pusher:
     # -- staging -----------------------------------------------------------------------
     def stage(self, result: ImageResult) -> Staged:
         assert result.image_id is not None
+        if result.platform is not None:  # one platform of a multi-platform image: its tags come with the index
+            known = self.blobs.manifest(result.image_id)
+            repository = split_repository(split_reference(result.references[0])[0])[1]
+            if known is not None and self.registry.manifest_digest(repository, digest_of(known[0])):
+                return Staged([], known[0], MANIFEST_TYPE, known[1])  # it and its blobs are in the registry
+            manifest, platform = self.upload(result)
+            self.blobs.remember_manifest(result.image_id, manifest, platform)
+            return Staged([], manifest, MANIFEST_TYPE, platform)
         remote = {reference: self.looked_up[reference] if reference in self.looked_up else self.remote(reference)
                   for reference in result.references}
         actions = decide_pushes(result.image_id, result.references, remote,
@@ -174,6 +239,11 @@ class Pusher:
             there = next(r for r in remote.values() if r is not None and r.config_digest == result.image_id)
             self.log(result, f"in the registry as {there.digest[:19]}; adding its missing tags")
             return Staged(actions, there.body, there.media_type)
+        return Staged(actions, self.upload(result)[0], MANIFEST_TYPE)
+
+    def upload(self, result: ImageResult) -> tuple[bytes, dict[str, str]]:
+        """Export the image, upload the blobs the registry lacks; its manifest and platform."""
+        assert result.image_id is not None
         repository = split_repository(split_reference(result.references[0])[0])[1]
         with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
             archive = Path(tmp) / "image.tar"
@@ -187,10 +257,11 @@ class Pusher:
             layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
             self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
+            platform = saved.platform()
         annotations = {INPUT_LABEL: result.input_digest} if result.input_digest else None
         manifest = image_manifest(config, layers, annotations)
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
-        return Staged(actions, manifest, MANIFEST_TYPE)
+        return manifest, platform
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
         cached = self.blobs.layer(saved, member, diff_id)
@@ -264,6 +335,8 @@ class Pusher:
                                          f"{action.overwrites[:19]}, another image)")
                     repository, tag = split_reference(action.reference)
                     name = split_repository(repository)[1]
+                    for child in staged.children:
+                        self.registry.put_manifest(name, digest_of(child), child, MANIFEST_TYPE)
                     self.registry.put_manifest(name, tag, staged.manifest, staged.media_type)
                     self.verify(action, str(staged.digest))
                     result.pushed[action.reference] = str(staged.digest)
@@ -280,7 +353,8 @@ class Pusher:
         """What landed under the tag is the manifest just pushed, whose config
         digest is the image ID the run built: read back from the registry."""
         landed = self.remote(action.reference)
-        if landed is None or landed.config_digest != action.image_id or landed.digest != digest:
+        index = action.image_id == digest  # a multi-platform image is known by its index digest
+        if landed is None or landed.digest != digest or (not index and landed.config_digest != action.image_id):
             holds = f"{landed.digest} (image {landed.config_digest})" if landed else "nothing"
             raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
                             f"(image {action.image_id}) that this run pushed; another push of the same tag "

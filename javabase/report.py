@@ -42,6 +42,8 @@ class ImageResult:
     log_path: str | None = None
     artifacts: list[dict[str, str]] = field(default_factory=list)
     base: dict[str, str] = field(default_factory=dict)
+    image: str = ""  # the manifest's image (for a multi-platform one, name is image@platform)
+    platform: str | None = None
     log: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -53,6 +55,8 @@ class ImageResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "image": self.image or self.name,
+            "platform": self.platform,
             "status": self.status,
             "image_id": self.image_id,
             "input_digest": self.input_digest,

@@ -47,8 +47,9 @@ def _describe(doc: Located, error: ValidationError) -> Iterable[Problem]:
                 yield doc.problem(path, f"missing required key '{key}'")
         return
     if "propertyNames" in error.relative_schema_path:
-        yield doc.problem((*path, str(instance)), f"{instance!r} is not a valid image name; use lower-case "
-                                                  "letters and digits, separated by '.', '_' or '-'")
+        what = ("is not a platform; write OS/ARCH, e.g. linux/amd64 or linux/arm64" if path and path[-1] == "platforms"
+                else "is not a valid image name; use lower-case letters and digits, separated by '.', '_' or '-'")
+        yield doc.problem((*path, str(instance)), f"{instance!r} {what}")
         return
     yield doc.problem(path, _message(error, schema_part, instance))
 

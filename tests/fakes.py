@@ -26,6 +26,7 @@ def sha(data: bytes) -> str:
 class FakeBackend:
     name: str = "fake"
     where: str = "memory"
+    native: str = "linux/amd64"
     stored: dict[str, LocalImage] = field(default_factory=dict)
     saved: dict[str, tuple[bytes, list[bytes]]] = field(default_factory=dict)  # id -> (config, layer tars)
     tags: dict[str, str] = field(default_factory=dict)

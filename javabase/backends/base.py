@@ -27,6 +27,7 @@ class LocalImage:
     size: int = 0  # bytes this image alone holds (not shared with others), when listed
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
     last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
+    platform: str = ""  # OS/ARCH[/VARIANT], when inspected
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class BuildRequest:
     build_args: Mapping[str, str]
     network: bool
     no_cache: bool = False
+    platform: str | None = None  # None: the engine's own
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Backend(Protocol):
 
     name: str
     where: str  # the engine's address: two runs on the same one share its tags
+
+    @property
+    def native(self) -> str:
+        """The engine's own platform, OS/ARCH."""
+        ...
 
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome: ...
 

@@ -26,6 +26,8 @@ from ..provenance import parse_time
 from ..references import split_reference
 from .base import BuildOutcome, BuildRequest, LineSink, LocalImage
 
+_QEMU = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+         "riscv64": "riscv64", "386": "i386"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -116,6 +118,27 @@ class DockerBackend:
         self._cancelled = threading.Event()
         api.hooks["response"].append(self._remember_build)
 
+    @property
+    def native(self) -> str:
+        with _calling("cannot ask the engine its version", EngineError):
+            version = self.api.version()
+        return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+
+    def _check_emulator(self, platform: str | None) -> None:
+        """A foreign platform's RUN steps need qemu-user-static registered with
+        binfmt_misc (with the F flag) on the engine's host; check it when that host
+        is this one, so that the failure is one line saying how to get it."""
+        if platform is None or not self.where.startswith("unix://"):
+            return
+        arch = platform.split("/")[1]
+        if arch == self.native.split("/")[1]:
+            return
+        qemu = _QEMU.get(arch, arch)
+        if not Path(f"/proc/sys/fs/binfmt_misc/qemu-{qemu}").exists():
+            raise StepError(f"building for {platform} needs an emulator: install qemu-user-static and "
+                            f"binfmt-support, then `update-binfmts --enable qemu-{qemu}` "
+                            "(`scripts/services.sh start` does both)")
+
     def _remember_build(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
         if response.request is not None and "/build" in str(response.request.url).split("?")[0]:
             with self._lock:
@@ -142,11 +165,12 @@ class DockerBackend:
         steps = 0
         if self._cancelled.is_set():
             raise Interrupted("interrupted before the build started")
+        self._check_emulator(request.platform)
         try:
             stream = self.api.build(
                 path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
                 nocache=request.no_cache, buildargs=dict(request.build_args),
-                network_mode="host" if request.network else "none",
+                network_mode="host" if request.network else "none", platform=request.platform,
             )
             for chunk in stream:
                 message = _stream_error(chunk)
@@ -196,6 +220,7 @@ class DockerBackend:
             created=parse_time(str(found.get("Created") or "")),
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
             last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
+            platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
         )
 
     def images(self, label: str) -> list[LocalImage]:
