@@ -79,8 +79,17 @@ def load_locked(manifest_path: str | None, frozen: bool = False) -> Manifest:
 def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdout) -> int:
     """Resolve outside FROM references to digests and write images.lock.json."""
     from .errors import LockError
-    from .lock import LOCK_NAME, compute_lock, differences, lock_path, read_lock, registry_resolver, write_lock
-    from .registry import open_registry
+    from .lock import (
+        LOCK_NAME,
+        compute_lock,
+        differences,
+        lock_path,
+        platform_resolver,
+        read_lock,
+        registry_resolver,
+        write_lock,
+    )
+    from .registry import Registry, open_registry
 
     manifest = load_manifest(resolve_manifest(manifest_path))
     path = lock_path(manifest)
@@ -94,8 +103,11 @@ def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdou
         print(f"{_shown(path)}: up to date with {manifest.shown}", file=out)
         return 0
     insecure = config.insecure_from_env() | set(manifest.insecure_registries)
-    resolver = registry_resolver(manifest.mirrors.get("registry"), lambda host: open_registry(host, insecure=insecure))
-    data = compute_lock(manifest, resolver)
+    def client(host: str) -> Registry:
+        return open_registry(host, insecure=insecure)
+
+    mirror = manifest.mirrors.get("registry")
+    data = compute_lock(manifest, registry_resolver(mirror, client), per_platform=platform_resolver(mirror, client))
     changed = write_lock(path, data)
     for name, entry in sorted(data["images"].items()):
         if entry["base_digest"]:

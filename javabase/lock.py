@@ -16,7 +16,7 @@ from typing import Any
 from . import references as refs
 from .errors import LockError
 from .files import write_atomically
-from .model import Image, Manifest
+from .model import Artifact, Image, Manifest
 from .templates import TEMPLATES_DIR, template_hash
 
 LOCK_NAME = "images.lock.json"
@@ -24,6 +24,7 @@ LOCK_VERSION = 1
 DOCKER_HUB = "registry-1.docker.io"
 
 Resolver = Callable[[str], str]
+PlatformResolver = Callable[[str, str], dict[str, str]]
 
 
 def lock_path(manifest: Manifest) -> Path:
@@ -34,22 +35,43 @@ def _strip_digest(ref: str) -> str:
     return ref.split("@", 1)[0]
 
 
-def _entry(image: Image, base_digest: str | None, templates_dir: Path) -> dict[str, Any]:
-    return {
+def _entry(image: Image, base_digest: str | None, templates_dir: Path,
+           base_platforms: Mapping[str, str] | None = None) -> dict[str, Any]:
+    entry = {
         "from": image.from_ref,
         "base_digest": base_digest,
-        "artifacts": {a.filename: a.sha256 for a in sorted(image.artifacts, key=lambda a: a.filename)},
+        "artifacts": {_artifact_key(a): a.sha256 for a in sorted(image.artifacts, key=_artifact_key)},
         "template": {"name": image.template, "sha256": template_hash(image.template, templates_dir)},
     }
+    if base_platforms:
+        entry["base_platforms"] = dict(sorted(base_platforms.items()))
+    return entry
 
 
-def compute_lock(manifest: Manifest, resolve: Resolver, templates_dir: Path = TEMPLATES_DIR) -> dict[str, Any]:
-    """The lock for a manifest; `resolve` turns an outside reference into a digest."""
+def _artifact_key(artifact: Artifact) -> str:
+    return f"{artifact.filename} ({artifact.platform})" if artifact.platform else artifact.filename
+
+
+def compute_lock(manifest: Manifest, resolve: Resolver, templates_dir: Path = TEMPLATES_DIR,
+                 per_platform: PlatformResolver | None = None) -> dict[str, Any]:
+    """The lock for a manifest; `resolve` turns an outside reference into a digest;
+    `per_platform` (for images built for several platforms) an index digest into
+    each platform's manifest digest."""
     images: dict[str, Any] = {}
     for name in sorted(manifest.images):
         image = manifest.images[name]
         outside = image.parent is None and image.from_ref != "scratch"
-        images[name] = _entry(image, resolve(image.from_ref) if outside else None, templates_dir)
+        digest = resolve(image.from_ref) if outside else None
+        platforms = None
+        if digest and len(image.platforms) > 1 and per_platform is not None:
+            platforms = per_platform(image.from_ref, digest)
+            missing = [p for p in image.platforms if p not in platforms]
+            if missing:
+                found = ", ".join(platforms) or "one platform only (not an index)"
+                raise LockError(f"{name}: {_strip_digest(image.from_ref)}@{digest} has {found}, and {name} is built "
+                                f"for {', '.join(image.platforms)}; pin a multi-platform index that has "
+                                f"{', '.join(missing)}")
+        images[name] = _entry(image, digest, templates_dir, platforms)
     return {"lock_version": LOCK_VERSION, "manifest": manifest.path.name, "images": images}
 
 
@@ -139,5 +161,28 @@ def registry_resolver(mirror: str | None, make_registry: Callable[[str], Any]) -
         if remote is None:
             raise LockError(f"{ref}: {host} has no {path}:{parsed.tag}; fix `from` or push the base image")
         return str(remote.digest)
+
+    return resolve
+
+
+def platform_resolver(mirror: str | None, make_registry: Callable[[str], Any]) -> PlatformResolver:
+    """(reference, index digest) -> {platform: manifest digest}, read from the
+    registry; empty when the digest is one platform's manifest, not an index."""
+
+    def resolve(ref: str, digest: str) -> dict[str, str]:
+        parsed = refs.parse_outside(ref)
+        if isinstance(parsed, str):
+            raise LockError(f"{ref}: {parsed}")
+        host = parsed.registry or mirror or DOCKER_HUB
+        path = parsed.path if parsed.registry is not None or "/" in parsed.path else f"library/{parsed.path}"
+        remote = make_registry(host).manifest(path, digest)
+        if remote is None:
+            raise LockError(f"{ref}: {host} has no {path}@{digest}; fix `from`")
+        try:
+            listed = json.loads(remote.body).get("manifests") or []
+        except ValueError:
+            return {}
+        return {"/".join(str(m["platform"][k]) for k in ("os", "architecture", "variant") if m["platform"].get(k)):
+                str(m["digest"]) for m in listed if isinstance(m, dict) and isinstance(m.get("platform"), dict)}
 
     return resolve

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine with no internet: install javabase,
 # start a Docker engine and a registry on 127.0.0.1:5000 (if none answers),
-# prepare the offline example, serve its JRE tarballs over HTTP on 127.0.0.1,
-# and run `invoke build-all --push` against the local registry.
+# prepare the offline example (for linux/amd64 and linux/arm64), serve its JRE
+# tarballs over HTTP on 127.0.0.1, and run `invoke build-all --push` against
+# the local registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ eval "$(scripts/services.sh env)"
 STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
 WORK="$STATE/example"
 PORT="${JAVABASE_EXAMPLE_PORT:-8780}"
-.venv/bin/python examples/offline/prepare.py --out "$WORK" --base-url "http://127.0.0.1:$PORT"
+.venv/bin/python examples/offline/prepare.py --out "$WORK" --base-url "http://127.0.0.1:$PORT" --arm64
 
 .venv/bin/python -m http.server --bind 127.0.0.1 --directory "$WORK/files" "$PORT" \
     >"$STATE/example-http.log" 2>&1 &
@@ -37,5 +38,5 @@ for repo in $(curl -sf "http://$JAVABASE_REGISTRY/v2/_catalog?n=1000" | .venv/bi
         'import json,sys; print(", ".join(sorted(json.load(sys.stdin)["tags"] or [])))')
     echo "  $JAVABASE_REGISTRY/$repo: $tags"
 done
-echo "Report: $WORK/report.json. Try: DOCKER_HOST=$DOCKER_HOST docker run --rm $JAVABASE_REGISTRY/example/app-base:1 java -version"
+echo "Report: $WORK/report.json. Try: DOCKER_HOST=$DOCKER_HOST docker run --rm --platform linux/arm64 $JAVABASE_REGISTRY/example/app-base:1 java -version"
 echo "Stop the engine and registry with: scripts/services.sh stop"

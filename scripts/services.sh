@@ -22,10 +22,26 @@ install_packages() {
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v curl >/dev/null || missing+=(curl ca-certificates)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+    command -v update-binfmts >/dev/null || missing+=(binfmt-support)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "installing ${missing[*]} from Debian's archive"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    enable_arm64
+}
+
+enable_arm64() {
+    # linux/arm64 images: RUN steps under qemu (binfmt_misc with the F flag, so
+    # containers use the host's emulator), and Debian's arm64 packages for the
+    # offline example's arm64 root.
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        log "adding Debian's arm64 architecture (for the offline example's arm64 root)"
+        dpkg --add-architecture arm64
+        apt-get update -qq
     fi
 }
 

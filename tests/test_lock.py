@@ -74,3 +74,52 @@ def test_differences_say_what_moved(valid: Callable[[str], Manifest]) -> None:
         "root: from: lock has 'alpine:3.20', manifest has 'alpine:3.21'",
     ]
     assert apply_lock(moved, lock).images["root"].from_ref == "alpine:3.21"  # a stale entry is not applied
+
+
+class IndexRegistry:
+    """alpine:3.22 as an index of amd64 and arm64, and one platform's manifest."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def manifest(self, name: str, reference: str) -> RemoteManifest | None:
+        import json
+
+        if reference == "3.22":
+            return RemoteManifest(f"sha256:{D64}", None)
+        if reference == f"sha256:{D64}":
+            body = json.dumps({"manifests": [
+                {"digest": "sha256:" + "1" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
+                {"digest": "sha256:" + "2" * 64, "platform": {"os": "linux", "architecture": "arm64",
+                                                               "variant": "v8"}}]}).encode()
+            return RemoteManifest(reference, None, body=body)
+        return RemoteManifest(reference, "sha256:" + "3" * 64, body=b'{"config": {}}')
+
+
+MULTI_BASE = """\
+schema: 1
+registry: repo.abc.com
+images:
+  root:
+    platforms: [linux/amd64, linux/arm64/v8]
+    from: alpine:3.22
+    template: alpine-glibc
+    tags: ["1"]
+"""
+
+
+def test_the_lock_records_each_platforms_base_and_refuses_a_single_platform_one(
+        valid: Callable[[str], Manifest]) -> None:
+    from javabase.lock import platform_resolver
+
+    lock = compute_lock(valid(MULTI_BASE), registry_resolver(None, IndexRegistry),
+                        per_platform=platform_resolver(None, IndexRegistry))
+    assert lock["images"]["root"]["base_platforms"] == {"linux/amd64": "sha256:" + "1" * 64,
+                                                        "linux/arm64/v8": "sha256:" + "2" * 64}
+    single = valid(MULTI_BASE.replace("alpine:3.22", f"alpine:3.22@sha256:{C64}"))
+    with pytest.raises(LockError) as caught:
+        compute_lock(single, registry_resolver(None, IndexRegistry),
+                     per_platform=platform_resolver(None, IndexRegistry))
+    assert str(caught.value) == (f"root: alpine:3.22@sha256:{C64} has one platform only (not an index), and root is "
+                                 "built for linux/amd64, linux/arm64/v8; pin a multi-platform index that has "
+                                 "linux/amd64, linux/arm64/v8")

@@ -284,3 +284,55 @@ def test_a_build_arg_that_looks_like_a_secret_is_refused(problems: Problems) -> 
         "images.yaml:17: images.root.build_args.NEXUS_PASSWORD: build arg 'NEXUS_PASSWORD' looks like a secret; its "
         "value would be written into builds/, the build output, the image history and the pushed config. Remove it "
         "(README: Secrets)"]
+
+
+MULTI = f"""\
+schema: 1
+registry: repo.abc.com
+defaults:
+  platforms: [linux/amd64, linux/arm64]
+images:
+  root:
+    from: scratch
+    template: rootfs
+    artifacts:
+      - name: rootfs.tar.gz
+        dest: /
+        unpack: true
+        platforms:
+          linux/amd64: {{url: https://example.invalid/amd64.tgz, sha256: {"a" * 64}}}
+          linux/arm64: {{url: https://example.invalid/arm64.tgz, sha256: {"b" * 64}}}
+    tags: ["1"]
+  app:
+    from: root
+    template: layer
+    tags: ["1"]
+"""
+
+
+def test_platforms_and_per_platform_artifacts(valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(MULTI)
+    root = manifest.images["root"]
+    assert root.platforms == ("linux/amd64", "linux/arm64")
+    assert [(a.platform, a.filename, a.sha256[0]) for a in root.artifacts_for("linux/arm64")] == [
+        ("linux/arm64", "rootfs.tar.gz", "b")]
+    assert manifest.images["app"].platforms == ("linux/amd64", "linux/arm64")
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("          linux/arm64: {url: https://example.invalid/arm64.tgz, sha256: " + "b" * 64 + "}\n", "",
+     "images.yaml:13: images.root.artifacts[0].platforms: has no file for linux/arm64, which the image is built for "
+     "(linux/amd64, linux/arm64); add one"),
+    ("  app:\n    from: root\n", "  app:\n    platforms: [linux/amd64, linux/s390x]\n    from: root\n",
+     "images.yaml:19: images.app.from: 'root' is built for linux/amd64, linux/arm64, and 'app' needs linux/amd64, "
+     "linux/s390x; give both the same `platforms:`"),
+    ("      - name: rootfs.tar.gz\n        dest: /\n", "      - dest: /\n",
+     "images.yaml:10: images.root.artifacts[0]: the platforms' files have different names (amd64.tgz, arm64.tgz); "
+     "give the artifact a `name` for the build context"),
+    ("defaults:\n  platforms: [linux/amd64, linux/arm64]\n", "",
+     "images.yaml:11: images.root.artifacts[0].platforms: has files per platform, but the image names no "
+     "`platforms:`; list the platforms it is built for"),
+], ids=["missing-platform", "parent-lacks-platform", "different-names", "no-platforms"])
+def test_platform_problems(problems: Problems, old: str, new: str, expected: str) -> None:
+    assert old in MULTI
+    assert problems(MULTI.replace(old, new)) == [expected]

@@ -1,0 +1,85 @@
+"""One reference, every platform, on the real engine: the offline example built
+for linux/amd64 and linux/arm64 (arm64 under qemu-user-static), pushed as one
+OCI index per tag, read back, and pulled per platform."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from docker import APIClient as Engine
+
+from .conftest import EXAMPLE, FileServer, LocalRegistry, Run, remove_images
+
+
+@pytest.fixture(scope="session")
+def multi_files(tmp_path_factory: pytest.TempPathFactory, file_server: FileServer) -> Path:
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from prepare import prepare  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    out = tmp_path_factory.mktemp("multi")
+    prepare(out, file_server.url, arm64=True)
+    for tarball in (out / "files").glob("OpenJDK-*.tar.gz"):
+        if not (file_server.root / tarball.name).exists():
+            os.link(tarball, file_server.root / tarball.name)
+    return out
+
+
+def test_both_platforms_behind_one_tag(
+    engine: Engine, registry: LocalRegistry, multi_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run],
+) -> None:
+    manifest = workspace((multi_files / "images.yaml").read_text())
+    for name in ("glibc-rootfs-arm64.tar.gz",):
+        os.link(multi_files / "files" / name, manifest.parent / "files" / name)
+    run = build(manifest, push=True)
+    assert run.code == 0, run.out + run.err
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    units = {i["name"]: i for i in run.report["images"]}
+    assert set(units) == {f"{n}@linux/{a}" for n in ("glibc-root", "jre25", "jre25-slim", "app-base")
+                          for a in ("amd64", "arm64")}
+
+    # The index under each tag names each platform's manifest, whose config is that platform's image.
+    status, _, body = registry.reader.request("GET", f"/{namespace}/app-base/manifests/1", scope="",
+                                              accept="application/vnd.oci.image.index.v1+json")
+    assert status == 200
+    index = json.loads(body)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]}
+    assert sorted(platforms) == ["linux/amd64", "linux/arm64"]
+    for platform, digest in platforms.items():
+        child = registry.reader.manifest(f"{namespace}/app-base", digest)
+        assert child is not None and child.config_digest == units[f"app-base@{platform}"]["image_id"]
+        _, _, config = registry.reader.request("GET", f"/{namespace}/app-base/blobs/{child.config_digest}", scope="")
+        assert json.loads(config)["architecture"] == platform.split("/")[1]
+
+    # java runs in the arm64 image, under emulation.
+    reference = f"{registry.host}/{namespace}/jre25:25"
+    container = engine.create_container(f"{reference}-linux-arm64", command=["sh", "-c", "uname -m; java -version"],
+                                        host_config=engine.create_host_config(network_mode="none"),
+                                        platform="linux/arm64")
+    try:
+        engine.start(container)
+        engine.wait(container, timeout=120)
+        output = engine.logs(container, stdout=True, stderr=True).decode()
+    finally:
+        engine.remove_container(container, force=True)
+    assert output.startswith("aarch64\n") and 'openjdk version "25' in output
+
+    # Pulling the tag for each platform gets that platform's manifest.
+    for platform in platforms:
+        engine.pull(f"{registry.host}/{namespace}/app-base", tag="1", platform=platform)
+        pulled = engine.inspect_image(f"{registry.host}/{namespace}/app-base:1")
+        assert f"{pulled['Os']}/{pulled['Architecture']}" == platform
+        assert pulled["Id"] == units[f"app-base@{platform}"]["image_id"]
+
+    again = build(manifest, push=True)
+    assert again.code == 0 and {i["status"] for i in again.report["images"]} == {"up-to-date"}
+    remove_images(engine, f"{registry.host}/{namespace}/")
