@@ -37,10 +37,13 @@ class SavedEntry:
     input_digest: str
     immutable: tuple[str, ...]
     labels: dict[str, str]
+    publish: tuple[str, ...] = ()  # the references pushed (for one platform of a multi-platform image: its index's)
+    platform: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "references": list(self.references), "image_id": self.image_id,
-                "input_digest": self.input_digest, "immutable": list(self.immutable), "labels": self.labels}
+                "input_digest": self.input_digest, "immutable": list(self.immutable), "labels": self.labels,
+                "publish": list(self.publish or self.references), "platform": self.platform}
 
 
 def write(backend: Backend, entries: list[SavedEntry], output: Path, source: dict[str, str],
@@ -109,7 +112,8 @@ def _json(tar: tarfile.TarFile, name: str, archive: Path) -> Any:
 def _entry(item: Any, archive: Path) -> SavedEntry:
     try:
         return SavedEntry(str(item["name"]), tuple(item["references"]), str(item["image_id"]),
-                          str(item["input_digest"]), tuple(item.get("immutable") or ()), dict(item.get("labels") or {}))
+                          str(item["input_digest"]), tuple(item.get("immutable") or ()), dict(item.get("labels") or {}),
+                          tuple(item.get("publish") or item["references"]), item.get("platform"))
     except (KeyError, TypeError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
 

@@ -455,7 +455,9 @@ def save(manifest_path: str | None, images: Sequence[str], output: str, registry
         immutable = sorted(immutable_references(manifest, [name], settings.registry)[name])
         ours = {k: v for k, v in found.labels.items() if k.startswith(("io.javabase.", "org.opencontainers.image."))}
         entries.append(archive.SavedEntry(key, tuple(decided.tags[key]), image_id, decided.inputs[key].digest,
-                                          tuple(immutable), ours))
+                                          tuple(immutable), ours,
+                                          tuple(manifest.references(manifest.images[name], settings.registry)),
+                                          key.partition("@")[2] or None))
     progress = Progress()
     progress.start(Path(output).name, None)
     archive.write(backend, entries, Path(output), {"manifest": manifest.shown, "registry": settings.registry},
@@ -496,8 +498,10 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
         references = list(archive.retarget(entry.references, target))
         for reference in references:
             backend.tag(entry.image_id, reference)
-        results[entry.name] = ImageResult(entry.name, references, status=Status.UP_TO_DATE, image_id=entry.image_id,
-                                          input_digest=entry.input_digest)
+        results[entry.name] = ImageResult(entry.name, list(archive.retarget(entry.publish, target)),
+                                          status=Status.UP_TO_DATE, image_id=entry.image_id,
+                                          input_digest=entry.input_digest, image=entry.name.partition("@")[0],
+                                          platform=entry.platform)
         print(f"loaded {entry.name} {entry.image_id[7:19]}: {', '.join(references)}", file=out)
     first = split_reference(entries[0].references[0])[0].split("/", 1)[0] if entries else ""
     host = target or first
@@ -506,9 +510,14 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
     the_report = Report(source.name, host, push, results)
     if push and results:
         settings = config.for_registry(host)
-        immutable = {e.name: frozenset(archive.retarget(e.immutable, target)) for e in entries}
+        immutable = {e.name.partition("@")[0]: frozenset(archive.retarget(e.immutable, target)) for e in entries}
+        platforms: dict[str, tuple[str, ...]] = {}
+        for entry in entries:
+            if entry.platform:
+                platforms[entry.name.partition("@")[0]] = (*platforms.get(entry.name.partition("@")[0], ()),
+                                                           entry.platform)
         pusher = Pusher(backend, open_registry(host, insecure=settings.insecure), console, settings, force=force,
-                        immutable=immutable)
+                        immutable=immutable, platforms=platforms)
         the_report.notes += pusher.push_all(list(results.values()))
     return _finish(the_report, report, console, push)
 
