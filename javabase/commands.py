@@ -107,7 +107,8 @@ def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdou
         return open_registry(host, insecure=insecure)
 
     mirror = manifest.mirrors.get("registry")
-    data = compute_lock(manifest, registry_resolver(mirror, client), per_platform=platform_resolver(mirror, client))
+    data = compute_lock(manifest, registry_resolver(mirror, client), per_platform=platform_resolver(mirror, client),
+                        warn=lambda line: print(f"note: {line}", file=out))
     changed = write_lock(path, data)
     for name, entry in sorted(data["images"].items()):
         if entry["base_digest"]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import references as refs
-from .errors import LockError
+from .errors import LockError, RegistryError
 from .files import write_atomically
 from .model import Artifact, Image, Manifest
 from .templates import TEMPLATES_DIR, template_hash
@@ -53,7 +53,8 @@ def _artifact_key(artifact: Artifact) -> str:
 
 
 def compute_lock(manifest: Manifest, resolve: Resolver, templates_dir: Path = TEMPLATES_DIR,
-                 per_platform: PlatformResolver | None = None) -> dict[str, Any]:
+                 per_platform: PlatformResolver | None = None,
+                 warn: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
     """The lock for a manifest; `resolve` turns an outside reference into a digest;
     `per_platform` (for images built for several platforms) an index digest into
     each platform's manifest digest."""
@@ -64,7 +65,13 @@ def compute_lock(manifest: Manifest, resolve: Resolver, templates_dir: Path = TE
         digest = resolve(image.from_ref) if outside else None
         platforms = None
         if digest and len(image.platforms) > 1 and per_platform is not None:
-            platforms = per_platform(image.from_ref, digest)
+            try:
+                platforms = per_platform(image.from_ref, digest)
+            except RegistryError as exc:
+                warn(f"{name}: the base's digest per platform is not recorded, nor checked to be a "
+                     f"multi-platform index: {exc}")
+                images[name] = _entry(image, digest, templates_dir, None)
+                continue
             missing = [p for p in image.platforms if p not in platforms]
             if missing:
                 found = ", ".join(platforms) or "one platform only (not an index)"

@@ -45,6 +45,7 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
     env.filters["dq"] = dq
     env.filters["exec_form"] = exec_form
     env.tests["apk_file"] = lambda filename: str(filename).endswith(".apk")
+    env.tests["prefixed"] = lambda value, prefix: str(value).startswith(prefix)
     return env
 
 

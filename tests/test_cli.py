@@ -20,7 +20,7 @@ def test_validate_render_and_plan_succeed_on_the_committed_manifest() -> None:
     for args in (["validate"], ["render", "--check"], ["plan"], ["plan", "--format", "mermaid"]):
         result = invoke(*args, cwd=PROJECT_ROOT)
         assert result.returncode == 0, (args, result.stderr)
-    assert invoke("validate", cwd=PROJECT_ROOT).stdout == "images.yaml: ok, 5 images\n"
+    assert invoke("validate", cwd=PROJECT_ROOT).stdout == "images.yaml: ok, 8 images\n"
 
 
 def test_invalid_manifest_fails_with_one_line_and_leaves_builds(tmp_path: Path) -> None:

@@ -240,9 +240,19 @@ def test_committed_manifest_is_valid() -> None:
     from javabase.templates import PROJECT_ROOT
 
     manifest = load_manifest(PROJECT_ROOT / "images.yaml")
-    assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre8"]
+    assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre21-alpine", "jre25",
+                                       "jre25-alpine", "jre8"]
     assert manifest.registry == "repo.abc.com"
     assert manifest.images["alpine-glibc"].from_ref.startswith("alpine:3.20@sha256:")
+    # glibc is installed verified: the signing key and the three packages, each with its sha256
+    assert sorted(a.filename for a in manifest.images["alpine-glibc"].artifacts) == [
+        "glibc-2.35-r1.apk", "glibc-bin-2.35-r1.apk", "glibc-i18n-2.35-r1.apk", "sgerrand.rsa.pub"]
+    assert [i.version for n, i in sorted(manifest.images.items()) if n.startswith("jre") and "alpine" not in n] == [
+        "11.0.32_9", "17.0.20_8", "21.0.12_8", "25.0.4_7", "8u502b07"]
+    musl = manifest.images["jre21-alpine"]
+    assert musl.platforms == ("linux/amd64", "linux/arm64")
+    assert [(a.platform, a.sha256[:8]) for a in musl.artifacts] == [("linux/amd64", "9a7f8712"),
+                                                                   ("linux/arm64", "a4f70d2b")]
 
 
 def test_immutable_tags_must_be_tags(problems: Problems) -> None:

