@@ -67,6 +67,8 @@ BUILD_HELP = {
     "reproducible": "rewrite each built image so that its timestamps come from SOURCE_DATE_EPOCH: the same "
                     "inputs give the same image ID",
     "expect-up-to-date": "fail (exit 12) if any image had to be built or pushed (a pipeline's last job)",
+    "sbom": "write an SPDX JSON SBOM per image (syft) next to the report (or in .javabase/sbom/); with --push "
+            "attach it to the image in the registry",
     "debug": "show tracebacks",
 }
 
@@ -75,26 +77,27 @@ BUILD_HELP = {
 def build(c: Context, image: list[str] | None = None, manifest: str | None = None, push: bool = False,
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
-          reproducible: bool = False, expect_up_to_date: bool = False, debug: bool = False) -> None:
+          reproducible: bool = False, expect_up_to_date: bool = False, sbom: bool = False,
+          debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(commands.run(lambda: commands.build(
         manifest, image or [], push=push, registry=registry, keep_going=keep_going, report=report,
         jobs=jobs or None, force=force, no_cache=no_cache, dependents=dependents, frozen=frozen,
-        reproducible=reproducible, expect_up_to_date=expect_up_to_date), debug))
+        reproducible=reproducible, expect_up_to_date=expect_up_to_date, sbom=sbom), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
 def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
               no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
-              expect_up_to_date: bool = False, debug: bool = False) -> None:
+              expect_up_to_date: bool = False, sbom: bool = False, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(commands.run(lambda: commands.build(
         manifest, [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
         force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible,
-        expect_up_to_date=expect_up_to_date), debug))
+        expect_up_to_date=expect_up_to_date, sbom=sbom), debug))
 
 
 @task(iterable=["image"], help={
@@ -158,6 +161,13 @@ def prune(c: Context, manifest: str | None = None, keep: int = 1, dry_run: bool 
     """Remove images javabase built that no tag points to any more (never another image, a tagged one or a
     container's)."""
     _exit(commands.run(lambda: commands.prune(manifest, keep, dry_run, cache), debug))
+
+
+@task(help={"manifest": "manifest to find the image's entry in (default: images.yaml)",
+            "format": "text or json", "debug": "show tracebacks"})
+def inspect(c: Context, reference: str, manifest: str | None = None, format: str = "text", debug: bool = False) -> None:
+    """What one built or pushed image is: entry, inputs, base, artifacts, labels, platforms, SBOM."""
+    _exit(commands.run(lambda: commands.inspect(reference, manifest, format), debug))
 
 
 @task(help={"manifest": "manifest to read for the registry and namespace (default: images.yaml)",

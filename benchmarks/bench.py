@@ -408,7 +408,7 @@ def bench_compose(work: Path, registry: str, namespace: str, rootfs: Path, sha: 
     cleanup(compose_ns, registry)
     figures.append(Figure("5b. cold build + push, the offline example (real JRE images)", f"{ours:.2f} s",
                           "<= 1.0x docker-compose", ours <= theirs,
-                          f"docker-compose 1.29 in waves ({' | '.join(', '.join(w) for w in waves)}), then `push`: "
+                          f"docker-compose 1.29 in waves ({' / '.join(', '.join(w) for w in waves)}), then `push`: "
                           f"{theirs:.2f} s; ratio {ours / theirs:.2f}"))
     return figures
 

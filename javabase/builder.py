@@ -58,6 +58,7 @@ class BuildOptions:
     force: bool = False
     no_cache: bool = False
     reproducible: bool = False
+    sbom_dir: Path | None = None  # --sbom: where the SPDX files go
 
 
 def local_images(backend: Backend) -> dict[str, list[LocalImage]]:
@@ -215,9 +216,42 @@ class Builder:
             run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
                      keep_going=self.options.keep_going, interrupt=self.interrupt)
             report = Report(self.manifest.shown, self.settings.registry, self.options.push, self.results)
+            sboms = self.write_sboms() if self.options.sbom_dir is not None else {}
             if self.options.push:
                 report.notes += self.push()
+                self.attach_sboms(sboms)
         return report
+
+    def write_sboms(self) -> dict[str, bytes]:
+        """An SPDX SBOM per image built or reused here, next to the report."""
+        from .sbom import generate, package_count
+
+        assert self.options.sbom_dir is not None
+        out = {}
+        for result in self.results.values():
+            if result.status not in (Status.BUILT, Status.UP_TO_DATE) or result.image_id is None:
+                continue
+            try:
+                data = generate(result.image_id, result.name, self.provenance.created, self.backend.where)
+                path = self.options.sbom_dir / f"{result.name.replace('@', '_').replace('/', '-')}.spdx.json"
+                write_atomically(path, data.decode(), "the SBOM")
+            except JavabaseError as exc:
+                self.fail(result, str(exc), result.log.append)
+                continue
+            result.sbom, result.sbom_packages = str(path), package_count(data)
+            self.console.line(result.name, f"sbom: {result.sbom_packages} packages, {path}")
+            out[result.name] = data
+        return out
+
+    def attach_sboms(self, sboms: dict[str, bytes]) -> None:
+        assert self.pusher is not None
+        for name, data in sboms.items():
+            result = self.results[name]
+            if result.status == Status.PUSHED or result.pushed:
+                try:
+                    result.sbom_pushed = self.pusher.attach_sbom(result, data)
+                except JavabaseError as exc:
+                    self.fail(result, str(exc), result.log.append)
 
     def push(self) -> list[str]:
         assert self.pusher is not None

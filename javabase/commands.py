@@ -3,6 +3,7 @@ for people. tasks.py only parses flags and calls these through `run`."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -223,6 +224,7 @@ def build(
     frozen: bool = False,
     reproducible: bool = False,
     expect_up_to_date: bool = False,
+    sbom: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """build and build-all: render, verify artifacts, build in order, tag, push.
@@ -245,8 +247,9 @@ def build(
         rendered = render_all(manifest)
         write_builds(rendered, builds_dir(manifest))
         backend = open_backend(settings.backend)
+        sbom_dir = ((report_path.parent if report_path else settings.log_dir.parent) / "sbom") if sbom else None
         options = BuildOptions(push=push, keep_going=keep_going, force=force, no_cache=no_cache,
-                               reproducible=reproducible or frozen)
+                               reproducible=reproducible or frozen, sbom_dir=sbom_dir)
         store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown)
         builder = Builder(the_plan, rendered, backend, store, settings, options,
                           provenance(manifest.path, TEMPLATES_DIR), console,
@@ -555,4 +558,23 @@ def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache
                 path.unlink(missing_ok=True)
         print(f"cache: {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'} "
               f"{'to remove' if dry_run else 'removed'} (limit {pruning.cache_limit() / 1e9:.1f} GB)", file=out)
+    return 0
+
+
+
+def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text", out: TextIO = sys.stdout) -> int:
+    """What one image is: from its javabase labels (in this engine, or read from
+    the registry), its manifest entry, and its SBOM's package count."""
+    import json
+
+    from .backends import open_backend
+    from .inspection import as_text, describe
+
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt!r} is not one of: text, json")
+    manifest = None
+    with contextlib.suppress(JavabaseError):
+        manifest = load_manifest(resolve_manifest(manifest_path))
+    info = describe(open_backend(), reference, manifest)
+    out.write(json.dumps(info, indent=2, sort_keys=True) + "\n" if fmt == "json" else as_text(info))
     return 0

@@ -18,6 +18,7 @@ The backend and the registry client are parameters."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -348,6 +349,35 @@ class Pusher:
             result.reason = str(exc)
             self.log(result, f"FAILED {exc}")
             self.keep_log(result)
+
+    def attach_sbom(self, result: ImageResult, sbom: bytes) -> str:
+        """Push the SBOM as an OCI artifact whose subject is the image's manifest
+        (for one platform of a multi-platform image, that platform's manifest in
+        the index), and tag it sha256-<hex>.sbom; return its digest."""
+        from . import sbom as sboms
+
+        repository, tag = split_reference(result.references[0])
+        name = split_repository(repository)[1]
+        there = self.registry.manifest(name, tag)
+        if there is None:
+            raise StepError(f"sbom of {result.name}: {result.references[0]} is not in the registry")
+        subject = (there.digest, len(there.body), there.media_type or MANIFEST_TYPE)
+        if result.platform is not None:
+            listed = json.loads(there.body).get("manifests") or []
+            os_name, arch = result.platform.split("/")[:2]
+            child = next((m for m in listed if m.get("platform", {}).get("os") == os_name
+                          and m.get("platform", {}).get("architecture") == arch), None)
+            if child is None:
+                raise StepError(f"sbom of {result.name}: the index under {result.references[0]} has no "
+                                f"{result.platform}")
+            subject = (str(child["digest"]), int(child["size"]), str(child.get("mediaType") or MANIFEST_TYPE))
+        self.registry.upload_blob(name, digest_of(sbom), lambda: sbom)
+        self.registry.upload_blob(name, digest_of(sboms.EMPTY_CONFIG), lambda: sboms.EMPTY_CONFIG)
+        artifact = sboms.artifact_manifest(digest_of(sbom), len(sbom), subject)
+        digest = self.registry.put_manifest(name, digest_of(artifact), artifact, MANIFEST_TYPE)
+        self.registry.put_manifest(name, sboms.referrer_tag(subject[0]), artifact, MANIFEST_TYPE)
+        self.log(result, f"sbom attached to {subject[0][:19]} as {digest[:19]} ({sboms.referrer_tag(subject[0])})")
+        return digest
 
     def verify(self, action: Push, digest: str) -> None:
         """What landed under the tag is the manifest just pushed, whose config

@@ -44,6 +44,9 @@ class ImageResult:
     base: dict[str, str] = field(default_factory=dict)
     image: str = ""  # the manifest's image (for a multi-platform one, name is image@platform)
     platform: str | None = None
+    sbom: str | None = None  # the SPDX JSON file written for it (--sbom)
+    sbom_packages: int | None = None
+    sbom_pushed: str | None = None  # the SBOM artifact's manifest digest in the registry
     log: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -70,6 +73,9 @@ class ImageResult:
             "reason": self.reason,
             "log": self.log_path,
             "base": self.base,
+            "sbom": self.sbom,
+            "sbom_packages": self.sbom_packages,
+            "sbom_pushed": self.sbom_pushed,
             "artifacts": self.artifacts,
         }
 

@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
+# javac compiles the Java program an end-to-end test runs in a JRE image.
+command -v javac >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null; }
 STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
 # Stop at the end only what this run started (a developer's running engine stays).
 before="$(scripts/services.sh status)"

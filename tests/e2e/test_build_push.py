@@ -272,3 +272,23 @@ def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
         assert not (data / "docker" / "registry" / "v2" / "repositories").exists()
         for image in engine.images(name=f"{locked.host}/{namespace}/glibc-root"):
             engine.remove_image(image["Id"], force=True)
+
+
+def test_a_real_java_program_runs_in_the_jre_image(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
+    build: Callable[..., Run], tmp_path: Path,
+) -> None:
+    """Not only `java -version`: a program that resolves localhost, writes and reads
+    a zip, and prints its default locale and charset, compiled here with javac."""
+    probe = PROJECT_ROOT / "tests" / "data" / "java" / "Probe.java"
+    subprocess.run(["javac", "--release", "11", "-d", str(tmp_path / "files"), str(probe)], check=True)
+    sha = hashlib.sha256((tmp_path / "files" / "Probe.class").read_bytes()).hexdigest()
+    manifest = workspace(example_manifest(example_files) + (
+        "  probe:\n    from: jre25\n    template: layer\n    artifacts:\n"
+        f"      - {{path: files/Probe.class, sha256: {sha}, dest: /opt/probe/}}\n    tags: [\"1\"]\n"))
+    run = build(manifest)
+    assert run.code == 0, run.err
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    output = run_java_version(engine, f"{registry.host}/{namespace}/probe:1", ["java", "-cp", "/opt/probe", "Probe"])
+    assert output.splitlines() == ["localhost=127.0.0.1", "zip=5 chars", "locale=en", "charset=UTF-8",
+                                   "file.encoding=UTF-8"]
