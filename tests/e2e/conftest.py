@@ -38,6 +38,18 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "offline"
 SESSION = secrets.token_hex(3)
 
 
+def stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a server the tests started, by its pid: SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,12 +130,7 @@ def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterato
                 time.sleep(0.1)
         yield LocalRegistry(host, Registry(host), process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 10)
         log.close()
 
 
@@ -354,12 +361,6 @@ def spare_engine() -> Iterator[SpareEngine]:
                 time.sleep(0.2)
         yield SpareEngine(host, process, api)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, 30)
         log.close()
         subprocess.run(["rm", "-rf", str(root)], check=False)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from .conftest import LocalRegistry, free_port, htpasswd
+from .conftest import LocalRegistry, free_port, htpasswd, stop
 
 ENGINE_CERTS = Path("/etc/docker/certs.d")
 
@@ -187,11 +187,6 @@ def secure_registry(root: Path, users: dict[str, str] | None = None, token: Toke
         reader = LocalRegistry(host, Registry(host, env={"JAVABASE_CERTS_DIR": str(certs)}))
         yield SecureRegistry(host, ca.cert_pem.bytes(), certs, reader, token)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 10)
         log.close()
         shutil.rmtree(engine_dir, ignore_errors=True)
