@@ -348,8 +348,8 @@ def spare_engine() -> Iterator[SpareEngine]:
          str(root / "d.pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip-masq=false",
          "--ip6tables=false"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     host = f"unix://{sock}"
-    api = docker.APIClient(base_url=host, version="1.41", timeout=120)
     try:
+        api = docker.APIClient(base_url=host, version="1.41", timeout=120)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -363,4 +363,13 @@ def spare_engine() -> Iterator[SpareEngine]:
     finally:
         stop(process, 30)
         log.close()
+        unmount_below(root)
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def unmount_below(root: Path) -> None:
+    """An engine that was killed (or did not clean up) leaves its data root and
+    its containers' overlays mounted: unmount them, deepest first."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(f"{root}/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
