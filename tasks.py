@@ -44,11 +44,12 @@ def render(c: Context, manifest: str | None = None, check: bool = False, debug: 
             "dependents": "also select every image built FROM the selected ones",
             "format": "text, json or mermaid",
             "registry": "registry for the references shown (default: manifest or JAVABASE_REGISTRY)",
+            "push": "say what `build --push` would do: images the registry holds with the same inputs are reused",
             "debug": "show tracebacks"})
 def plan(c: Context, manifest: str | None = None, image: list[str] | None = None, dependents: bool = False,
-         format: str = "text", registry: str | None = None, debug: bool = False) -> None:
-    """Show the build order in waves, with every image's references, parent and template."""
-    _exit(commands.run(lambda: commands.plan(manifest, image or [], dependents, format, registry), debug))
+         format: str = "text", registry: str | None = None, push: bool = False, debug: bool = False) -> None:
+    """Show the build order in waves, with every image's references, parent and template, and what build does."""
+    _exit(commands.run(lambda: commands.plan(manifest, image or [], dependents, format, registry, push), debug))
 
 
 BUILD_HELP = {

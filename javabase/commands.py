@@ -157,14 +157,17 @@ def plan(
     dependents: bool = False,
     fmt: str = "text",
     registry: str | None = None,
+    push: bool = False,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
+    """The build order, and per image what `build` (with `push`: `build --push`,
+    which uses the registry as a cache) will do, and why."""
     if fmt not in plans.render_formats():
         raise UsageError(f"--format {fmt!r} is not one of: {', '.join(plans.render_formats())}")
     manifest = load_locked(manifest_path)
     the_plan = plans.make_plan(manifest, images, dependents, config.registry_override(registry) or manifest.registry)
-    notes = None if fmt == "mermaid" else _actions(the_plan, err)
+    notes = None if fmt == "mermaid" else _actions(the_plan, err, push)
     if fmt == "json":
         out.write(plans.as_json(the_plan, notes))
     elif fmt == "mermaid":
@@ -174,10 +177,11 @@ def plan(
     return 0
 
 
-def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
+def _actions(the_plan: plans.Plan, err: TextIO, push: bool) -> dict[str, str] | None:
     """Per image: will it be built or is it up to date, and why: the same
-    decision `build` makes. Needs the engine (to see what exists); without one
-    the plan is shown without actions."""
+    decision `build` makes (the registry is consulted only for `--push`, as
+    build does). Needs the engine (to see what exists); without one the plan is
+    shown without actions."""
     from .backends import open_backend
     from .builder import plan_actions
     from .errors import EngineError, RegistryError
@@ -191,13 +195,15 @@ def _actions(the_plan: plans.Plan, err: TextIO) -> dict[str, str] | None:
         return None
     manifest = the_plan.manifest
     remote = None
-    try:
-        insecure = config.insecure_from_env() | set(manifest.insecure_registries)
-        client = open_registry(the_plan.registry, insecure=insecure)
-        remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
-                                      for n in the_plan.order})
-    except RegistryError as exc:
-        print(f"note: the registry was not consulted: {exc}", file=err)
+    if push:  # as build --push does: what the tags of single-platform images hold
+        single = [n for n in the_plan.order if not the_plan.image(n).platforms]
+        try:
+            client = open_registry(the_plan.registry,
+                                   insecure=config.insecure_from_env() | set(manifest.insecure_registries))
+            remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
+                                          for n in single})
+        except RegistryError as exc:
+            print(f"note: the registry was not consulted: {exc}", file=err)
     decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
     return {key: action.reason for key, action in decided.actions.items()}
 

@@ -47,8 +47,16 @@ def test_a_fresh_runner_builds_pulls_and_pushes_nothing(
     manifest = workspace(example_manifest(example_files))
     first = build(manifest, push=True)
     assert first.code == 0, first.err
+    monkeypatch.setenv("DOCKER_HOST", fresh_engine.host)
+    planned = io.StringIO()
+    assert commands.run(lambda: commands.plan(str(manifest), fmt="json", registry=registry.host, push=True,
+                                              out=planned)) == 0
+    actions = {i["name"]: i["action"] for w in json.loads(planned.getvalue())["waves"] for i in w["images"]}
+    assert all(a.startswith("up to date in the registry: ") for a in actions.values()), actions
     again = build_on(fresh_engine, manifest, registry, [], monkeypatch, push=True)
     assert again.code == 0, again.err
+    for name, action in actions.items():  # plan said exactly what build did
+        assert f"[{name}" in again.out and f"{action} (" in again.out
     assert set(again.statuses().values()) == {"up-to-date (registry)"}
     assert [(i["name"], i["already_in_registry"]) for i in again.report["images"]] == [
         (i["name"], i["references"]) for i in again.report["images"]], again.out
