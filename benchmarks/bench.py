@@ -284,7 +284,7 @@ def bench_render(work: Path, count: int) -> list[Figure]:
     code = (
         "import resource, sys, time\n"
         "t = time.perf_counter()\n"
-        "from javabase.commands import render, validate\n"
+        "from javabase.cli.define import render, validate\n"
         f"validate({str(manifest)!r}); render({str(manifest)!r})\n"
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )

@@ -1,4 +1,5 @@
-"""What happened to each image: for people (a summary table) and for CI (JSON)."""
+"""Shared by every stage: what happened to each image, for people (a summary
+table, lines prefixed by their image, download progress) and for CI (JSON)."""
 
 from __future__ import annotations
 
@@ -153,3 +154,42 @@ class Console:
     def info(self, text: str) -> None:
         with self.lock:
             print(text, file=self.out, flush=True)
+
+
+class Progress:
+    """Download progress: a redrawn line on a terminal, plain lines otherwise (CI)."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.name = ""
+        self.total: int | None = None
+        self.seen = 0
+        self.next_mark = 0
+
+    def start(self, name: str, total: int | None) -> None:
+        self.total, self.seen, self.next_mark = total, 0, 25
+        self.name = name
+        size = f" ({total / 1e6:.1f} MB)" if total else ""
+        if not self.tty:
+            print(f"download {name}{size}: started", file=self.out, flush=True)
+
+    def advance(self, count: int) -> None:
+        self.seen += count
+        if self.tty:
+            if self.total:
+                pct = 100 * self.seen // self.total
+                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f}/{self.total / 1e6:.1f} MB {pct}%")
+            else:
+                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f} MB")
+            self.out.flush()
+        elif self.total and 100 * self.seen // self.total >= self.next_mark and self.next_mark < 100:
+            # The last quarter mark crossed, so that CI logs read the same on every run.
+            mark = min(75, (100 * self.seen // self.total) // 25 * 25)
+            print(f"download {self.name}: {mark}%", file=self.out, flush=True)
+            self.next_mark = mark + 25
+
+    def finish(self, note: str, name: str | None = None) -> None:
+        if self.tty and self.seen:
+            self.out.write("\n")
+        print(f"download {name or self.name}: {note}", file=self.out, flush=True)

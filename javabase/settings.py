@@ -1,27 +1,87 @@
-"""Everything a run is configured by outside the manifest (flags and the
-environment), resolved once, at the edge, into one frozen object."""
+"""Shared by every stage: everything a run is configured by outside the
+manifest. This is the only module that reads the process environment: it is
+read once into an `Environment`, and the flags and the manifest are combined
+with it into one frozen `Settings` at the command line's edge (javabase.cli)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
-from .model import Manifest
-from .references import REGISTRY_RE
-
-
-def insecure_from_env(env: Mapping[str, str] = os.environ) -> frozenset[str]:
-    """JAVABASE_INSECURE_REGISTRIES: comma-separated HOST[:PORT]."""
-    return frozenset(h.strip() for h in env.get("JAVABASE_INSECURE_REGISTRIES", "").split(",") if h.strip())
 
 PUSH_JOBS = 4
+DEFAULT_CACHE_MAX = 5 * 1000**3
+DEFAULT_CERTS_DIR = Path("/etc/docker/certs.d")
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+_UNITS = {"k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The environment variables javabase reads, each once, here."""
+
+    registry: str | None = None  # JAVABASE_REGISTRY: HOST[:PORT] to tag and push for
+    registry_user: str | None = None  # JAVABASE_REGISTRY_USER (CI's secret variables)
+    registry_password: str | None = field(default=None, repr=False)  # JAVABASE_REGISTRY_PASSWORD
+    registry_password_file: str | None = None  # JAVABASE_REGISTRY_PASSWORD_FILE
+    insecure: frozenset[str] = frozenset()  # JAVABASE_INSECURE_REGISTRIES: comma-separated HOST[:PORT]
+    cache_dir: Path = Path(".cache/javabase")  # JAVABASE_CACHE, else ~/.cache/javabase
+    cache_max_text: str = ""  # JAVABASE_CACHE_MAX: bytes, or a number with k, m, g or t
+    lock_dir: Path = Path(tempfile.gettempdir()) / "javabase-locks"  # JAVABASE_LOCK_DIR
+    certs_dir: Path = DEFAULT_CERTS_DIR  # JAVABASE_CERTS_DIR, else /etc/docker/certs.d
+    ssl_cert_file: str | None = None  # SSL_CERT_FILE: a CA bundle instead of the system's
+    docker_config: Path = Path(".docker/config.json")  # $DOCKER_CONFIG/config.json, else ~/.docker/config.json
+    docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST
+    source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, seconds
+    process: Mapping[str, str] = field(default_factory=dict, repr=False)  # the whole of it, for child processes
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        """The environment of this process (or `environ`), read now."""
+        env = dict(os.environ if environ is None else environ)
+        home = Path(env.get("HOME") or Path.home())
+        epoch = env.get("SOURCE_DATE_EPOCH", "")
+        return cls(
+            registry=env.get("JAVABASE_REGISTRY") or None,
+            registry_user=env.get("JAVABASE_REGISTRY_USER") or None,
+            registry_password=env.get("JAVABASE_REGISTRY_PASSWORD") or None,
+            registry_password_file=env.get("JAVABASE_REGISTRY_PASSWORD_FILE") or None,
+            insecure=frozenset(h.strip() for h in env.get("JAVABASE_INSECURE_REGISTRIES", "").split(",")
+                               if h.strip()),
+            cache_dir=Path(env["JAVABASE_CACHE"]) if env.get("JAVABASE_CACHE") else home / ".cache" / "javabase",
+            cache_max_text=env.get("JAVABASE_CACHE_MAX", ""),
+            lock_dir=(Path(env["JAVABASE_LOCK_DIR"]) if env.get("JAVABASE_LOCK_DIR")
+                      else Path(tempfile.gettempdir()) / "javabase-locks"),
+            certs_dir=Path(env["JAVABASE_CERTS_DIR"]) if env.get("JAVABASE_CERTS_DIR") else DEFAULT_CERTS_DIR,
+            ssl_cert_file=env.get("SSL_CERT_FILE") or None,
+            docker_config=(Path(env["DOCKER_CONFIG"]) / "config.json" if env.get("DOCKER_CONFIG")
+                           else home / ".docker" / "config.json"),
+            docker_host=env.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
+            source_date_epoch=int(epoch) if epoch.isdigit() else None,
+            process=env,
+        )
+
+    @property
+    def cache_max(self) -> int:
+        """JAVABASE_CACHE_MAX in bytes (default 5 GB). Raises UsageError when it is not a size."""
+        value = self.cache_max_text
+        try:
+            if value and value[-1].lower() in _UNITS:
+                return int(float(value[:-1]) * _UNITS[value[-1].lower()])
+            return int(value) if value else DEFAULT_CACHE_MAX
+        except ValueError:
+            raise UsageError(f"JAVABASE_CACHE_MAX={value!r} is not a size (bytes, or a number with k, m, g or "
+                             "t)") from None
 
 
 @dataclass(frozen=True)
 class Settings:
+    """One run's settings: flags, then the environment, then the manifest."""
+
     registry: str  # HOST[:PORT] that images are tagged for and pushed to
     jobs: int  # images built at the same time, >= 1
     push_jobs: int  # images pushed at the same time, >= 1
@@ -29,21 +89,7 @@ class Settings:
     log_dir: Path  # where a failed image's full log is kept
     insecure: frozenset[str] = frozenset()  # registries that may be plain HTTP (loopback always may)
     backend: str = "docker"
-
-
-def registry_override(flag: str | None, env: Mapping[str, str] = os.environ) -> str | None:
-    """--registry wins, then JAVABASE_REGISTRY; None when neither is set."""
-    value = flag or env.get("JAVABASE_REGISTRY") or None
-    if value is not None and not REGISTRY_RE.match(value):
-        raise UsageError(f"registry {value!r} (from {'--registry' if flag else 'JAVABASE_REGISTRY'}) "
-                         "is not HOST or HOST:PORT")
-    return value
-
-
-def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """$JAVABASE_CACHE, or ~/.cache/javabase."""
-    configured = env.get("JAVABASE_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "javabase"
+    env: Environment = field(default_factory=Environment, repr=False)
 
 
 def default_jobs() -> int:
@@ -53,22 +99,5 @@ def default_jobs() -> int:
     return max(1, min(8, 2 * (os.cpu_count() or 1)))
 
 
-def resolve(manifest: Manifest, *, registry: str | None = None, jobs: int | None = None,
-            env: Mapping[str, str] = os.environ) -> Settings:
-    """The settings of one run: flags, then the environment, then the manifest."""
-    count = max(1, jobs) if jobs else default_jobs()
-    return Settings(
-        registry=registry_override(registry, env) or manifest.registry,
-        jobs=count,
-        push_jobs=max(1, min(PUSH_JOBS, count)),
-        cache_dir=cache_dir(env),
-        log_dir=manifest.path.resolve().parent / ".javabase" / "logs",
-        insecure=frozenset(manifest.insecure_registries) | insecure_from_env(env),
-    )
-
-
-def for_registry(host: str, env: Mapping[str, str] = os.environ) -> Settings:
-    """Settings without a manifest (`load`): the registry, the environment's cache."""
-    count = default_jobs()
-    return Settings(registry=host, jobs=count, push_jobs=max(1, min(PUSH_JOBS, count)), cache_dir=cache_dir(env),
-                    log_dir=Path(".javabase") / "logs", insecure=insecure_from_env(env))
+def push_jobs(jobs: int) -> int:
+    return max(1, min(PUSH_JOBS, jobs))

@@ -8,9 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
-# javac compiles the Java program an end-to-end test runs in a JRE image.
-command -v javac >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless >/dev/null; }
+# javac compiles the Java program an end-to-end test runs in a JRE image;
+# docker-compose is what the benchmark compares the cold build + push with.
+need=()
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+if [ "${#need[@]}" -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
 # Stop at the end only what this run started (a developer's running engine stays).
 before="$(scripts/services.sh status)"

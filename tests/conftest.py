@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from javabase.errors import ManifestError
-from javabase.manifest import load_manifest
-from javabase.model import Manifest
+from javabase.manifest.load import load_manifest
+from javabase.manifest.model import Manifest
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

@@ -7,19 +7,28 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from javabase.backends.base import BuildOutcome, BuildRequest, LineSink, LocalImage
-from javabase.decide import Remote
-from javabase.errors import RegistryError
+from javabase.engine import BuildOutcome, BuildRequest, LineSink, LocalImage
+from javabase.errors import Interrupted, RegistryError, StepError
+from javabase.publish.registry import Remote
 
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def dockerfile_labels(dockerfile: str) -> dict[str, str]:
+    """The key="value" pairs of a Dockerfile's last LABEL instruction (as javabase writes them)."""
+    text = dockerfile[dockerfile.rfind("\nLABEL ") + 1:] if "\nLABEL " in dockerfile else ""
+    pairs = re.findall(r'([A-Za-z0-9._/-]+)="((?:[^"\\]|\\.)*)"', text)
+    return {key: re.sub(r"\\(.)", r"\1", value) for key, value in pairs}
 
 
 @dataclass
@@ -32,9 +41,17 @@ class FakeBackend:
     tags: dict[str, str] = field(default_factory=dict)
     built: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    layer_data: dict[str, bytes] = field(default_factory=dict)  # diff ID -> layer tar
+    events: list[tuple[str, str]] = field(default_factory=list)  # ("start" | "end", image title)
+    fail: set[str] = field(default_factory=set)
+    hold: set[str] = field(default_factory=set)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    pause: float = 0.0  # seconds each build takes
 
-    def add_image(self, *contents: bytes) -> str:
-        """An image whose layers are tars holding one file each; returns its ID."""
+    def add_image(self, *contents: bytes, below: tuple[str, ...] = (), labels: dict[str, str] | None = None,
+                  platform: str | None = None) -> str:
+        """An image whose layers are tars holding one file each (on top of the diff
+        IDs `below`, whose content this fake does not keep); returns its ID."""
         layers = []
         for index, content in enumerate(contents):
             buffer = io.BytesIO()
@@ -43,29 +60,57 @@ class FakeBackend:
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
             layers.append(buffer.getvalue())
-        config = json.dumps({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": [sha(layer) for layer in layers]}}).encode()
+        os_name, arch = (platform or self.native).split("/")[:2]
+        layers = [self.layer_data[diff_id] for diff_id in below] + layers
+        diff_ids = [sha(layer) for layer in layers]
+        config = json.dumps({"architecture": arch, "os": os_name, "config": {"Labels": labels or {}},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
         image_id = sha(config)
+        step = f"LABEL {' '.join(f'{k}={v}' for k, v in sorted((labels or {}).items()))}"
         with self.lock:
+            self.layer_data.update({sha(layer): layer for layer in layers})
             self.saved[image_id] = (config, layers)
-            self.stored[image_id] = LocalImage(image_id, layers=tuple(sha(layer) for layer in layers))
+            self.stored[image_id] = LocalImage(image_id, labels=dict(labels or {}), layers=tuple(diff_ids),
+                                               last_step=step, platform=f"{os_name}/{arch}")
         return image_id
 
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
+        """An image of one layer (the Dockerfile's text) on top of its parent's
+        layers, with the labels of its LABEL instruction, as the engine would make it.
+        `fail` names images whose build fails; `hold` images wait for cancel()."""
         dockerfile = (request.context / "Dockerfile").read_text()
+        labels = dockerfile_labels(dockerfile)
+        title = labels.get("org.opencontainers.image.title", "")
+        with self.lock:
+            self.events.append(("start", title))
+        if title in self.hold:
+            self.cancelled.wait(30)
+            raise Interrupted("interrupted during step 2/2; the build was cancelled")
+        time.sleep(self.pause)
+        if title in self.fail:
+            raise StepError("step 2/2 (RUN false): The command '/bin/sh -c false' returned a non-zero code: 1")
+        parent = self.stored.get(request.build_args.get("JAVABASE_PARENT", ""))
+        image_id = self.add_image(dockerfile.encode(), below=parent.layers if parent else (), labels=labels,
+                                  platform=request.platform)
         with self.lock:
             self.built.append(dockerfile)
+            self.events.append(("end", title))
         on_line("built")
-        return BuildOutcome(self.add_image(dockerfile.encode()), 1)
+        return BuildOutcome(image_id, 1)
 
     def images(self, label: str) -> list[LocalImage]:
-        return [i for i in self.stored.values() if label in i.labels]
+        return [self._tagged(i) for i in self.stored.values() if label in i.labels]
 
     def image(self, reference: str, history: bool = False) -> LocalImage | None:
-        return self.stored.get(self.tags.get(reference, reference))
+        found = self.stored.get(self.tags.get(reference, reference))
+        return self._tagged(found) if found is not None else None
+
+    def _tagged(self, image: LocalImage) -> LocalImage:
+        return replace(image, tags=tuple(sorted(ref for ref, i in self.tags.items() if i == image.id)))
 
     def tag(self, image_id: str, reference: str) -> None:
-        self.tags[reference] = image_id
+        with self.lock:
+            self.tags[reference] = image_id
 
     def pull(self, reference: str, on_line: LineSink, credential: object = None) -> str:
         raise NotImplementedError
@@ -92,7 +137,7 @@ class FakeBackend:
         self.stored.pop(image_id, None)
 
     def cancel(self) -> None:
-        pass
+        self.cancelled.set()
 
     def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
         raise NotImplementedError
@@ -145,7 +190,20 @@ class FakeRegistry:
         return "uploaded"
 
     def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
-        config = json.loads(body)["config"]["digest"]
+        """A manifest or index, under a tag or its digest."""
+        config = (json.loads(body).get("config") or {}).get("digest")
+        inputs = (json.loads(body).get("annotations") or {}).get("io.javabase.input-digest")
         self.manifests_put.append(f"{name}:{reference}")
-        self.held[f"{name}:{reference}"] = Remote(sha(body), self.lands_as or config)
+        self.held[f"{name}:{reference}"] = Remote(sha(body), self.lands_as or config, inputs, body, media_type)
         return sha(body)
+
+    def manifest_digest(self, name: str, reference: str) -> str | None:
+        found = self.manifest(name, reference)
+        return found.digest if found is not None else None
+
+    def tags(self, name: str) -> list[str]:
+        return sorted(ref.partition(":")[2] for ref in self.held if ref.partition(":")[0] == name
+                      and not ref.partition(":")[2].startswith("sha256:"))
+
+    def request(self, method: str, path: str, **_: object) -> tuple[int, dict[str, str], bytes]:
+        raise NotImplementedError(f"{method} {path}: this fake answers the client's methods only")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from conftest import BASE
-from javabase.templates import PROJECT_ROOT
+from paths import PROJECT_ROOT
 
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT)]
 

@@ -6,13 +6,13 @@ import json
 from collections.abc import Callable
 
 from conftest import BASE
-from javabase.backends.base import LocalImage
-from javabase.decide import (
+from javabase.decide.inputs import compute_inputs
+from javabase.decide.labels import INPUT_LABEL, INPUTS_LABEL
+from javabase.decide.rules import (
     AlreadyPushed,
     Build,
     Push,
     Refused,
-    Remote,
     Reuse,
     Where,
     by_input_digest,
@@ -20,11 +20,11 @@ from javabase.decide import (
     decide_pushes,
     reuse_problem,
 )
-from javabase.inputs import compute_inputs
-from javabase.labels import INPUT_LABEL, INPUTS_LABEL
-from javabase.model import Manifest
-from javabase.plan import make_plan
-from javabase.render import render_all
+from javabase.engine import LocalImage
+from javabase.manifest.model import Manifest
+from javabase.plan.order import make_plan
+from javabase.plan.render import render_all
+from javabase.publish.registry import Remote
 
 ID_A, ID_B, ID_C = ("sha256:" + c * 64 for c in "abc")
 

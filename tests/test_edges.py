@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from javabase.artifacts import ArtifactStore, Progress
-from javabase.backends.base import BuildRequest
-from javabase.backends.docker_sdk import DockerBackend as Engine
+from javabase.build.artifacts import ArtifactStore
+from javabase.build.backends.docker_sdk import DockerBackend as Engine
+from javabase.engine import BuildRequest
 from javabase.errors import ArtifactError, CannotWrite, StepError
-from javabase.model import Artifact
-from javabase.references import split_reference
+from javabase.manifest.model import Artifact
+from javabase.manifest.references import split_reference
+from javabase.report import Progress
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -171,7 +172,7 @@ def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
     ])
     lines: list[str] = []
     with pytest.raises(StepError) as caught:
-        Engine(api).build(BuildRequest(tmp_path, {}, network=False), lines.append)
+        Engine(api, "unix:///test.sock").build(BuildRequest(tmp_path, {}, network=False), lines.append)
     assert str(caught.value) == "step 2/2 (ADD rootfs.tar.gz /): failed to unpack"
     assert lines == ["Step 1/2 : FROM scratch", "Step 2/2 : ADD rootfs.tar.gz /", "ERROR failed to unpack"]
 
@@ -201,9 +202,9 @@ def test_inspect_of_a_missing_image_is_none_and_other_errors_are_one_line() -> N
 
     from javabase.errors import EngineError
 
-    assert Engine(MissingAPI()).image("a:1") is None
+    assert Engine(MissingAPI(), "unix:///test.sock").image("a:1") is None
     with pytest.raises(EngineError) as caught:
-        Engine(BrokenAPI()).image("a:1")
+        Engine(BrokenAPI(), "unix:///test.sock").image("a:1")
     assert str(caught.value) == "cannot inspect a:1: 500 Server Error: boom"
 
 
@@ -270,15 +271,15 @@ def test_a_file_is_hashed_once_until_it_changes_even_with_its_mtime_put_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from javabase import artifacts
+    from javabase.build import cache
 
     local = tmp_path / "rootfs.tar.gz"
     local.write_bytes(PAYLOAD)
     item = Artifact(url=None, path=local, sha256=SHA, filename="rootfs.tar.gz", dest="/", unpack=True,
                     key="images.root.artifacts[0]", line=3)
     hashed: list[Path] = []
-    real = artifacts.sha256_of
-    monkeypatch.setattr(artifacts, "sha256_of", lambda path: hashed.append(path) or real(path))
+    real = cache.sha256_of
+    monkeypatch.setattr(cache, "sha256_of", lambda path: hashed.append(path) or real(path))
     store(tmp_path).fetch_all([item])
     store(tmp_path).fetch_all([item])
     assert hashed == [local]

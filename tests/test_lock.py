@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 
 from conftest import BASE, SHA_B
-from javabase.decide import Remote as RemoteManifest
 from javabase.errors import LockError
-from javabase.lock import apply_lock, compute_lock, differences, registry_resolver, render_lock
-from javabase.model import Manifest
+from javabase.manifest.model import Manifest
+from javabase.publish.registry import Remote as RemoteManifest
+from javabase.release.lock import apply_lock, compute_lock, differences, registry_resolver, render_lock
 
 C64 = "c" * 64
 D64 = "d" * 64
@@ -110,7 +110,7 @@ images:
 
 def test_the_lock_records_each_platforms_base_and_refuses_a_single_platform_one(
         valid: Callable[[str], Manifest]) -> None:
-    from javabase.lock import platform_resolver
+    from javabase.release.lock import platform_resolver
 
     lock = compute_lock(valid(MULTI_BASE), registry_resolver(None, IndexRegistry),
                         per_platform=platform_resolver(None, IndexRegistry))

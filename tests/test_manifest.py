@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from conftest import BASE, SHA_A, SHA_B
-from javabase.expand import derive_major
-from javabase.model import Manifest
+from javabase.manifest.expand import derive_major
+from javabase.manifest.model import Manifest
 
 Problems = Callable[[str], list[str]]
 C64 = "c" * 64
@@ -227,7 +227,7 @@ def test_every_problem_is_reported_at_once(problems: Problems) -> None:
 
 def test_missing_file_is_one_line(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from javabase.errors import ManifestError
-    from javabase.manifest import load_manifest
+    from javabase.manifest.load import load_manifest
 
     monkeypatch.chdir(str(tmp_path))
     with pytest.raises(ManifestError) as caught:
@@ -236,8 +236,8 @@ def test_missing_file_is_one_line(tmp_path: object, monkeypatch: pytest.MonkeyPa
 
 
 def test_committed_manifest_is_valid() -> None:
-    from javabase.manifest import load_manifest
-    from javabase.templates import PROJECT_ROOT
+    from javabase.manifest.load import load_manifest
+    from paths import PROJECT_ROOT
 
     manifest = load_manifest(PROJECT_ROOT / "images.yaml")
     assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre21-alpine", "jre25",

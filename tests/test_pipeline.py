@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from conftest import BASE
-from javabase import commands
-from javabase.model import Manifest
-from javabase.pipeline import github, gitlab
-from javabase.plan import make_plan
-from javabase.templates import PROJECT_ROOT
+from javabase.cli import common, define
+from javabase.manifest.model import Manifest
+from javabase.plan.order import make_plan
+from javabase.plan.pipeline import github, gitlab
+from paths import PROJECT_ROOT
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
@@ -46,7 +46,7 @@ def test_per_wave_jobs_need_the_wave_before(valid: Callable[[str], Manifest]) ->
 @pytest.mark.parametrize("per", ["image", "wave"])
 def test_the_output_validates_against_the_public_schema(fmt: str, schema: str, per: str, tmp_path: Path) -> None:
     out = tmp_path / "pipeline.yml"
-    assert commands.run(lambda: commands.ci(str(PROJECT_ROOT / "images.yaml"), fmt, per, str(out),
+    assert common.run(lambda: define.ci(str(PROJECT_ROOT / "images.yaml"), fmt, per, str(out),
                                             out=io.StringIO())) == 0
     result = subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(out)], capture_output=True,
                             text=True, check=False)
@@ -58,7 +58,7 @@ def test_a_stale_committed_pipeline_is_exit_3(tmp_path: Path) -> None:
     shutil.copy(PROJECT_ROOT / "ci" / "github-workflow.yml", stale)
     stale.write_text(stale.read_text().replace("img-jre17", "img-jre16"))
     err = io.StringIO()
-    code = commands.run(lambda: commands.ci(str(PROJECT_ROOT / "images.yaml"), "github", "image", str(stale),
+    code = common.run(lambda: define.ci(str(PROJECT_ROOT / "images.yaml"), "github", "image", str(stale),
                                             check=True, out=io.StringIO()), err=err)
     assert code == 3
     assert err.getvalue() == (f"error: {stale}: differs from what the manifest generates\n"

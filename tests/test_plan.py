@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from javabase.errors import UsageError
-from javabase.model import Manifest
-from javabase.plan import as_json, as_mermaid, as_text, make_plan
+from javabase.manifest.model import Manifest
+from javabase.plan.order import make_plan
+from javabase.plan.views import as_json, as_mermaid, as_text
 
 TREE = """\
 schema: 1

@@ -8,11 +8,11 @@ import io
 from pathlib import Path
 
 import pytest
-from fakes import FakeBackend, FakeRegistry, sha
 
-from javabase.decide import Remote
+from fakes import FakeBackend, FakeRegistry, sha
 from javabase.errors import RegistryError
-from javabase.pusher import Pusher
+from javabase.publish.pusher import Pusher
+from javabase.publish.registry import Remote
 from javabase.report import Console, ImageResult, Status
 from javabase.settings import Settings
 

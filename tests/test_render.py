@@ -13,10 +13,10 @@ import pytest
 
 from conftest import BASE
 from javabase.errors import CannotWrite, RenderError
-from javabase.manifest import load_manifest
-from javabase.model import Manifest
-from javabase.render import check_builds, read_tree, render_all, write_builds
-from javabase.templates import PROJECT_ROOT, TEMPLATES_DIR
+from javabase.manifest.load import load_manifest
+from javabase.manifest.model import Manifest
+from javabase.plan.render import check_builds, read_tree, render_all, write_builds
+from paths import PROJECT_ROOT, TEMPLATES_DIR
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -31,8 +31,8 @@ def test_rendering_matches_the_golden_files() -> None:
 
 def test_same_manifest_gives_byte_identical_output_across_processes(tmp_path: Path) -> None:
     """Two interpreters with different hash seeds (set and dict order would show) write the same bytes."""
-    script = ("import sys; from pathlib import Path; from javabase.manifest import load_manifest; "
-              "from javabase.render import render_all, write_builds; "
+    script = ("import sys; from pathlib import Path; from javabase.manifest.load import load_manifest; "
+              "from javabase.plan.render import render_all, write_builds; "
               "write_builds(render_all(load_manifest(sys.argv[1])), Path(sys.argv[2]))")
     for seed in ("1", "2"):
         subprocess.run([sys.executable, "-c", script, str(GOLDEN / "images.yaml"), str(tmp_path / seed)],
@@ -83,15 +83,15 @@ def test_check_lists_every_difference(valid: Callable[[str], Manifest], tmp_path
 
 def test_a_failing_template_names_the_template_the_image_and_the_entry(
         valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    own = tmp_path / "templates"  # a manifest's own templates/ wins over javabase's
+    own.mkdir()
+    jre = own / "jre.Dockerfile.j2"
+    jre.write_text((TEMPLATES_DIR / "jre.Dockerfile.j2").read_text() + "{{ image.no_such_field }}\n")
     manifest = valid(BASE)
-    broken = tmp_path / "templates"
-    shutil.copytree(TEMPLATES_DIR, broken)
-    jre = broken / "jre.Dockerfile.j2"
-    jre.write_text(jre.read_text() + "{{ image.no_such_field }}\n")
     with pytest.raises(RenderError) as caught:
-        render_all(manifest, broken)
+        render_all(manifest)
     assert str(caught.value) == (
-        "templates/jre.Dockerfile.j2: 'javabase.model.Image object' has no attribute 'no_such_field' "
+        "templates/jre.Dockerfile.j2: 'javabase.manifest.model.Image object' has no attribute 'no_such_field' "
         "while rendering jre17 (images.yaml:25); fix the template or the manifest"
     )
     assert caught.value.exit_code == 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from javabase.schedule import Outcome, run_tree
+from javabase.plan.schedule import Outcome, run_tree
 
 TREE = {"root": None, "a": "root", "b": "root", "a1": "a", "other": None}
 ORDER = ["other", "root", "a", "b", "a1"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from javabase.schema_messages import SCHEMA_PATH
+from javabase.manifest.schema import SCHEMA_PATH
 
 
 def _objects(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:

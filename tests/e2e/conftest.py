@@ -30,9 +30,9 @@ import docker.errors
 import pytest
 from docker import APIClient as Engine
 
-from javabase import commands
+from javabase.cli import common, ship
 from javabase.errors import EngineError
-from javabase.registry import Registry
+from javabase.publish.registry import Registry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "offline"
 SESSION = secrets.token_hex(3)
@@ -60,10 +60,10 @@ def free_port() -> int:
 def engine() -> Engine:
     """The engine javabase uses, read through the docker SDK directly (not through
     javabase's backend), so the tests check what is really there."""
-    from javabase.backends import open_backend
+    from javabase.cli.common import open_engine
 
     try:
-        open_backend()
+        open_engine()
     except EngineError as exc:
         pytest.fail(f"the end-to-end tests need a Docker engine: {exc}", pytrace=False)
     return docker.APIClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock", version="auto")
@@ -300,8 +300,8 @@ def build(registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def run(manifest: Path, *extra_images: str, **options: Any) -> Run:
         out, err = io.StringIO(), io.StringIO()
         report = tmp_path / f"report-{time.monotonic_ns()}.json"
-        code = commands.run(lambda: commands.build(str(manifest), list(extra_images), registry=registry.host,
-                                                   report=str(report), out=out, **options), err=err)
+        code = common.run(lambda: ship.build(str(manifest), ship.BuildFlags(
+            list(extra_images), registry=registry.host, report=str(report), **options), out=out), err=err)
         data = json.loads(report.read_text()) if report.exists() else {}
         return Run(code, out.getvalue(), err.getvalue(), data)
 

@@ -141,7 +141,8 @@ def secure_registry(root: Path, users: dict[str, str] | None = None, token: Toke
     """A Distribution registry over TLS (a throwaway CA) with htpasswd or token
     auth, on a free 127.0.0.1 port; its CA in a certs.d of the test's own and in
     the engine's /etc/docker/certs.d/<host>/ (removed again on exit)."""
-    from javabase.registry import Registry
+    from javabase.publish.registry import Registry
+    from javabase.settings import Environment
 
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -184,7 +185,7 @@ def secure_registry(root: Path, users: dict[str, str] | None = None, token: Toke
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"registry did not start: {(root / 'registry.log').read_text()}", pytrace=False)
             time.sleep(0.1)
-        reader = LocalRegistry(host, Registry(host, env={"JAVABASE_CERTS_DIR": str(certs)}))
+        reader = LocalRegistry(host, Registry(host, env=Environment.read({"JAVABASE_CERTS_DIR": str(certs)})))
         yield SecureRegistry(host, ca.cert_pem.bytes(), certs, reader, token)
     finally:
         stop(process, 10)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from docker import APIClient as Engine
 
-from javabase import commands
+from javabase.cli import common, release
 
 from .conftest import LocalRegistry, Run, remove_images, run_java_version, running_registry, spare_engine
 from .test_build_push import ROOT_ONLY, example_manifest, rootfs
@@ -27,7 +27,7 @@ def test_save_load_into_an_empty_engine_and_push_elsewhere(
     ids = {i["name"]: i["image_id"] for i in built.report["images"]}
     archive = tmp_path / "release.tar"
     out = io.StringIO()
-    assert commands.run(lambda: commands.save(str(manifest), [], str(archive), registry.host, out=out)) == 0
+    assert common.run(lambda: release.save(str(manifest), [], str(archive), registry.host, out=out)) == 0
     assert out.getvalue().splitlines()[-1].startswith(f"{archive}: 4 image(s), ")
 
     damaged = tmp_path / "damaged.tar"
@@ -37,12 +37,12 @@ def test_save_load_into_an_empty_engine_and_push_elsewhere(
     with running_registry(tmp_path / "second") as second, spare_engine() as empty:
         monkeypatch.setenv("DOCKER_HOST", empty.host)
         err = io.StringIO()
-        assert commands.run(lambda: commands.load(str(damaged), out=io.StringIO()), err=err) == 13
+        assert common.run(lambda: release.load(str(damaged), out=io.StringIO()), err=err) == 13
         assert "the archive was changed or damaged: nothing was loaded" in err.getvalue()
         assert empty.api.images(all=True) == []
 
         out, err = io.StringIO(), io.StringIO()
-        code = commands.run(lambda: commands.load(str(archive), push=True, registry=second.host, out=out), err=err)
+        code = common.run(lambda: release.load(str(archive), push=True, registry=second.host, out=out), err=err)
         assert code == 0, out.getvalue() + err.getvalue()
         assert {i["Id"] for i in empty.api.images()} == set(ids.values())
         namespace = workspace.namespace  # type: ignore[attr-defined]
@@ -61,7 +61,7 @@ def test_save_refuses_an_image_that_is_not_built_with_the_current_inputs(
     manifest.write_text(manifest.read_text().replace('tags: ["1"]', 'tags: ["1"]\n    env: {CHANGED: "yes"}'))
     err = io.StringIO()
     archive = tmp_path / "stale.tar"
-    code = commands.run(lambda: commands.save(str(manifest), [], str(archive), registry.host, out=io.StringIO()),
+    code = common.run(lambda: release.save(str(manifest), [], str(archive), registry.host, out=io.StringIO()),
                         err=err)
     assert code == 9
     assert err.getvalue() == ("error: not built on this engine with the current inputs: glibc-root (build: changed "
@@ -94,13 +94,13 @@ def test_prune_leaves_the_current_images_the_kept_ones_and_other_peoples(
     assert by_hand is not None
 
     out = io.StringIO()
-    assert commands.run(lambda: commands.prune(str(manifest), keep=1, dry_run=True, out=out)) == 0
+    assert common.run(lambda: release.prune(str(manifest), keep=1, dry_run=True, out=out)) == 0
     listed = out.getvalue()
     assert f"would remove leaf {leaf_ids[0][7:19]}" in listed and leaf_ids[1][7:19] not in listed
     assert {i["Id"] for i in engine.images(all=True)} >= set(leaf_ids)
 
     out = io.StringIO()
-    assert commands.run(lambda: commands.prune(str(manifest), keep=0, out=out)) == 0, out.getvalue()
+    assert common.run(lambda: release.prune(str(manifest), keep=0, out=out)) == 0, out.getvalue()
     present = {i["Id"] for i in engine.images(all=True)}
     assert leaf_ids[-1] in present and root_id in present and by_hand in present
     assert leaf_ids[0] not in present and leaf_ids[1] not in present

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from docker import APIClient as Engine
 
-from javabase import commands
-from javabase.templates import PROJECT_ROOT
+from javabase.cli import common, ship
+from paths import PROJECT_ROOT
 
 from .conftest import FileServer, LocalRegistry, Run, run_java_version
 
@@ -207,7 +207,7 @@ def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
 ) -> None:
     import io
 
-    from javabase import commands
+    from javabase.cli import common, ship
 
     text = ROOT_ONLY.format(**rootfs(example_files)) + """\
   middle:
@@ -234,13 +234,13 @@ def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
     assert registry.tagged(namespace) == {}
 
     out, err = io.StringIO(), io.StringIO()
-    code = commands.run(lambda: commands.push(str(manifest), ["leaf"], registry=registry.host, out=out), err=err)
+    code = common.run(lambda: ship.push(str(manifest), ["leaf"], registry=registry.host, out=out), err=err)
     assert code == 0, err.getvalue()
     assert registry.catalog(namespace) == [f"{namespace}/leaf"]
     assert registry.reader.tags(f"{namespace}/leaf") == ["1", "stable"]
 
     err = io.StringIO()
-    code = commands.run(lambda: commands.push(str(manifest), ["sibling"], registry=registry.host, out=out), err=err)
+    code = common.run(lambda: ship.push(str(manifest), ["sibling"], registry=registry.host, out=out), err=err)
     assert code == 9  # usage: the image was never built
     assert err.getvalue() == (f"error: sibling: {registry.host}/{namespace}/sibling:1 is not built on this engine; "
                               f"run `invoke build --image sibling --registry {registry.host}` first\n")
@@ -259,8 +259,8 @@ def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
             'tags: ["1"]', 'tags: ["1"]\n    immutable_tags: ["1"]'))
         for force in (False, True):
             out, err = io.StringIO(), io.StringIO()
-            code = commands.run(lambda f=force, o=out: commands.build(str(manifest), [], push=True,
-                                                                      registry=locked.host, force=f, out=o), err=err)
+            code = common.run(lambda f=force, o=out: ship.build(str(manifest), ship.BuildFlags(
+                push=True, registry=locked.host, force=f), out=o), err=err)
             assert code == 6, err.getvalue()
             namespace = workspace.namespace  # type: ignore[attr-defined]
             assert err.getvalue() == (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from javabase import commands
+from javabase.cli import common, define, ship
 
 from .conftest import LocalRegistry, Run, SpareEngine, spare_engine
 from .test_build_push import example_manifest
@@ -29,8 +29,8 @@ def build_on(engine: SpareEngine, manifest: Path, registry: LocalRegistry, image
     monkeypatch.setenv("DOCKER_HOST", engine.host)
     out, err = io.StringIO(), io.StringIO()
     report = manifest.parent / f"report-{os.urandom(4).hex()}.json"
-    code = commands.run(lambda: commands.build(str(manifest), images, registry=registry.host, report=str(report),
-                                               out=out, **options), err=err)  # type: ignore[arg-type]
+    flags = ship.BuildFlags(images, registry=registry.host, report=str(report), **options)  # type: ignore[arg-type]
+    code = common.run(lambda: ship.build(str(manifest), flags, out=out), err=err)
     data = json.loads(report.read_text()) if report.exists() else {}
     return Run(code, out.getvalue(), err.getvalue(), data)
 
@@ -49,7 +49,7 @@ def test_a_fresh_runner_builds_pulls_and_pushes_nothing(
     assert first.code == 0, first.err
     monkeypatch.setenv("DOCKER_HOST", fresh_engine.host)
     planned = io.StringIO()
-    assert commands.run(lambda: commands.plan(str(manifest), fmt="json", registry=registry.host, push=True,
+    assert common.run(lambda: define.plan(str(manifest), fmt="json", registry=registry.host, push=True,
                                               out=planned)) == 0
     actions = {i["name"]: i["action"] for w in json.loads(planned.getvalue())["waves"] for i in w["images"]}
     assert all(a.startswith("up to date in the registry: ") for a in actions.values()), actions
@@ -82,13 +82,13 @@ def test_the_generated_pipeline_fans_out_over_two_engines_and_builds_each_image_
 ) -> None:
     import yaml
 
-    from javabase.decide import Remote
+    from javabase.publish.registry import Remote
 
     manifest = workspace(example_manifest(example_files))
     monkeypatch.chdir(manifest.parent)
-    assert commands.run(lambda: commands.lock(str(manifest), out=io.StringIO())) == 0
+    assert common.run(lambda: define.lock(str(manifest), out=io.StringIO())) == 0
     out = io.StringIO()
-    assert commands.run(lambda: commands.ci("images.yaml", "github", "image", None, out=out)) == 0
+    assert common.run(lambda: define.ci("images.yaml", "github", "image", None, out=out)) == 0
     jobs = yaml.safe_load(out.getvalue())["jobs"]
     order: list[str] = []
     while len(order) < len(jobs):  # the jobs in `needs` order, as the CI would run them

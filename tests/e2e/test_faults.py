@@ -14,7 +14,7 @@ from pathlib import Path
 
 from docker import APIClient as Engine
 
-from javabase.templates import PROJECT_ROOT
+from paths import PROJECT_ROOT
 
 from .conftest import LocalRegistry, Run, spare_engine
 from .test_build_push import ROOT_ONLY, rootfs
@@ -167,10 +167,10 @@ def test_a_run_that_stops_early_leaves_a_true_report(
     report.write_text('{"ok": true}\n')
     broken = manifest.read_text().replace("template: rootfs", "template: rootfz")
     manifest.write_text(broken)
-    from javabase import commands
+    from javabase.cli import common, ship
 
     with open(os.devnull, "w") as sink:
-        code = commands.run(lambda: commands.build(str(manifest), [], report=str(report)), err=sink)
+        code = common.run(lambda: ship.build(str(manifest), ship.BuildFlags(report=str(report))), err=sink)
     assert code == 2
     data = json.loads(report.read_text())
     assert (data["ok"], data["exit_code"], data["images"]) == (False, 2, [])

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from docker import APIClient as Engine
 
-from javabase import commands
-from javabase.credentials import Credential
-from javabase.registry import Registry
-from javabase.templates import PROJECT_ROOT
+from javabase.cli import common, define, ship
+from javabase.cli import registry as registry_cmds
+from javabase.publish.credentials import Credential
+from javabase.publish.registry import Registry
+from javabase.settings import Environment
+from paths import PROJECT_ROOT
 
 from .conftest import Run, remove_images
 from .registries import SecureRegistry, TokenServer, running_token_server, secure_registry
@@ -41,14 +43,14 @@ def basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRegistry]:
 
 def admin(registry: SecureRegistry, user: str = "ci", password: str = PASSWORD) -> Registry:
     return Registry(registry.host, Credential(user, password, "test"),
-                    env={"JAVABASE_CERTS_DIR": str(registry.certs_dir)})
+                    env=Environment.read({"JAVABASE_CERTS_DIR": str(registry.certs_dir)}))
 
 
 def run_build(manifest: Path, registry: SecureRegistry, *images: str, debug: bool = False, **options: Any) -> Run:
     out, err = io.StringIO(), io.StringIO()
     report = manifest.parent / f"report-{secrets.token_hex(4)}.json"
-    code = commands.run(lambda: commands.build(str(manifest), list(images), registry=registry.host,
-                                               report=str(report), out=out, **options), debug=debug, err=err)
+    code = common.run(lambda: ship.build(str(manifest), ship.BuildFlags(
+        list(images), registry=registry.host, report=str(report), **options), out=out), debug=debug, err=err)
     data = json.loads(report.read_text()) if report.exists() else {}
     return Run(code, out.getvalue(), err.getvalue(), data)
 
@@ -133,7 +135,7 @@ def test_lock_and_push_read_a_private_registry(
     built = run_build(manifest, basic)
     assert built.code == 0, built.err
     out, err = io.StringIO(), io.StringIO()
-    assert commands.run(lambda: commands.push(str(manifest), [], registry=basic.host, out=out), err=err) == 0, \
+    assert common.run(lambda: ship.push(str(manifest), [], registry=basic.host, out=out), err=err) == 0, \
         err.getvalue()
     pushed = admin(basic).manifest_digest(f"{namespace}/glibc-root", "1")
     assert pushed is not None
@@ -144,7 +146,7 @@ def test_lock_and_push_read_a_private_registry(
         f"schema: 1\nregistry: {basic.host}\nimages:\n  app:\n    from: {basic.host}/{namespace}/glibc-root:1\n"
         "    template: layer\n    tags: ['1']\n")
     out = io.StringIO()
-    assert commands.run(lambda: commands.lock(str(child / "images.yaml"), out=out), err=err) == 0, err.getvalue()
+    assert common.run(lambda: define.lock(str(child / "images.yaml"), out=out), err=err) == 0, err.getvalue()
     lock = json.loads((child / "images.lock.json").read_text())
     assert lock["images"]["app"]["base_digest"] == pushed
     remove_images(engine, f"{basic.host}/{namespace}/")
@@ -191,7 +193,7 @@ def test_doctor_says_how_the_registry_is_reached_and_what_is_allowed(
     use_config_auths(monkeypatch, tmp_path, basic.host, PASSWORD)
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
-    assert commands.run(lambda: commands.doctor(None, basic.host, out=out)) == 0
+    assert common.run(lambda: registry_cmds.doctor(str(PROJECT_ROOT / "images.yaml"), basic.host, out=out)) == 0
     config = tmp_path / "docker-config" / "config.json"
     assert out.getvalue().splitlines() == [
         f"registry {basic.host}: answers over HTTPS (verified by {basic.certs_dir / basic.host / 'ca.crt'} + the "
@@ -203,7 +205,7 @@ def test_doctor_says_how_the_registry_is_reached_and_what_is_allowed(
     ]
     use_config_auths(monkeypatch, tmp_path, basic.host, "wrong")
     out = io.StringIO()
-    assert commands.run(lambda: commands.doctor(None, basic.host, out=out)) == 6
+    assert common.run(lambda: registry_cmds.doctor(str(PROJECT_ROOT / "images.yaml"), basic.host, out=out)) == 6
     assert out.getvalue().splitlines()[3].startswith(
         f"pull on base/alpine-glibc: refused: registry {basic.host} refused access with the credentials of ci from "
         f"{config} auths.{basic.host} (HTTP 401")
@@ -236,7 +238,7 @@ def test_token_auth_grants_push_to_ci_and_refuses_it_to_a_reader(
             f"JAVABASE_REGISTRY_PASSWORD_FILE ({tmp_path / 'password'}) (HTTP 401 on POST /v2/{namespace}/glibc-root/"
             f"blobs/uploads/); nothing was pushed: check them, or run `invoke doctor --registry {registry.host}`\n")
         reader = Registry(registry.host, Credential("ci", PASSWORD, "test"),
-                          env={"JAVABASE_CERTS_DIR": str(registry.certs_dir)})
+                          env=Environment.read({"JAVABASE_CERTS_DIR": str(registry.certs_dir)}))
         assert reader.tags(f"{namespace}/glibc-root") == ["1"]
         remove_images(engine, f"{registry.host}/")
 

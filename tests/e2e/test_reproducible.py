@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from docker import APIClient as Engine
 
-from javabase import commands
+from javabase.cli import common, define, ship
+from javabase.plan.render import render_all
 
 from .conftest import LocalRegistry, Run, remove_images, running_registry
 from .test_build_push import ROOT_ONLY, example_manifest, rootfs
@@ -55,9 +56,9 @@ def test_rebuilding_gives_the_same_images_and_a_changed_byte_changes_only_its_im
     with running_registry(tmp_path / "second") as second:
         out = io.StringIO()
         report = tmp_path / "second.json"
-        code = commands.run(lambda: commands.build(str(manifest), [], push=True, registry=second.host,
-                                                   report=str(report), reproducible=True, no_cache=True,
-                                                   force=True, out=out))
+        code = common.run(lambda: ship.build(str(manifest), ship.BuildFlags(
+            push=True, registry=second.host, report=str(report), reproducible=True, no_cache=True, force=True),
+            out=out))
         assert code == 0, out.getvalue()[-2000:]
         again = Run(code, out.getvalue(), "", json.loads(report.read_text()))
         assert {item["name"]: item["image_id"] for item in again.report["images"]} == ids
@@ -99,11 +100,11 @@ images:
 """
     manifest = workspace(text)
     out = io.StringIO()
-    assert commands.run(lambda: commands.lock(str(manifest), out=out)) == 0
+    assert common.run(lambda: define.lock(str(manifest), out=out)) == 0
     lock = json.loads((manifest.parent / "images.lock.json").read_text())
     assert lock["images"]["app"]["base_digest"] == base_digest
     assert lock["images"]["app"]["from"] == outside
-    assert f"FROM {outside}@{base_digest}" in commands.render_all(commands.load_locked(str(manifest)))[
+    assert f"FROM {outside}@{base_digest}" in render_all(common.load_locked(str(manifest)))[
         "app/Dockerfile"]
     frozen = build(manifest, frozen=True)
     assert frozen.code == 0, frozen.err
@@ -193,7 +194,7 @@ def test_a_registry_killed_mid_upload_publishes_no_tag(
     import subprocess
     import sys
 
-    from javabase.templates import PROJECT_ROOT
+    from paths import PROJECT_ROOT
 
     from .conftest import running_registry as start
 

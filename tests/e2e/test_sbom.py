@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from javabase import commands
+from javabase.cli import common, release
 
 from .conftest import LocalRegistry, Run
 from .test_build_push import example_manifest
@@ -51,7 +51,7 @@ def test_sboms_are_reproducible_attached_and_inspect_reads_them(
 
     out = io.StringIO()
     reference = f"{registry.host}/{namespace}/jre25:25"
-    assert commands.run(lambda: commands.inspect(reference, str(manifest), "json", out=out)) == 0
+    assert common.run(lambda: release.inspect(reference, str(manifest), "json", out=out)) == 0
     info = json.loads(out.getvalue())
     assert info["image"] == "jre25" and info["entry"].endswith("(images.jre.versions[0])")
     assert info["image_id"] == jre["image_id"] and info["manifest_digest"] == digest

@@ -1,0 +1,303 @@
+"""The Docker engine as a javabase backend: the only module that imports the
+docker SDK. It uses the low-level APIClient, so build output streams as it
+comes, and turns the engine's JSON into the records of backends.base. Every
+failure becomes a one-line EngineError or StepError."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import urllib3.exceptions
+
+from ...clock import parse_time
+from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage
+from ...errors import EngineError, Interrupted, JavabaseError, StepError
+from ...manifest.references import split_reference
+
+_QEMU = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+         "riscv64": "riscv64", "386": "i386"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def connect(url: str, timeout: int = 600) -> DockerBackend:
+    """Connect to the engine at `url` (DOCKER_HOST) and ping it, or raise
+    EngineError: one line naming the DOCKER_HOST that was tried."""
+    try:
+        api = docker.APIClient(base_url=url, version="auto", timeout=timeout)
+        api.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        reason = _short(exc)
+        raise EngineError(
+            f"cannot reach the Docker engine at DOCKER_HOST={url} ({reason}); start one with "
+            "`scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set DOCKER_HOST"
+        ) from None
+    return DockerBackend(api, url)
+
+
+def _short(exc: BaseException) -> str:
+    """Why a connection failed, in a few words."""
+    text = _whole(exc)
+    if "No such file or directory" in text or "FileNotFoundError" in text:
+        return "no socket there"
+    if "Connection refused" in text:
+        return "connection refused"
+    return text
+
+
+def _whole(exc: BaseException) -> str:
+    """The whole message, its lines joined into one."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
+_API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+# The engine went away while javabase was talking to it (killed, restarted, out of memory).
+_LOST = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+         urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError)
+
+
+def _lost(what: str, exc: BaseException, where: str) -> EngineError:
+    text = _short(exc)
+    if "Connection broken" in text or "IncompleteRead" in text:
+        text = "the connection broke"
+    elif "Connection aborted" in text:
+        text = "the connection was aborted"
+    return EngineError(f"the Docker engine at DOCKER_HOST={where} stopped answering during {what} "
+                       f"({text}); check that dockerd is running (its log says why it stopped), then run again")
+
+
+def _stream_error(chunk: Mapping[str, Any]) -> str | None:
+    """The message of an error chunk of a build, push or load stream, else None."""
+    if "error" not in chunk and "errorDetail" not in chunk:
+        return None
+    detail = chunk.get("errorDetail") or {}
+    text = _clean(str(chunk.get("error") or detail.get("message") or "unknown error"))
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, api: Any, where: str) -> None:
+        self.api = api
+        self.where = where
+        # The HTTP responses of the builds under way, by thread, so that cancel()
+        # can cut them: the engine then stops the build and removes its container.
+        self._streams: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        api.hooks["response"].append(self._remember_build)
+
+    @contextmanager
+    def _calling(self, what: str, error: type[JavabaseError] = StepError) -> Iterator[None]:
+        """Turn the SDK's exceptions into one line: `<what>: <reason>`. ImageNotFound
+        passes through for the callers that expect it."""
+        try:
+            yield
+        except docker.errors.ImageNotFound:
+            raise
+        except _LOST as exc:
+            raise _lost(what, exc, self.where) from None
+        except _API_ERRORS as exc:
+            raise error(f"{what}: {_whole(exc)}") from None
+
+    @property
+    def native(self) -> str:
+        with self._calling("cannot ask the engine its version", EngineError):
+            version = self.api.version()
+        return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
+
+    def _check_emulator(self, platform: str | None) -> None:
+        """A foreign platform's RUN steps need qemu-user-static registered with
+        binfmt_misc (with the F flag) on the engine's host; check it when that host
+        is this one, so that the failure is one line saying how to get it."""
+        if platform is None or not self.where.startswith("unix://"):
+            return
+        arch = platform.split("/")[1]
+        if arch == self.native.split("/")[1]:
+            return
+        qemu = _QEMU.get(arch, arch)
+        if not Path(f"/proc/sys/fs/binfmt_misc/qemu-{qemu}").exists():
+            raise StepError(f"building for {platform} needs an emulator: install qemu-user-static and "
+                            f"binfmt-support, then `update-binfmts --enable qemu-{qemu}` "
+                            "(`scripts/services.sh start` does both)")
+
+    def _remember_build(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
+        if response.request is not None and "/build" in str(response.request.url).split("?")[0]:
+            with self._lock:
+                self._streams[threading.get_ident()] = response
+        return response
+
+    def cancel(self) -> None:
+        """Stop every build under way (from another thread, e.g. on Ctrl-C)."""
+        self._cancelled.set()
+        with self._lock:
+            streams = list(self._streams.values())
+        for response in streams:
+            sock = _socket_of(response)
+            if sock is not None:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    # -- builds --------------------------------------------------------------------
+    def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
+        """Build context/Dockerfile; stream every output line; return the image ID.
+        The first error chunk fails the build with the step it happened in."""
+        image_id: str | None = None
+        step = "before the first step"
+        steps = 0
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted before the build started")
+        self._check_emulator(request.platform)
+        try:
+            stream = self.api.build(
+                path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
+                nocache=request.no_cache, buildargs=dict(request.build_args),
+                network_mode="host" if request.network else "none", platform=request.platform,
+            )
+            for chunk in stream:
+                message = _stream_error(chunk)
+                if message is not None:
+                    on_line(f"ERROR {message}")
+                    raise StepError(f"{step}: {message}")
+                text = chunk.get("stream")
+                if isinstance(text, str):
+                    for line in _clean(text).splitlines():
+                        if line.startswith("Step "):
+                            number, _, instruction = line.partition(" : ")
+                            step = f"{number.lower()} ({instruction[:80]})"
+                            steps += 1
+                        if line.strip():
+                            on_line(line)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+                    image_id = aux["ID"]
+        except (*_LOST, *_API_ERRORS, OSError, ValueError) as exc:
+            if self._cancelled.is_set():
+                raise Interrupted(f"interrupted during {step}; the build was cancelled") from None
+            if isinstance(exc, _LOST):
+                raise _lost(f"the build ({step})", exc, self.where) from None
+            if isinstance(exc, _API_ERRORS):
+                raise StepError(f"{step}: engine error: {_whole(exc)}") from None
+            raise
+        finally:
+            with self._lock:
+                self._streams.pop(threading.get_ident(), None)
+        if image_id is None:
+            raise StepError(f"{step}: the engine reported no image ID")
+        return BuildOutcome(image_id, steps)
+
+    # -- images --------------------------------------------------------------------
+    def image(self, reference: str, history: bool = False) -> LocalImage | None:
+        """The image, or None; with history, also the instruction that made it."""
+        try:
+            with self._calling(f"cannot inspect {reference}", EngineError):
+                found: dict[str, Any] = self.api.inspect_image(reference)
+                steps: list[dict[str, Any]] = self.api.history(found["Id"]) if history else []
+        except docker.errors.ImageNotFound:
+            return None
+        return LocalImage(
+            id=str(found["Id"]),
+            tags=tuple(found.get("RepoTags") or ()),
+            labels=dict((found.get("Config") or {}).get("Labels") or {}),
+            created=parse_time(str(found.get("Created") or "")),
+            layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
+            last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
+            platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
+        )
+
+    def images(self, label: str) -> list[LocalImage]:
+        """Every local image that has `label` (one engine call; no layers)."""
+        with self._calling("cannot list images", EngineError):
+            listed: list[dict[str, Any]] = self.api.images(filters={"label": label})
+        return [LocalImage(id=str(i["Id"]), tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
+                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0),
+                           size=max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0))))
+                for i in listed]
+
+    def tag(self, image_id: str, reference: str) -> None:
+        repository, tag = split_reference(reference)
+        with self._calling(f"tag {reference}"):
+            self.api.tag(image_id, repository, tag, force=True)
+
+    def pull(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str:
+        """Pull NAME@DIGEST with the run's credentials (not the engine's login
+        state); every chunk of the stream is checked for an error."""
+        repository, _, digest = reference.partition("@")
+        auth: dict[str, str] | None = None
+        if credential is not None:
+            auth = ({"identitytoken": credential.secret} if credential.identity_token else
+                    {"username": credential.username, "password": credential.secret})
+        with self._calling(f"pull {reference}"):
+            for chunk in self.api.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth):
+                message = _stream_error(chunk)
+                if message is not None:
+                    raise StepError(f"pull {reference}: {message}")
+                status = chunk.get("status")
+                if isinstance(status, str) and status.startswith(("Digest:", "Status:", "Pull complete")):
+                    on_line(f"{chunk.get('id', '')}: {status}".lstrip(": "))
+        found = self.image(reference)
+        if found is None:
+            raise StepError(f"pull {reference}: the engine reported success but does not have the image")
+        return found.id
+
+    def export(self, image_id: str, dest: Path) -> None:
+        """`docker save` of one image into a file."""
+        with self._calling(f"export {image_id[:19]}"), dest.open("wb") as sink:
+            for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
+                sink.write(chunk)
+
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        """`docker save` of several tags at once: one archive `docker load` reads."""
+        with self._calling("save"), dest.open("wb") as sink:
+            response = self.api._get(self.api._url("/images/get"), params={"names": references}, stream=True)
+            self.api._raise_for_status(response)
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                sink.write(chunk)
+                on_bytes(len(chunk))
+
+    def in_use(self) -> set[str]:
+        with self._calling("cannot list containers", EngineError):
+            return {str(c["ImageID"]) for c in self.api.containers(all=True)}
+
+    def untag(self, reference: str) -> None:
+        with self._calling(f"untag {reference}"):
+            self.api.remove_image(reference, noprune=True)
+
+    def load(self, archive: Path) -> None:
+        """`docker load` of an archive; the first error chunk fails it."""
+        with self._calling("load"), archive.open("rb") as source:
+            for chunk in self.api.load_image(source):
+                message = _stream_error(chunk)
+                if message is not None:
+                    raise StepError(f"load: {message}")
+
+    def remove(self, image_id: str, force: bool = True) -> None:
+        """Remove an image and its untagged intermediate parents; without force the
+        engine refuses an image a container uses or that has tags in other names."""
+        try:
+            with self._calling(f"remove {image_id[:19]}"):
+                self.api.remove_image(image_id, force=force)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    """The socket under a streaming requests response (urllib3 keeps it on the connection)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _clean(text: str) -> str:
+    return _ANSI.sub("", text).replace("\r", "")

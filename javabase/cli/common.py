@@ -1,0 +1,169 @@
+"""What every command shares: running one for people (errors as one line and an
+exit code), finding and loading the manifest with its lock, resolving flags and
+the environment into Settings, opening the engine and the registry, and the
+end of a run (its table, report and summary line)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from ..build.backends import open_backend
+from ..engine import Backend
+from ..errors import BuildFailed, Exit, JavabaseError, LockError, UsageError
+from ..files import check_writable, remove
+from ..manifest.load import load_manifest
+from ..manifest.model import Manifest
+from ..manifest.references import REGISTRY_RE, split_reference
+from ..publish import registry as registries
+from ..release.lock import LOCK_NAME, apply_lock, differences, lock_path, read_lock
+from ..report import Console, Report, Status
+from ..settings import Environment, Settings, default_jobs, push_jobs
+
+DEFAULT_MANIFEST = "images.yaml"
+
+
+def run(action: Callable[[], int], debug: bool = False, err: TextIO | None = None) -> int:
+    """Run a command; a JavabaseError becomes its one-line message(s) and exit code.
+    Anything else is a bug: one line too, and the traceback only with --debug."""
+    err = err or sys.stderr
+    try:
+        return action()
+    except JavabaseError as exc:
+        if debug:
+            traceback.print_exc(file=err)
+        for line in exc.lines():
+            print(f"error: {line}", file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=err)
+        return Exit.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for people
+        if debug:
+            traceback.print_exc(file=err)
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+              file=err)
+        return Exit.INTERNAL
+
+
+def resolve_manifest(manifest: str | None) -> Path:
+    """--manifest as given; by default images.yaml of the current directory, or
+    of the nearest directory above it that has one. Raises UsageError when none has."""
+    if manifest:
+        return Path(manifest)
+    here = Path.cwd()
+    for directory in (here, *here.parents):
+        if (directory / DEFAULT_MANIFEST).is_file():
+            return directory / DEFAULT_MANIFEST if directory != here else Path(DEFAULT_MANIFEST)
+    raise UsageError(f"no {DEFAULT_MANIFEST} in {here} or any directory above it; pass --manifest PATH")
+
+
+def load_locked(manifest_path: str | None, frozen: bool = False) -> Manifest:
+    """The manifest with FROM lines pinned by its lock file, when there is one.
+    frozen: the lock must exist and agree with the manifest, or LockError."""
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    lock = read_lock(lock_path(manifest))
+    if frozen:
+        if lock is None:
+            raise LockError(f"{manifest.shown}: --frozen needs {LOCK_NAME} next to it; run `invoke lock` and "
+                            "commit the file")
+        stale = differences(manifest, lock)
+        if stale:
+            raise LockError(f"{LOCK_NAME} disagrees with {manifest.shown}; nothing was built. Run `invoke lock` "
+                            "and commit the result if the change is intended:", stale)
+    return apply_lock(manifest, lock) if lock is not None else manifest
+
+
+def registry_override(flag: str | None, env: Environment) -> str | None:
+    """--registry wins, then JAVABASE_REGISTRY; None when neither is set. Raises
+    UsageError when the value is not HOST[:PORT]."""
+    value = flag or env.registry
+    if value is not None and not REGISTRY_RE.match(value):
+        raise UsageError(f"registry {value!r} (from {'--registry' if flag else 'JAVABASE_REGISTRY'}) "
+                         "is not HOST or HOST:PORT")
+    return value
+
+
+def run_settings(manifest: Manifest, *, registry: str | None = None, jobs: int | None = None,
+                 env: Environment | None = None) -> Settings:
+    """The settings of one run: flags, then the environment, then the manifest."""
+    env = env or Environment.read()
+    count = max(1, jobs) if jobs else default_jobs()
+    return Settings(
+        registry=registry_override(registry, env) or manifest.registry,
+        jobs=count,
+        push_jobs=push_jobs(count),
+        cache_dir=env.cache_dir,
+        log_dir=manifest.directory.resolve() / ".javabase" / "logs",
+        insecure=frozenset(manifest.insecure_registries) | env.insecure,
+        env=env,
+    )
+
+
+def settings_for(host: str, env: Environment | None = None) -> Settings:
+    """Settings without a manifest (`load`): the registry, the environment's cache."""
+    env = env or Environment.read()
+    count = default_jobs()
+    return Settings(registry=host, jobs=count, push_jobs=push_jobs(count), cache_dir=env.cache_dir,
+                    log_dir=Path(".javabase") / "logs", insecure=env.insecure, env=env)
+
+
+def open_engine(settings: Settings | None = None, timeout: int = 600) -> Backend:
+    """The run's backend, at DOCKER_HOST. Raises EngineError when it does not answer."""
+    env = settings.env if settings is not None else Environment.read()
+    return open_backend(settings.backend if settings is not None else "docker", where=env.docker_host,
+                        timeout=timeout)
+
+
+def open_registry(host: str, settings: Settings) -> registries.Registry:
+    """A client for `host` with its credentials, TLS and the run's insecure hosts."""
+    return registries.open_registry(host, settings.env, settings.insecure)
+
+
+def insecure(manifest: Manifest | None, env: Environment) -> frozenset[str]:
+    """Registries that may be plain HTTP: the manifest's and JAVABASE_INSECURE_REGISTRIES."""
+    return frozenset(manifest.insecure_registries if manifest else ()) | env.insecure
+
+
+def fresh_report_path(report: str | None) -> Path | None:
+    """--report's path, with the previous run's report removed, so that a run that
+    stops early never leaves an old `"ok": true` behind."""
+    if not report:
+        return None
+    path = Path(report)
+    check_writable(path.parent if str(path.parent) else Path("."), "the report's directory")
+    remove(path, "the previous report")
+    return path
+
+
+def stopped_report(path: Path | None, report: Report, exc: BaseException) -> None:
+    """A true report of a run that stopped early: what each image reached, and why it stopped."""
+    if path is None:
+        return
+    report.error = ("\n".join(line.strip() for line in exc.lines()) if isinstance(exc, JavabaseError)
+                    else "interrupted")
+    report.exit_code = int(exc.exit_code if isinstance(exc, JavabaseError) else Exit.INTERRUPTED)
+    report.write_json(path)
+
+
+def finish(result: Report, report: str | None, console: Console, pushed: bool) -> int:
+    """Print the table, write the report, and raise BuildFailed when an image failed."""
+    console.info("")
+    console.info(result.table().rstrip("\n"))
+    if report:
+        result.write_json(Path(report))
+        console.info(f"report written to {report}")
+    if not result.ok:
+        failed = [r for r in result.results.values() if r.status == Status.FAILED]
+        skipped = [r for r in result.results.values() if r.status == Status.SKIPPED]
+        first = failed[0].reason if failed else ""
+        raise BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
+                          + (f"; first failure: {failed[0].name}: {first}" if failed else "")
+                          + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
+    if pushed:
+        repositories = sorted({split_reference(ref)[0] for r in result.results.values() for ref in r.references})
+        console.info(f"pushed to {result.registry}: " + ", ".join(repositories))
+    return 0

@@ -1,0 +1,168 @@
+"""The commands that read the manifest and write what it defines: validate,
+render, lock, plan and ci."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from ..decide.prepare import plan_actions
+from ..errors import DriftError, EngineError, LockError, PipelineDrift, RegistryError, UsageError
+from ..files import write_atomically
+from ..manifest.load import display_path, load_manifest
+from ..plan import order, pipeline, views
+from ..plan.render import builds_dir, check_builds, render_all, write_builds
+from ..publish.pusher import lookup_tags
+from ..publish.registry import Registry, open_registry
+from ..release.lock import (
+    LOCK_NAME,
+    compute_lock,
+    differences,
+    lock_path,
+    platform_resolver,
+    read_lock,
+    registry_resolver,
+    write_lock,
+)
+from ..settings import Environment
+from .common import (
+    DEFAULT_MANIFEST,
+    insecure,
+    load_locked,
+    open_engine,
+    registry_override,
+    resolve_manifest,
+)
+
+
+def validate(manifest_path: str | None, out: TextIO = sys.stdout) -> int:
+    """Schema and semantic checks; every problem at once (ManifestError)."""
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    print(f"{manifest.shown}: ok, {len(manifest.images)} images", file=out)
+    return 0
+
+
+def render(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdout) -> int:
+    """Write builds/ (atomically), or with check raise DriftError listing every file that differs."""
+    manifest = load_locked(manifest_path)
+    rendered = render_all(manifest)
+    target = builds_dir(manifest)
+    if check:
+        differences = check_builds(rendered, target)
+        if differences:
+            raise DriftError(differences)
+        print(f"{display_path(target)}: up to date with {manifest.shown} ({len(rendered)} Dockerfiles)", file=out)
+        return 0
+    changes = write_builds(rendered, target)
+    for word, paths in (("added   ", changes.added), ("changed ", changes.changed), ("removed ", changes.removed)):
+        for rel in paths:
+            print(f"{word} {display_path(target / rel)}", file=out)
+    if not changes.any:
+        print(f"{display_path(target)}: already up to date ({len(rendered)} Dockerfiles)", file=out)
+    return 0
+
+
+def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdout) -> int:
+    """Resolve outside FROM references to digests and write images.lock.json;
+    with check, raise LockError listing every difference (resolving nothing)."""
+    manifest = load_manifest(resolve_manifest(manifest_path))
+    path = lock_path(manifest)
+    if check:
+        existing = read_lock(path)
+        if existing is None:
+            raise LockError(f"{manifest.shown}: no {LOCK_NAME}; run `invoke lock`")
+        stale = differences(manifest, existing)
+        if stale:
+            raise LockError(f"{LOCK_NAME} disagrees with {manifest.shown}:", stale)
+        print(f"{display_path(path)}: up to date with {manifest.shown}", file=out)
+        return 0
+    env = Environment.read()
+    allowed = insecure(manifest, env)
+
+    def client(host: str) -> Registry:
+        return open_registry(host, env, allowed)
+
+    mirror = manifest.mirrors.get("registry")
+    data = compute_lock(manifest, registry_resolver(mirror, client), per_platform=platform_resolver(mirror, client),
+                        warn=lambda line: print(f"note: {line}", file=out))
+    changed = write_lock(path, data)
+    for name, entry in sorted(data["images"].items()):
+        if entry["base_digest"]:
+            print(f"{name}: {entry['from'].split('@')[0]} -> {entry['base_digest']}", file=out)
+    print(f"{display_path(path)}: {'written' if changed else 'already up to date'} ({len(data['images'])} images)",
+          file=out)
+    return 0
+
+
+def plan(manifest_path: str | None, images: Sequence[str] = (), dependents: bool = False, fmt: str = "text",
+         registry: str | None = None, push: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """The build order, and per image what `build` (with `push`: `build --push`,
+    which uses the registry as a cache) will do, and why."""
+    if fmt not in views.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of: {', '.join(views.FORMATS)}")
+    manifest = load_locked(manifest_path)
+    env = Environment.read()
+    the_plan = order.make_plan(manifest, images, dependents, registry_override(registry, env) or manifest.registry)
+    notes = None if fmt == "mermaid" else _actions(the_plan, env, err, push)
+    if fmt == "json":
+        out.write(views.as_json(the_plan, notes))
+    elif fmt == "mermaid":
+        out.write(views.as_mermaid(the_plan))
+    else:
+        out.write(views.as_text(the_plan, notes))
+    return 0
+
+
+def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) -> dict[str, str] | None:
+    """Per image: will it be built or is it up to date, and why: the same
+    decision `build` makes (the registry is consulted only for `--push`, as
+    build does). Needs the engine (to see what exists); without one the plan is
+    shown without actions."""
+    try:
+        backend = open_engine(timeout=10)
+    except EngineError as exc:
+        print(f"note: build/skip not shown: {exc}", file=err)
+        return None
+    manifest = the_plan.manifest
+    remote = None
+    if push:  # as build --push does: what the tags of single-platform images hold
+        single = [n for n in the_plan.order if not the_plan.image(n).platforms]
+        try:
+            client = open_registry(the_plan.registry, env, insecure(manifest, env))
+            remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
+                                          for n in single})
+        except RegistryError as exc:
+            print(f"note: the registry was not consulted: {exc}", file=err)
+    decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
+    return {key: action.reason for key, action in decided.actions.items()}
+
+
+def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", output: str | None = None,
+       check: bool = False, out: TextIO = sys.stdout) -> int:
+    """Write the CI pipeline for the manifest (or with check raise PipelineDrift
+    when the committed one differs)."""
+    if fmt not in pipeline.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of: {', '.join(pipeline.FORMATS)}")
+    if per not in pipeline.PER:
+        raise UsageError(f"--per {per!r} is not one of: {', '.join(pipeline.PER)}")
+    manifest = load_locked(manifest_path)
+    the_plan = order.make_plan(manifest, (), False, manifest.registry)
+    text = pipeline.render(the_plan, fmt, per, manifest_path or DEFAULT_MANIFEST)
+    if check:
+        if not output:
+            raise UsageError("ci --check needs --output FILE (the committed pipeline)")
+        path = Path(output)
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            what = "missing" if current is None else "differs from what the manifest generates"
+            raise PipelineDrift([f"{output}: {what}"])
+        print(f"{output}: up to date with {manifest.shown}", file=out)
+        return 0
+    if output:
+        write_atomically(Path(output), text, "the pipeline")
+        print(f"{output}: written ({len(the_plan.order)} images, {fmt}, one job per {per})", file=out)
+    else:
+        out.write(text)
+    return 0

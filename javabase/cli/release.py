@@ -1,0 +1,197 @@
+"""The commands around a release: save and load (a release as one verified
+file), prune (a clean engine and cache) and inspect (what one image is)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from ..build.cache import plan_cache
+from ..decide.prepare import Decided, plan_actions
+from ..decide.rules import Reuse, Where
+from ..engine import Backend
+from ..errors import JavabaseError, UsageError
+from ..manifest.load import load_manifest
+from ..manifest.model import Manifest
+from ..manifest.references import split_reference
+from ..plan import order
+from ..plan.render import render_all
+from ..publish import registry as registries
+from ..publish.pusher import Pusher, immutable_references
+from ..release import archive, inspection
+from ..release import prune as pruning
+from ..report import Console, ImageResult, Progress, Report, Status
+from ..settings import Environment
+from .common import (
+    finish,
+    fresh_report_path,
+    insecure,
+    load_locked,
+    open_engine,
+    open_registry,
+    registry_override,
+    resolve_manifest,
+    run_settings,
+    settings_for,
+)
+
+
+def save(manifest_path: str | None, images: Sequence[str], output: str, registry: str | None = None,
+         out: TextIO = sys.stdout) -> int:
+    """One archive with the selected images (default: all), every tag of each, that
+    `docker load` reads, and javabase's index inside it. Raises UsageError when an
+    image is not built with the current inputs (nothing is written)."""
+    manifest = load_locked(manifest_path)
+    settings = run_settings(manifest, registry=registry)
+    the_plan = order.make_plan(manifest, images, False, settings.registry)
+    chosen = list(images) or the_plan.order
+    backend = open_engine(settings)
+    decided = plan_actions(backend, the_plan, render_all(manifest), settings.registry)
+    keys = [unit.key for unit in the_plan.units if unit.name in chosen]
+    entries = [_saved_entry(backend, manifest, decided, key, settings.registry) for key in _built_here(decided, keys)]
+    progress = Progress()
+    progress.start(Path(output).name, None)
+    archive.write(backend, entries, Path(output), {"manifest": manifest.shown, "registry": settings.registry},
+                  progress.advance)
+    size = Path(output).stat().st_size
+    progress.finish(f"{size / 1e6:.1f} MB written")
+    for entry in entries:
+        print(f"saved {entry.name} {entry.image_id[7:19]}: {', '.join(entry.references)}", file=out)
+    print(f"{output}: {len(entries)} image(s), {size / 1e6:.1f} MB", file=out)
+    return 0
+
+
+def _built_here(decided: Decided, keys: list[str]) -> list[str]:
+    """`keys`, when every one is an image this engine has with the current inputs."""
+    stale = [f"{key} ({action.reason})" for key in keys
+             if not (isinstance(action := decided.actions[key], Reuse) and action.where == Where.LOCAL)]
+    if stale:
+        raise UsageError(f"not built on this engine with the current inputs: {'; '.join(stale)}; run `invoke build` "
+                         "first. Nothing was written")
+    return keys
+
+
+def _saved_entry(backend: Backend, manifest: Manifest, decided: Decided, key: str, registry: str
+                 ) -> archive.SavedEntry:
+    """The archive's index entry of one unit, with every tag of it in the engine."""
+    name, _, platform = key.partition("@")
+    action = decided.actions[key]
+    found = decided.local_image(action.image_id) if isinstance(action, Reuse) else None
+    if found is None:
+        raise UsageError(f"{key}: not built on this engine; run `invoke build` first. Nothing was written")
+    for reference in decided.tags[key]:
+        if reference not in found.tags:
+            backend.tag(found.id, reference)
+    immutable = sorted(immutable_references(manifest, [name], registry)[name])
+    ours = {k: v for k, v in found.labels.items() if k.startswith(("io.javabase.", "org.opencontainers.image."))}
+    return archive.SavedEntry(key, tuple(decided.tags[key]), found.id, decided.inputs[key].digest, tuple(immutable),
+                              ours, tuple(manifest.references(manifest.images[name], registry)), platform or None)
+
+
+def load(path: str, push: bool = False, registry: str | None = None, report: str | None = None,
+         force: bool = False, out: TextIO = sys.stdout) -> int:
+    """Verify an archive `save` wrote, load it, tag it (for --registry), and with
+    --push push it with the usual checks. Needs no manifest. Raises ArchiveError
+    (nothing loaded) when the archive is damaged."""
+    fresh_report_path(report)
+    source = Path(path)
+    if not source.is_file():
+        raise UsageError(f"{path}: no such archive")
+    progress = Progress()
+    progress.start(source.name, source.stat().st_size)
+    entries = archive.verify(source, progress.advance)
+    progress.finish(f"{len(entries)} image(s) verified")
+    env = Environment.read()
+    backend = open_engine()
+    backend.load(source)
+    target = registry_override(registry, env)
+    results: dict[str, ImageResult] = {}
+    for entry in entries:
+        if backend.image(entry.image_id) is None:
+            raise UsageError(f"{entry.name}: the engine did not load {entry.image_id}")
+        references = list(archive.retarget(entry.references, target))
+        for reference in references:
+            backend.tag(entry.image_id, reference)
+        results[entry.name] = ImageResult(entry.name, list(archive.retarget(entry.publish, target)),
+                                          status=Status.UP_TO_DATE, image_id=entry.image_id,
+                                          input_digest=entry.input_digest, image=entry.name.partition("@")[0],
+                                          platform=entry.platform)
+        print(f"loaded {entry.name} {entry.image_id[7:19]}: {', '.join(references)}", file=out)
+    first = split_reference(entries[0].references[0])[0].split("/", 1)[0] if entries else ""
+    host = target or first
+    console = Console(out)
+    console.set_names(list(results))
+    the_report = Report(source.name, host, push, results)
+    if push and results:
+        the_report.notes += _push_loaded(backend, entries, list(results.values()), host, target, console, force)
+    return finish(the_report, report, console, push)
+
+
+def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: list[ImageResult], host: str,
+                 target: str | None, console: Console, force: bool) -> list[str]:
+    settings = settings_for(host)
+    immutable = {e.name.partition("@")[0]: frozenset(archive.retarget(e.immutable, target)) for e in entries}
+    platforms: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        if entry.platform:
+            image = entry.name.partition("@")[0]
+            platforms[image] = (*platforms.get(image, ()), entry.platform)
+    pusher = Pusher(backend, open_registry(host, settings), console, settings, force=force, immutable=immutable,
+                    platforms=platforms)
+    return pusher.push_all(results)
+
+
+def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache: bool = False,
+          out: TextIO = sys.stdout) -> int:
+    """Remove the images javabase built that no tag points to (beyond --keep per
+    image), and with --cache bring the artifact cache under JAVABASE_CACHE_MAX."""
+    if keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    backend = open_engine()
+    removals = pruning.plan_images(backend, keep)
+    freed = sum(r.image.size for r in removals)
+    verb = "would remove" if dry_run else "removing"
+    for removal in removals:
+        print(f"{verb} {removal.name} {removal.image.id[7:19]} ({removal.image.size / 1e6:.1f} MB): {removal.why}",
+              file=out)
+    problems = [] if dry_run else pruning.remove_images(backend, removals)
+    for line in problems:
+        print(line, file=out)
+    print(f"images: {len(removals)} {'to remove' if dry_run else 'removed'}, about {freed / 1e6:.1f} MB "
+          f"{'would be ' if dry_run else ''}freed (keeping {keep} untagged per image)", file=out)
+    if cache:
+        _prune_cache(load_locked(manifest_path), dry_run, out)
+    return 0
+
+
+def _prune_cache(manifest: Manifest, dry_run: bool, out: TextIO) -> None:
+    env = Environment.read()
+    needed = {a.sha256 for image in manifest.images.values() for a in image.artifacts}
+    doomed = plan_cache(env.cache_dir, needed, env.cache_max)
+    verb = "would remove" if dry_run else "removing"
+    for path, size in doomed:
+        print(f"{verb} cache entry {path.name[:12]} ({size / 1e6:.1f} MB)", file=out)
+        if not dry_run:
+            path.unlink(missing_ok=True)
+    print(f"cache: {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'} "
+          f"{'to remove' if dry_run else 'removed'} (limit {env.cache_max / 1e9:.1f} GB)", file=out)
+
+
+def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text", out: TextIO = sys.stdout) -> int:
+    """What one image is: from its javabase labels (in this engine, or read from
+    the registry), its manifest entry, and its SBOM's package count."""
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt!r} is not one of: text, json")
+    manifest = None
+    with contextlib.suppress(JavabaseError):
+        manifest = load_manifest(resolve_manifest(manifest_path))
+    env = Environment.read()
+    allowed = insecure(manifest, env)
+    info = inspection.describe(open_engine(), reference, manifest,
+                               lambda host: registries.open_registry(host, env, allowed))
+    out.write(json.dumps(info, indent=2, sort_keys=True) + "\n" if fmt == "json" else inspection.as_text(info))
+    return 0

@@ -1,0 +1,133 @@
+"""build, build-all and push: render, verify artifacts, build in order, tag, push."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ..build.artifacts import ArtifactStore
+from ..build.run import Builder, BuildOptions
+from ..build.runlock import engine_lock
+from ..decide.prepare import unit_tags
+from ..errors import JavabaseError, NotUpToDate, UsageError
+from ..files import check_writable
+from ..manifest.load import display_path
+from ..plan import order
+from ..plan.render import builds_dir, render_all, write_builds
+from ..publish.pusher import Pusher, immutable_references
+from ..release.provenance import provenance
+from ..report import Console, ImageResult, Report, Status
+from .common import (
+    finish,
+    fresh_report_path,
+    load_locked,
+    open_engine,
+    open_registry,
+    resolve_manifest,
+    run_settings,
+    stopped_report,
+)
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    """The flags of `build` and `build-all` (README: Tasks)."""
+
+    images: Sequence[str] = ()  # build these and their ancestors; empty: every image
+    push: bool = False
+    registry: str | None = None
+    keep_going: bool = False
+    report: str | None = None
+    jobs: int | None = None
+    force: bool = False
+    no_cache: bool = False
+    dependents: bool = False
+    frozen: bool = False
+    reproducible: bool = False
+    expect_up_to_date: bool = False
+    sbom: bool = False
+
+
+def build(manifest_path: str | None, flags: BuildFlags, out: TextIO = sys.stdout) -> int:
+    """build and build-all: render, verify artifacts, build in order, tag, push.
+    expect_up_to_date: fail (exit 12) if anything had to be built or pushed."""
+    report_path = fresh_report_path(flags.report)
+    console = Console(out)
+    builder: Builder | None = None
+    try:
+        builder = _builder(manifest_path, flags, console, report_path)
+        result = builder.run()
+    except (JavabaseError, KeyboardInterrupt) as exc:
+        stopped_report(report_path, _so_far(builder, manifest_path, flags), exc)
+        raise
+    code = finish(result, flags.report, console, flags.push)
+    undone = [r.name for r in result.results.values() if r.status in (Status.BUILT, Status.PUSHED)]
+    if flags.expect_up_to_date and undone:
+        raise NotUpToDate(f"--expect-up-to-date: {', '.join(undone)} had to be built or pushed; the jobs before this "
+                          "one did not build and push everything (see the table above)")
+    return code
+
+
+def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, report_path: Path | None) -> Builder:
+    manifest = load_locked(manifest_path, flags.frozen)
+    settings = run_settings(manifest, registry=flags.registry, jobs=flags.jobs)
+    check_writable(settings.log_dir, "the build log directory")
+    the_plan = order.make_plan(manifest, flags.images, flags.dependents, settings.registry)
+    rendered = render_all(manifest)
+    write_builds(rendered, builds_dir(manifest))
+    backend = open_engine(settings)
+    sbom_dir = ((report_path.parent if report_path else settings.log_dir.parent) / "sbom") if flags.sbom else None
+    options = BuildOptions(keep_going=flags.keep_going, force=flags.force, no_cache=flags.no_cache,
+                           reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir)
+    store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown, cache_max=settings.env.cache_max)
+    return Builder(the_plan, rendered, backend, store, settings, options,
+                   provenance(manifest.path, manifest.templates, settings.env.source_date_epoch), console,
+                   open_registry(settings.registry, settings) if flags.push else None,
+                   exclusive=lambda: engine_lock(backend.where, console.info, settings.env.lock_dir))
+
+
+def _so_far(builder: Builder | None, manifest_path: str | None, flags: BuildFlags) -> Report:
+    """What a run that stopped early reached, for its report."""
+    if builder is not None:
+        return Report(builder.manifest.shown, builder.settings.registry, flags.push, builder.results)
+    try:
+        shown = display_path(resolve_manifest(manifest_path))
+    except UsageError:
+        shown = manifest_path or ""
+    return Report(shown, flags.registry or "", flags.push, {})
+
+
+def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str | None = None,
+         report: str | None = None, force: bool = False, out: TextIO = sys.stdout) -> int:
+    """Push every tag of images that were built (for this registry) before."""
+    fresh_report_path(report)
+    manifest = load_locked(manifest_path)
+    settings = run_settings(manifest, registry=registry)
+    target = settings.registry
+    chosen = [n for n in order.make_plan(manifest, images, False, target).order if not images or n in images]
+    backend = open_engine(settings)
+    the_plan = order.make_plan(manifest, chosen, False, target)
+    native = backend.native if any(manifest.images[n].platforms for n in chosen) else ""
+    results: dict[str, ImageResult] = {}
+    for unit in the_plan.units:
+        if unit.name not in chosen:
+            continue
+        local = unit_tags(the_plan, unit, target, native)
+        found = backend.image(local[0])
+        if found is None:
+            raise UsageError(f"{unit.key}: {local[0]} is not built on this engine; run "
+                             f"`invoke build --image {unit.name} --registry {target}` first")
+        results[unit.key] = ImageResult(unit.key, manifest.references(manifest.images[unit.name], target),
+                                        image_id=found.id, image=unit.name, platform=unit.platform)
+    console = Console(out)
+    console.set_names(list(results))
+    immutable = immutable_references(manifest, chosen, target)
+    the_report = Report(manifest.shown, target, True, results)
+    with engine_lock(backend.where, console.info, settings.env.lock_dir):
+        pusher = Pusher(backend, open_registry(target, settings), console, settings, force=force, immutable=immutable,
+                        platforms={n: manifest.images[n].platforms for n in chosen if manifest.images[n].platforms})
+        the_report.notes += pusher.push_all(list(results.values()))
+    return finish(the_report, report, console, True)

@@ -1,0 +1,59 @@
+"""Pure: the labels javabase gives every image. Stable labels depend only on the
+inputs (and so are part of them); build labels add time, revision, the parent's
+exact image ID and the input digest (javabase.plan.render.with_labels writes
+them into one LABEL instruction at build time)."""
+
+from __future__ import annotations
+
+import json
+
+from ..manifest.model import Image, Manifest
+
+INPUT_LABEL = "io.javabase.input-digest"
+INPUTS_LABEL = "io.javabase.inputs"
+ARTIFACTS_LABEL = "io.javabase.artifacts"
+CREATED_LABEL = "org.opencontainers.image.created"
+REVISION_LABEL = "org.opencontainers.image.revision"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+
+
+def base_of(manifest: Manifest, image: Image) -> dict[str, str]:
+    """What an image is built FROM: name (and digest when pinned). The manifest's
+    own registry, not --registry: an image's identity does not depend on where it
+    is pushed, so it can be promoted between registries."""
+    if image.parent is not None:
+        return {"name": manifest.references(manifest.images[image.parent])[0]}
+    if image.from_ref == "scratch":
+        return {"name": "scratch"}
+    name, _, digest = image.from_ref.partition("@")
+    return {"name": name, "digest": digest} if digest else {"name": name}
+
+
+def stable_labels(manifest: Manifest, image: Image) -> dict[str, str]:
+    """Labels that depend only on the inputs (not on time or revision)."""
+    base = base_of(manifest, image)
+    labels = {
+        "org.opencontainers.image.title": image.name,
+        "org.opencontainers.image.version": image.version or image.tags[0],
+        "org.opencontainers.image.base.name": base["name"],
+        ARTIFACTS_LABEL: json.dumps([[a.origin if a.url else a.filename, a.sha256] for a in image.artifacts]),
+    }
+    if "digest" in base:
+        labels[BASE_DIGEST_LABEL] = base["digest"]
+    if manifest.source:
+        labels["org.opencontainers.image.source"] = manifest.source
+    return labels
+
+
+def build_labels(manifest: Manifest, image: Image, *, created: str, revision: str, parent_id: str | None,
+                 input_digest: str, inputs_label: str) -> dict[str, str]:
+    """The stable labels and those of this build: time, revision, the parent's
+    exact image ID, the input digest and its parts (Inputs.label)."""
+    labels = stable_labels(manifest, image)
+    labels[CREATED_LABEL] = created
+    labels[REVISION_LABEL] = revision
+    if parent_id is not None:
+        labels[BASE_DIGEST_LABEL] = parent_id
+    labels[INPUT_LABEL] = input_digest
+    labels[INPUTS_LABEL] = inputs_label
+    return labels

@@ -1,0 +1,96 @@
+"""The manifest as data: frozen records of every image after defaults are merged
+and versions expanded. Pure; built by javabase.manifest.load."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file verified by sha256 that goes into an image's build context."""
+
+    url: str | None
+    path: Path | None
+    sha256: str
+    filename: str
+    dest: str
+    unpack: bool
+    key: str
+    line: int
+    platform: str | None = None  # a per-platform variant: used only when building for that platform
+
+    @property
+    def origin(self) -> str:
+        return self.url if self.url is not None else str(self.path)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image to build, after defaults are merged and versions expanded."""
+
+    name: str
+    entry: str
+    key: str
+    line: int
+    from_ref: str
+    parent: str | None
+    template: str
+    description: str | None
+    version: str | None
+    packages: tuple[str, ...]
+    artifacts: tuple[Artifact, ...]
+    env: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+    workdir: str | None
+    user: str | None
+    entrypoint: tuple[str, ...] | None
+    cmd: tuple[str, ...] | None
+    run: tuple[str, ...]
+    build_args: tuple[tuple[str, str], ...]
+    network: bool
+    tags: tuple[str, ...]
+    immutable_tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()  # empty: the engine's own platform, a single-platform image
+
+    def artifacts_for(self, platform: str | None) -> tuple[Artifact, ...]:
+        """The artifacts a build for `platform` puts in its context."""
+        return tuple(a for a in self.artifacts if a.platform is None or a.platform == platform)
+
+    @property
+    def needs_network(self) -> bool:
+        """Builds get no network unless they install packages or ask for it."""
+        return self.network or bool(self.packages)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole manifest: where it came from and every image, in file order."""
+
+    path: Path
+    shown: str
+    registry: str
+    namespace: str | None
+    source: str | None
+    mirrors: Mapping[str, str]
+    images: Mapping[str, Image]
+    insecure_registries: tuple[str, ...] = ()
+    templates: tuple[Path, ...] = ()  # where its templates are looked up, first match wins
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def repository(self, image: Image | str, registry: str | None = None) -> str:
+        name = image if isinstance(image, str) else image.name
+        parts = [registry or self.registry]
+        if self.namespace:
+            parts.append(self.namespace)
+        parts.append(name)
+        return "/".join(parts)
+
+    def references(self, image: Image, registry: str | None = None) -> list[str]:
+        repo = self.repository(image, registry)
+        return [f"{repo}:{tag}" for tag in image.tags]

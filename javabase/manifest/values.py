@@ -1,0 +1,43 @@
+"""The one rule for every value from the manifest that reaches a Dockerfile: it
+stays inside its instruction, and is written there the same way every time
+(`dq` for ENV, LABEL and ARG values, `exec_form` for ENTRYPOINT and CMD). Pure."""
+
+from __future__ import annotations
+
+import json
+
+
+def breakout_reason(value: str, quoted: bool = False) -> str | None:
+    """Why a value would escape its Dockerfile instruction, or None if it is safe.
+
+    - a line break starts a new instruction;
+    - a NUL byte ends the text for some parsers;
+    - unquoted (WORKDIR, USER, ADD/COPY paths, package names): a trailing
+      backslash continues the instruction onto the next line, which would
+      swallow the template's next instruction (e.g. USER), and an unbalanced
+      quote changes how the rest of the line is split.
+    Quoted values (ENV, LABEL, ARG: written with templates.dq, which escapes
+    quotes and backslashes) may hold quotes and backslashes."""
+    if "\x00" in value:
+        return "contains a NUL byte"
+    if "\n" in value or "\r" in value:
+        return "contains a line break, which would start a new Dockerfile instruction"
+    if quoted:
+        return None
+    if value.rstrip(" \t").endswith("\\"):
+        return "ends with a backslash, which would continue the instruction onto the next line"
+    if value.count('"') % 2:
+        return "has an unbalanced double quote"
+    if value.count("'") % 2:
+        return "has an unbalanced single quote"
+    return None
+
+
+def dq(value: str) -> str:
+    """Double-quote a value for ENV, LABEL and ARG; $VAR still expands."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def exec_form(argv: tuple[str, ...]) -> str:
+    """ENTRYPOINT and CMD in exec form: a JSON array."""
+    return json.dumps(list(argv))

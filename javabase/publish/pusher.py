@@ -1,0 +1,384 @@
+"""Pushing through the registry API, the way crane and skopeo do, in two steps.
+
+stage (as soon as an image is built, while others still build): look every
+tag up (javabase.decide says push, skip or refuse), and when something must
+be pushed, export the image from the engine, compress its layers the same way
+every time (javabase.oci), and upload the blobs the registry lacks, mounting
+them from another repository of the run where it can. The manifest and its
+digest are then known, and nothing is visible under any tag yet.
+
+publish (when the run's builds are done): if any immutable tag would be
+overwritten, publish nothing; else PUT each manifest under its tags and read
+every tag back: it must hold that manifest, whose config is the image ID the
+run built.
+
+A registry that cannot be read, or that will not let this run push, stops the
+run before anything is published (fail closed, exit 6), --force or not.
+The backend and the registry client are parameters."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..decide.labels import INPUT_LABEL
+from ..decide.rules import AlreadyPushed, Push, PushAction, Refused, decide_pushes
+from ..engine import Backend
+from ..errors import Interrupted, JavabaseError, RegistryError, StepError
+from ..manifest.model import Manifest
+from ..manifest.references import repository_name, split_reference
+from ..report import Console, ImageResult, Status
+from ..settings import Settings
+from . import referrers
+from .blobs import BlobCache
+from .oci import (
+    CONFIG_TYPE,
+    INDEX_TYPE,
+    MANIFEST_TYPE,
+    Blob,
+    SavedImage,
+    digest_of,
+    image_index,
+    image_manifest,
+    read_saved,
+)
+from .registry import Registry, Remote
+
+
+def immutable_references(manifest: Manifest, names: Iterable[str], registry: str) -> dict[str, frozenset[str]]:
+    """Per image, the full references of its immutable tags under `registry`."""
+    return {name: frozenset(f"{manifest.repository(name, registry)}:{tag}"
+                            for tag in manifest.images[name].immutable_tags) for name in names}
+
+
+def held(registry: Registry, reference: str) -> Remote | None:
+    """What the tag holds now; None when it does not exist. Any other answer
+    (401, 403, 5xx, TLS, unreachable) raises RegistryError: nothing may be pushed blind."""
+    return registry.manifest(repository_name(reference), split_reference(reference)[1])
+
+
+def lookup_tags(registry: Registry, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
+    """What every tag holds in the registry, by image, looked up a few at a time."""
+    flat = [ref for refs in references.values() for ref in refs]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup") as pool:
+        found = dict(zip(flat, pool.map(lambda ref: held(registry, ref), flat), strict=True))
+    return {name: [(ref, found[ref]) for ref in refs] for name, refs in references.items()}
+
+
+@dataclass(frozen=True)
+class Staged:
+    actions: list[PushAction]
+    manifest: bytes | None  # None when no tag needs pushing
+    media_type: str = MANIFEST_TYPE
+    platform: dict[str, str] | None = None  # a unit of a multi-platform image: its platform
+    children: tuple[bytes, ...] = ()  # an index: the per-platform manifests, PUT by digest first
+
+    @property
+    def digest(self) -> str | None:
+        return digest_of(self.manifest) if self.manifest is not None else None
+
+
+class Pusher:
+    def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
+                 force: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
+                 immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
+                 platforms: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.console = console
+        self.settings = settings
+        self.force = force
+        self.keep_log = keep_log
+        self.immutable = immutable or {}
+        self.blobs = blobs or BlobCache(settings.cache_dir)
+        self.pool = ThreadPoolExecutor(max_workers=settings.push_jobs, thread_name_prefix="push")
+        self.staging: dict[str, Future[Staged]] = {}
+        self.lock = threading.Lock()
+        self.allowed: dict[str, bool] = {}
+        self.wrote: set[str] = set()  # repositories this run has uploaded to: push is allowed there
+        self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
+        self.stopped = threading.Event()
+        self.looked_up: dict[str, Remote | None] = {}  # reference -> what it held before the run
+        self.platforms = platforms or {}  # multi-platform images: image -> its platforms
+
+    def log(self, result: ImageResult, line: str) -> None:
+        result.log.append(line)
+        self.console.line(result.name, line)
+
+    # -- before the builds -----------------------------------------------------------
+    def lookup(self, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
+        """What every tag holds now, looked up concurrently (a few at a time), by
+        image: for decide (the registry as a cache) and for staging. Raises
+        RegistryError when the registry cannot be read."""
+        found = lookup_tags(self.registry, references)
+        self.looked_up.update({ref: there for tags in found.values() for ref, there in tags})
+        return found
+
+    def holds(self, reference: str) -> Remote | None:
+        """What the tag held when the run looked it up (or holds now, if it did not)."""
+        return self.looked_up[reference] if reference in self.looked_up else held(self.registry, reference)
+
+    # -- the two steps -------------------------------------------------------------
+    def start(self, result: ImageResult) -> None:
+        """Stage an image in the background (called as soon as it is built)."""
+        if not self.stopped.is_set():
+            self.staging[result.name] = self.pool.submit(self.stage, result)
+
+    def publish(self, ready: list[ImageResult], keep_going: bool = False) -> list[str]:
+        """Wait for staging, then publish every tag; return notes for the report.
+        Raises RegistryError, with nothing published, when the registry cannot be
+        read or refuses the push. An image that could not be staged fails; the
+        others are published only with keep_going."""
+        staged: dict[str, Staged] = {}
+        try:
+            for result in ready:
+                if result.name not in self.staging:
+                    self.start(result)
+                try:
+                    staged[result.name] = self.staging[result.name].result()
+                except StepError as exc:
+                    result.status = Status.FAILED
+                    result.reason = str(exc)
+                    self.log(result, f"FAILED {exc}")
+                    self.keep_log(result)
+        finally:
+            self.pool.shutdown(wait=True)
+        unstaged = [r.name for r in ready if r.name not in staged]
+        if unstaged and not keep_going:
+            return [f"nothing was pushed: {', '.join(unstaged)} could not be staged "
+                    "(with --keep-going the other images are pushed)"]
+        ready = [r for r in ready if r.name in staged]
+        notes: list[str] = []
+        ready, groups = self.group(ready, staged, notes)
+        if notes and not keep_going:
+            return [f"nothing was pushed: {note}" for note in notes]
+        for repository in sorted({repository_name(a.reference) for r in ready
+                                  for a in staged[r.name].actions if isinstance(a, Push)} - self.wrote):
+            self.check_push_allowed(repository)
+        refused = [a for r in ready for a in staged[r.name].actions if isinstance(a, Refused)]
+        if refused:
+            for result in ready:
+                for action in staged[result.name].actions:
+                    if isinstance(action, Refused):
+                        result.status = Status.FAILED
+                        result.reason = (f"immutable tag {action.reference} already holds another image "
+                                         f"({action.holds[:19]}); not overwritten (--force overwrites)")
+                        self.log(result, f"FAILED {result.reason}")
+                        for unit in groups.get(result.name, []):
+                            unit.status, unit.reason = result.status, result.reason
+            return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
+                    "already hold other images"]
+        for result in ready:
+            self.publish_one(result, staged[result.name])
+            for unit in groups.get(result.name, []):
+                unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
+                unit.status, unit.reason = result.status, result.reason
+        return notes
+
+    def group(self, ready: list[ImageResult], staged: dict[str, Staged], notes: list[str]
+              ) -> tuple[list[ImageResult], dict[str, list[ImageResult]]]:
+        """The units of each multi-platform image as one: a stand-in result whose
+        staged manifest is the index of its platforms' manifests. An image with a
+        platform missing is not published (a note says so)."""
+        out = [r for r in ready if r.platform is None]
+        units: dict[str, list[ImageResult]] = {}
+        for result in ready:
+            if result.platform is not None:
+                units.setdefault(result.image, []).append(result)
+        groups: dict[str, list[ImageResult]] = {}
+        for image, members in units.items():
+            wanted = self.platforms.get(image, ())
+            members.sort(key=lambda r: wanted.index(r.platform) if r.platform in wanted else len(wanted))
+            if [m.platform for m in members] != list(wanted):
+                missing = ", ".join(p for p in wanted if p not in {m.platform for m in members})
+                notes.append(f"{image} was not published: its {missing} image did not build")
+                continue
+            children = tuple(staged[m.name].manifest or b"" for m in members)
+            index = image_index([(child, staged[m.name].platform or {}) for child, m in zip(children, members,
+                                                                                         strict=True)],
+                                {INPUT_LABEL: digest_of("".join(m.input_digest or "" for m in members).encode())})
+            stand_in = ImageResult(image, list(members[0].references), status=Status.BUILT if any(
+                m.status == Status.BUILT for m in members) else Status.UP_TO_DATE, image_id=digest_of(index),
+                image=image)
+            remote = {ref: self.holds(ref) for ref in stand_in.references}
+            actions = decide_pushes(digest_of(index), stand_in.references, remote,
+                                    self.immutable.get(image, frozenset()), self.force, index=True)
+            staged[image] = Staged(actions, index, INDEX_TYPE, children=children)
+            groups[image] = members
+            out.append(stand_in)
+        return out, groups
+
+    def push_all(self, ready: list[ImageResult]) -> list[str]:
+        """Stage and publish images built earlier (`invoke push`)."""
+        for result in ready:
+            self.start(result)
+        return self.publish(ready)
+
+    def discard(self) -> None:
+        """Nothing will be published: stop staging (Ctrl-C, or a failed build)."""
+        self.stopped.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- staging -----------------------------------------------------------------------
+    def stage(self, result: ImageResult) -> Staged:
+        image_id = _image_id(result)
+        if result.platform is not None:  # one platform of a multi-platform image: its tags come with the index
+            known = self.blobs.manifest(image_id)
+            repository = repository_name(result.references[0])
+            if known is not None and self.registry.manifest_digest(repository, digest_of(known[0])):
+                return Staged([], known[0], MANIFEST_TYPE, known[1])  # it and its blobs are in the registry
+            manifest, platform = self.upload(result)
+            self.blobs.remember_manifest(image_id, manifest, platform)
+            return Staged([], manifest, MANIFEST_TYPE, platform)
+        remote = {reference: self.holds(reference) for reference in result.references}
+        actions = decide_pushes(image_id, result.references, remote,
+                                self.immutable.get(result.name, frozenset()), self.force)
+        if not any(isinstance(a, Push) for a in actions):
+            return Staged(actions, None)
+        if result.status == Status.UP_TO_DATE_REGISTRY:
+            # Not in this engine: its missing tags get the manifest another tag holds.
+            there = next((r for r in remote.values() if r is not None and r.config_digest == image_id), None)
+            if there is None:
+                raise StepError(f"{result.name}: no tag in the registry holds {image_id[7:19]} any more (it "
+                                "changed during the run); run again")
+            self.log(result, f"in the registry as {there.digest[:19]}; adding its missing tags")
+            return Staged(actions, there.body, there.media_type)
+        return Staged(actions, self.upload(result)[0], MANIFEST_TYPE)
+
+    def upload(self, result: ImageResult) -> tuple[bytes, dict[str, str]]:
+        """Export the image, upload the blobs the registry lacks; its manifest and platform."""
+        image_id = _image_id(result)
+        repository = repository_name(result.references[0])
+        with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            self.backend.export(image_id, archive)
+            try:
+                saved = read_saved(archive)
+            except (OSError, ValueError, KeyError) as exc:
+                raise StepError(f"export {image_id[7:19]}: the engine's archive is unreadable ({exc})") from None
+            if saved.image_id != image_id:
+                raise StepError(f"export {image_id[7:19]}: the engine exported {saved.image_id}, another image")
+            layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
+            config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
+            self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
+            platform = saved.platform()
+        annotations = {INPUT_LABEL: result.input_digest} if result.input_digest else None
+        manifest = image_manifest(config, layers, annotations)
+        self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
+        return manifest, platform
+
+    def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
+        cached = self.blobs.layer(saved, member, diff_id)
+
+        def body() -> bytes:
+            """The compressed layer, checked as it is read: a cache entry that changed
+            on disk is made again from the image."""
+            data = cached.path.read_bytes()
+            if digest_of(data) == cached.blob.digest:
+                return data
+            self.blobs.forget(diff_id)
+            return self.blobs.layer(saved, member, diff_id).path.read_bytes()
+
+        self.put_blob(result, repository, cached.blob.digest, body, f"layer {diff_id[7:19]}", cached.blob.size)
+        return cached.blob
+
+    def put_blob(self, result: ImageResult, repository: str, digest: str, body: Callable[[], bytes], what: str,
+                 size: int) -> None:
+        """Make sure `repository` has the blob: mount it from a repository of this run
+        that has it, or upload it when the registry lacks it. The body is read only
+        for an upload."""
+        if self.stopped.is_set():
+            raise Interrupted(f"interrupted before uploading {what}")
+        shown = f"{size / 1e6:.1f} MB"
+        with self.lock:
+            source = self.where.get(digest)
+        if source == repository:
+            return
+        if source is not None:
+            how = self.registry.upload_blob(repository, digest, body, mount_from=source)
+        elif self.registry.has_blob(repository, digest):
+            how = "already in the registry"
+        else:
+            how = self.registry.upload_blob(repository, digest, body)
+        if how != "already in the registry":
+            with self.lock:
+                self.wrote.add(repository)
+        self.log(result, f"{what} ({shown}): {how}")
+        with self.lock:
+            self.where.setdefault(digest, repository)
+
+    def check_push_allowed(self, repository: str) -> None:
+        """May this run push to `repository`? Otherwise nothing is published."""
+        with self.lock:
+            known = self.allowed.get(repository)
+        if known is None:
+            known = self.registry.can_push(repository)
+            with self.lock:
+                self.allowed[repository] = known
+        if not known:
+            raise RegistryError(f"registry {self.registry.host} does not let this run push to {repository}; "
+                                "nothing was pushed")
+
+    # -- publishing --------------------------------------------------------------------
+    def publish_one(self, result: ImageResult, staged: Staged) -> None:
+        try:
+            for action in staged.actions:
+                if isinstance(action, AlreadyPushed):
+                    result.pushed[action.reference] = action.digest
+                    result.already_in_registry.append(action.reference)
+                    self.log(result, f"{action.reference} already in the registry ({action.digest[:19]}); not pushed")
+                elif isinstance(action, Push) and staged.manifest is not None:
+                    if action.overwrites:
+                        self.log(result, f"--force: overwriting immutable tag {action.reference} (it holds "
+                                         f"{action.overwrites[:19]}, another image)")
+                    name, tag = repository_name(action.reference), split_reference(action.reference)[1]
+                    for child in staged.children:
+                        self.registry.put_manifest(name, digest_of(child), child, MANIFEST_TYPE)
+                    self.registry.put_manifest(name, tag, staged.manifest, staged.media_type)
+                    self.verify(action, str(staged.digest))
+                    result.pushed[action.reference] = str(staged.digest)
+                    self.log(result, f"pushed {action.reference}@{staged.digest}")
+            if result.status == Status.BUILT or len(result.already_in_registry) < len(result.references):
+                result.status = Status.PUSHED
+        except JavabaseError as exc:
+            result.status = Status.FAILED
+            result.reason = str(exc)
+            self.log(result, f"FAILED {exc}")
+            self.keep_log(result)
+
+    def attach(self, result: ImageResult, artifact: referrers.Artifact) -> str:
+        """Push an artifact (an SBOM) whose subject is the image's manifest in the
+        registry (for one platform of a multi-platform image, that platform's
+        manifest in the index); return the artifact manifest's digest."""
+        name, tag = repository_name(result.references[0]), split_reference(result.references[0])[1]
+        there = self.registry.manifest(name, tag)
+        if there is None:
+            raise StepError(f"{artifact.kind} of {result.name}: {result.references[0]} is not in the registry")
+        subject = referrers.subject_of(there, result.platform)
+        if subject is None:
+            raise StepError(f"{artifact.kind} of {result.name}: the index under {result.references[0]} has no "
+                            f"{result.platform}")
+        digest, tag = referrers.attach(self.registry, name, artifact, subject)
+        self.log(result, f"{artifact.kind} attached to {subject.digest[:19]} as {digest[:19]} ({tag})")
+        return digest
+
+    def verify(self, action: Push, digest: str) -> None:
+        """What landed under the tag is the manifest just pushed, whose config
+        digest is the image ID the run built: read back from the registry."""
+        landed = held(self.registry, action.reference)
+        index = action.image_id == digest  # a multi-platform image is known by its index digest
+        if landed is None or landed.digest != digest or (not index and landed.config_digest != action.image_id):
+            holds = f"{landed.digest} (image {landed.config_digest})" if landed else "nothing"
+            raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
+                            f"(image {action.image_id}) that this run pushed; another push of the same tag "
+                            "raced this one: run again")
+
+
+def _image_id(result: ImageResult) -> str:
+    if result.image_id is None:
+        raise StepError(f"{result.name}: has no image to push (it was not built)")
+    return result.image_id
