@@ -1,0 +1,193 @@
+"""The run (javabase.build.run.Builder) with the in-memory backend and registry:
+a child starts when its parent is done, a failure skips what depends on it,
+--keep-going builds the rest, a second run reuses, Ctrl-C tags nothing, and a
+multi-platform image is pushed as one index of its platforms' manifests."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fakes import FakeBackend, FakeRegistry
+from javabase.build.artifacts import ArtifactStore
+from javabase.build.run import Builder, BuildOptions
+from javabase.manifest.model import Manifest
+from javabase.plan.order import make_plan
+from javabase.plan.render import render_all
+from javabase.publish.referrers import Artifact
+from javabase.release.provenance import Provenance
+from javabase.report import Console
+from javabase.settings import Settings
+
+TREE = """\
+schema: 1
+registry: r:5000
+namespace: base
+images:
+  root: {from: scratch, template: layer, tags: ["1"]}
+  a: {from: root, template: layer, tags: ["1"]}
+  b: {from: root, template: layer, tags: ["1"]}
+  a1: {from: a, template: layer, tags: ["1"]}
+  other: {from: scratch, template: layer, tags: ["1"]}
+"""
+
+
+def builder(manifest: Manifest, backend: FakeBackend, tmp_path: Path, jobs: int = 4,
+            registry: FakeRegistry | None = None, **options: bool) -> Builder:
+    settings = Settings(registry="r:5000", jobs=jobs, push_jobs=2, cache_dir=tmp_path / "cache",
+                        log_dir=tmp_path / "logs")
+    return Builder(make_plan(manifest), render_all(manifest), backend, ArtifactStore(tmp_path / "cache"), settings,
+                   BuildOptions(**options), Provenance(1_700_000_000, "abc123"), Console(io.StringIO()),
+                   registry)  # type: ignore[arg-type]
+
+
+def statuses(run: Builder) -> dict[str, str]:
+    return {name: str(result.status) for name, result in run.results.items()}
+
+
+def test_a_child_starts_when_its_parent_is_done_and_independent_images_overlap(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    backend = FakeBackend(pause=0.1)
+    run = builder(valid(TREE), backend, tmp_path)
+    report = run.run()
+    assert report.ok
+    events = backend.events
+    for parent, child in (("root", "a"), ("root", "b"), ("a", "a1")):
+        assert events.index(("end", parent)) < events.index(("start", child)), events
+    first_end = next(i for i, event in enumerate(events) if event[0] == "end")
+    assert {("start", "root"), ("start", "other")} <= set(events[:first_end])
+    assert statuses(run) == dict.fromkeys(["other", "root", "a", "b", "a1"], "built")
+    assert backend.tags["r:5000/base/a1:1"] == run.results["a1"].image_id
+
+
+def test_a_failure_skips_its_dependents_and_nothing_new_starts(valid: Callable[[str], Manifest],
+                                                              tmp_path: Path) -> None:
+    backend = FakeBackend(fail={"a"})
+    run = builder(valid(TREE), backend, tmp_path, jobs=1)
+    report = run.run()
+    assert not report.ok
+    assert statuses(run) == {"other": "built", "root": "built", "a": "failed", "b": "skipped", "a1": "skipped"}
+    assert run.results["a"].reason == ("step 2/2 (RUN false): The command '/bin/sh -c false' returned a non-zero "
+                                       "code: 1")
+    assert run.results["b"].reason == "not started: a failed (--keep-going builds the rest)"
+    assert run.results["a1"].reason == "skipped: a failed"
+    assert (tmp_path / "logs" / "a.log").read_text().endswith("FAILED step 2/2 (RUN false): The command "
+                                                             "'/bin/sh -c false' returned a non-zero code: 1\n")
+    assert "r:5000/base/a:1" not in backend.tags
+
+
+def test_keep_going_builds_what_does_not_depend_on_the_failure(valid: Callable[[str], Manifest],
+                                                               tmp_path: Path) -> None:
+    run = builder(valid(TREE), FakeBackend(fail={"a"}), tmp_path, jobs=1, keep_going=True)
+    run.run()
+    assert statuses(run) == {"other": "built", "root": "built", "a": "failed", "b": "built", "a1": "skipped"}
+
+
+def test_a_second_run_with_the_same_inputs_builds_nothing(valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    manifest = valid(TREE)
+    backend = FakeBackend()
+    first = builder(manifest, backend, tmp_path)
+    first.run()
+    built = len(backend.built)
+    again = builder(manifest, backend, tmp_path)
+    assert again.run().ok
+    assert len(backend.built) == built == 5
+    assert statuses(again) == dict.fromkeys(["other", "root", "a", "b", "a1"], "up-to-date")
+    assert {name: r.image_id for name, r in again.results.items()} == {
+        name: r.image_id for name, r in first.results.items()}
+
+
+def test_a_changed_parent_rebuilds_its_descendants_only(valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    backend = FakeBackend()
+    builder(valid(TREE), backend, tmp_path).run()
+    changed = valid(TREE.replace("a: {from: root, template: layer,", "a: {from: root, template: layer, "
+                                                                     "env: {X: '1'},"))
+    run = builder(changed, backend, tmp_path)
+    run.run()
+    assert statuses(run) == {"other": "up-to-date", "root": "up-to-date", "a": "built", "b": "up-to-date",
+                             "a1": "built"}
+    assert run.results["a"].changed == "build: changed dockerfile"
+    assert run.results["a1"].changed == "build: changed parent a"
+
+
+def test_ctrl_c_cancels_the_running_build_and_tags_nothing_of_it(valid: Callable[[str], Manifest],
+                                                                tmp_path: Path) -> None:
+    backend = FakeBackend(hold={"root"})
+    run = builder(valid(TREE), backend, tmp_path, jobs=1)
+    main = threading.get_ident()
+
+    def press_ctrl_c() -> None:
+        while ("start", "root") not in backend.events:
+            time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    assert backend.cancelled.is_set()
+    assert statuses(run) == {"other": "built", "root": "failed", "a": "skipped", "b": "skipped", "a1": "skipped"}
+    assert run.results["root"].reason == "interrupted during step 2/2; the build was cancelled"
+    assert run.results["a"].reason == "not started: interrupted"
+    assert sorted(backend.tags) == ["r:5000/base/other:1"]
+
+
+def test_with_a_registry_every_image_is_pushed_once_the_builds_are_done(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    run = builder(valid(TREE), FakeBackend(), tmp_path, registry=registry)
+    assert run.run().ok
+    assert statuses(run) == dict.fromkeys(["other", "root", "a", "b", "a1"], "pushed")
+    for name, result in run.results.items():
+        assert registry.held[f"base/{name}:1"].config_digest == result.image_id
+
+
+PLATFORMS = """\
+schema: 1
+registry: r:5000
+namespace: base
+images:
+  img: {from: scratch, template: layer, tags: ["1", "latest"], platforms: [linux/amd64, linux/arm64]}
+"""
+
+
+def test_a_multi_platform_image_is_one_index_of_its_platforms_manifests(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    run = builder(valid(textwrap.dedent(PLATFORMS)), backend, tmp_path, registry=registry)
+    assert run.run().ok
+    assert statuses(run) == {"img@linux/amd64": "pushed", "img@linux/arm64": "pushed"}
+    index = json.loads(registry.held["base/img:1"].body)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["platform"] for m in index["manifests"]] == [{"architecture": "amd64", "os": "linux"},
+                                                           {"architecture": "arm64", "os": "linux"}]
+    children = [m["digest"] for m in index["manifests"]]
+    puts = registry.manifests_put
+    assert all(puts.index(f"base/img:{child}") < puts.index("base/img:1") for child in children)
+    assert registry.held["base/img:latest"].digest == registry.held["base/img:1"].digest
+    arm = registry.held[f"base/img:{children[1]}"]
+    assert arm.config_digest == run.results["img@linux/arm64"].image_id
+    assert backend.tags["r:5000/base/img:1"] == run.results["img@linux/amd64"].image_id  # the engine's own platform
+    assert backend.tags["r:5000/base/img:1-linux-arm64"] == run.results["img@linux/arm64"].image_id
+
+
+def test_an_sbom_of_one_platform_is_attached_to_that_platforms_manifest(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    run = builder(valid(textwrap.dedent(PLATFORMS)), FakeBackend(), tmp_path, registry=registry)
+    run.run()
+    pusher = run.pusher
+    assert pusher is not None
+    digest = pusher.attach(run.results["img@linux/arm64"], Artifact("sbom", "application/spdx+json", b"{}"))
+    arm = json.loads(registry.held["base/img:1"].body)["manifests"][1]["digest"]
+    attached = json.loads(registry.held[f"base/img:{arm.replace(':', '-')}.sbom"].body)
+    assert attached["subject"]["digest"] == arm
+    assert registry.held[f"base/img:{digest}"].digest == digest
