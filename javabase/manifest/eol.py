@@ -1,0 +1,72 @@
+"""Which distribution releases are past their end of life: a small dated table
+(eol.json, package data: per distribution its releases and the day security
+support ends) and the lookup of an outside base reference in it. Pure; the
+table is refreshed by `invoke update` when it can reach its source."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .references import parse_outside
+
+TABLE = Path(str(files("javabase").joinpath("manifest", "eol.json")))
+# The images whose tags name a distribution release: name -> distribution.
+IMAGES = {"alpine": "alpine", "debian": "debian", "library/alpine": "alpine", "library/debian": "debian"}
+
+
+@dataclass(frozen=True)
+class Release:
+    distribution: str
+    release: str  # "3.20", "12"
+    eol: date  # the first day without security support
+    codename: str | None = None
+
+
+@cache
+def table(path: Path = TABLE) -> dict[str, Any]:
+    """The table as stored (`checked`, `sources`, `distributions`)."""
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def releases(path: Path = TABLE) -> list[Release]:
+    out = []
+    for distribution, rows in table(path)["distributions"].items():
+        out += [Release(distribution, str(row["release"]), date.fromisoformat(row["eol"]), row.get("codename"))
+                for row in rows]
+    return out
+
+
+def release_of(reference: str, path: Path = TABLE) -> Release | None:
+    """The distribution release an outside reference names (alpine:3.20.10@sha256:...
+    -> alpine 3.20; debian:bookworm-slim -> debian 12), or None when it names none
+    the table knows."""
+    parsed = parse_outside(reference)
+    if isinstance(parsed, str) or not parsed.tag:
+        return None
+    distribution = IMAGES.get(parsed.path)
+    for row in releases(path):
+        if row.distribution == distribution and (
+                re.match(rf"^{re.escape(row.release)}(?:[.-]|$)", parsed.tag)
+                or (row.codename is not None and re.match(rf"^{row.codename}(?:-|$)", parsed.tag))):
+            return row
+    return None
+
+
+def past_end_of_life(reference: str, today: date, path: Path = TABLE) -> tuple[Release, Release | None] | None:
+    """(the release, the oldest supported release of the same distribution that
+    replaces it) when `reference` names a release whose support ended before
+    `today`; else None."""
+    found = release_of(reference, path)
+    if found is None or found.eol > today:
+        return None
+    newer = sorted((r for r in releases(path) if r.distribution == found.distribution and r.eol > today),
+                   key=lambda r: r.eol)
+    return found, newer[0] if newer else None
