@@ -136,23 +136,42 @@ def test_outside_reference_with_a_bad_digest(problems: Problems) -> None:
         ("template: alpine-glibc", 'template: alpine-glibc\n    description: "root\\nUSER root"',
          "images.yaml:15: images.root.description: description 'root\\nUSER root' contains a line break, which "
          "would start a new Dockerfile instruction; remove it"),
-        ("    env:\n      JAVA_HOME", "    workdir: '/opt/app \\'\n    env:\n      JAVA_HOME",
-         "images.yaml:29: images.jre.workdir: workdir '/opt/app \\\\' ends with a backslash, which would "
-         "continue the instruction onto the next line; remove it"),
+        ("    env:\n      JAVA_HOME", "    workdir: '/opt/app\\'\n    env:\n      JAVA_HOME",
+         "images.yaml:29: images.jre.workdir: workdir '/opt/app\\\\' has '\\\\', which an unquoted Dockerfile "
+         "argument may not hold; use letters, digits and . _ / : @ % + = , ~ -; remove it"),
         ("packages: [bash]", 'packages: ["bash\\nRUN x"]',
          "images.yaml:15: images.root.packages[0]: package 'bash\\nRUN x' contains a line break, which would "
          "start a new Dockerfile instruction; remove it"),
         ("    env:\n      JAVA_HOME", "    workdir: \"/opt'\"\n    env:\n      JAVA_HOME",
-         "images.yaml:29: images.jre.workdir: workdir \"/opt'\" has an unbalanced single quote; remove it"),
+         "images.yaml:29: images.jre.workdir: workdir \"/opt'\" has \"'\", which an unquoted Dockerfile argument "
+         "may not hold; use letters, digits and . _ / : @ % + = , ~ -; remove it"),
+        ("    env:\n      JAVA_HOME", "    workdir: /opt/$HOME\n    env:\n      JAVA_HOME",
+         "images.yaml:29: images.jre.workdir: workdir '/opt/$HOME' has a $, which the Dockerfile parser would "
+         "replace with a variable's value; remove it"),
+        ("        url: https://example.invalid/jre8.tar.gz",
+         "        url: https://example.invalid/jre8.tar.gz\n        dest: '/ https://x/evil.tar.gz /'",
+         "images.yaml:24: images.jre.versions[0].dest: dest '/ https://x/evil.tar.gz /' has a space or tab, which "
+         "would make it several arguments of its instruction; remove it"),
+        ("        url: https://example.invalid/jre8.tar.gz", "        url: https://ci:s3cr3t@example.invalid/jre8.tar.gz",
+         "images.yaml:23: images.jre.versions[0].url: 'https://example.invalid/jre8.tar.gz' carries a user name or "
+         "password; it would be shown in labels, logs and reports. Serve the file without credentials, or "
+         "download it next to the manifest and use `path:`"),
+        ("org.opencontainers.image.vendor: ABC", "io.javabase.input-digest: forged",
+         "images.yaml:10: defaults.labels.io.javabase.input-digest: label 'io.javabase.input-digest' is set by "
+         "javabase (it records the build); remove it"),
+        ("org.opencontainers.image.vendor: ABC", "org.opencontainers.image.base.digest: sha256:forged",
+         "images.yaml:10: defaults.labels.org.opencontainers.image.base.digest: label "
+         "'org.opencontainers.image.base.digest' is set by javabase (it records the build); remove it"),
         ("    env:\n      JAVA_HOME", '    user: "app\\nUSER root"\n    env:\n      JAVA_HOME',
          "images.yaml:29: images.jre.user: user 'app\\nUSER root' contains a line break, which would start a "
          "new Dockerfile instruction; remove it"),
-        ("        url: https://example.invalid/jre8.tar.gz", "        path: \"jre'8.tar.gz\"",
-         "images.yaml:23: images.jre.versions[0].path: path \"jre'8.tar.gz\" has an unbalanced single quote; "
-         "remove it"),
+        ("        url: https://example.invalid/jre8.tar.gz", "        path: \"jre8.tar.gz\\n\"",
+         "images.yaml:23: images.jre.versions[0].path: path 'jre8.tar.gz\\n' contains a line break, which would "
+         "start a new Dockerfile instruction; remove it"),
     ],
     ids=["env-newline", "env-nul", "description-newline", "workdir-backslash", "package-newline",
-         "workdir-quote", "user-newline", "path-quote"],
+         "workdir-quote", "workdir-dollar", "dest-space", "url-userinfo", "label-javabase", "label-base-digest",
+         "user-newline", "path-newline"],
 )
 def test_values_cannot_break_out_of_their_instruction(problems: Problems, old: str, new: str,
                                                       expected: str) -> None:

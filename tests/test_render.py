@@ -86,7 +86,7 @@ def test_a_failing_template_names_the_template_the_image_and_the_entry(
     own = tmp_path / "templates"  # a manifest's own templates/ wins over javabase's
     own.mkdir()
     jre = own / "jre.Dockerfile.j2"
-    jre.write_text((TEMPLATES_DIR / "jre.Dockerfile.j2").read_text() + "{{ image.no_such_field }}\n")
+    jre.write_text((TEMPLATES_DIR / "jre.Dockerfile.j2").read_text() + "{{ image.no_such_field | word }}\n")
     manifest = valid(BASE)
     with pytest.raises(RenderError) as caught:
         render_all(manifest)
@@ -95,6 +95,24 @@ def test_a_failing_template_names_the_template_the_image_and_the_entry(
         "while rendering jre17 (images.yaml:25); fix the template or the manifest"
     )
     assert caught.value.exit_code == 10
+
+
+@pytest.mark.parametrize("expression", ["image.workdir", "image.env[0][1] | upper", "mirrors.apk ~ '/x'"])
+def test_a_template_that_writes_a_value_without_its_position_filter_is_refused(
+        valid: Callable[[str], Manifest], tmp_path: Path, expression: str) -> None:
+    """So that no key of the manifest, old or new, reaches a Dockerfile unchecked."""
+    own = tmp_path / "templates"
+    own.mkdir()
+    (own / "layer.Dockerfile.j2").write_text("FROM scratch\n\nRUN echo {{ " + expression + " }}\n")
+    manifest = valid(BASE.replace("template: jre", "template: layer"))
+    with pytest.raises(RenderError) as caught:
+        render_all(manifest)
+    shown = {"image.workdir": "image.workdir", "image.env[0][1] | upper": "getitem | upper",
+             "mirrors.apk ~ '/x'": "concat"}[expression]
+    assert str(caught.value) == (
+        f"templates/layer.Dockerfile.j2:3: writes `{shown}` without a position filter (word, quoted, shell, "
+        "shell_words, sed_substitute, command, exec_form, comment); pass it through the filter of its place in "
+        "the Dockerfile")
 
 
 def test_a_failing_write_leaves_builds_untouched(valid: Callable[[str], Manifest], tmp_path: Path,

@@ -183,7 +183,7 @@ class ArtifactStore:
                     actual, sized, received = self._stream(artifact, url, sink)
                     if actual != artifact.sha256:
                         if sized or actual in unsized:
-                            raise ArtifactError(self._mismatch(artifact, url, actual))
+                            raise ArtifactError(self._mismatch(artifact, artifact.origin, actual))
                         # No Content-Length: a body cut short looks complete. Fetch again; the
                         # same wrong bytes twice are a real mismatch, not the network.
                         unsized.add(actual)
@@ -196,8 +196,8 @@ class ArtifactStore:
                     self.progress.finish(f"attempt {attempt} of {self.retries} failed ({last_error}); retrying",
                                          artifact.filename)
                     time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise ArtifactError(f"{self._where(artifact)}: cannot download {url} after {self.retries} attempts: "
-                            f"{last_error}; check the URL and the network, then run again")
+        raise ArtifactError(f"{self._where(artifact)}: cannot download {artifact.origin} after {self.retries} "
+                            f"attempts: {last_error}; check the URL and the network, then run again")
 
     def _stream(self, artifact: Artifact, url: str, sink: IO[bytes]) -> tuple[str, bool, int]:
         """Download into sink: (sha256, whether a Content-Length was given, bytes received)."""
@@ -208,12 +208,13 @@ class ArtifactStore:
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
-            raise ArtifactError(f"{self._where(artifact)}: cannot download {url}: HTTP {exc.code} {exc.reason}; "
+            raise ArtifactError(f"{self._where(artifact)}: cannot download {artifact.origin}: HTTP {exc.code} "
+                                f"{exc.reason}; "
                                 "fix the URL in the manifest") from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
-                raise ArtifactError(f"{self._where(artifact)}: TLS certificate of {url} does not verify "
+                raise ArtifactError(f"{self._where(artifact)}: TLS certificate of {artifact.origin} does not verify "
                                     f"({reason.verify_message}); javabase does not download without TLS "
                                     "verification") from None
             raise _Transient(str(reason)) from None

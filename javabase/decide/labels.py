@@ -9,6 +9,7 @@ import json
 
 from ..manifest.model import Image, Manifest
 
+IMAGE_LABEL = "io.javabase.image"  # the manifest's name for the image
 INPUT_LABEL = "io.javabase.input-digest"
 INPUTS_LABEL = "io.javabase.inputs"
 ARTIFACTS_LABEL = "io.javabase.artifacts"
@@ -37,11 +38,14 @@ def stable_labels(manifest: Manifest, image: Image) -> dict[str, str]:
         "org.opencontainers.image.version": image.version or image.tags[0],
         "org.opencontainers.image.base.name": base["name"],
         ARTIFACTS_LABEL: json.dumps([[a.origin if a.url else a.filename, a.sha256] for a in image.artifacts]),
+        IMAGE_LABEL: image.name,
     }
     if "digest" in base:
         labels[BASE_DIGEST_LABEL] = base["digest"]
     if manifest.source:
         labels["org.opencontainers.image.source"] = manifest.source
+    # The manifest's own descriptive labels (title, version, source) win over these defaults.
+    labels.update((key, value) for key, value in image.labels if key in labels)
     return labels
 
 

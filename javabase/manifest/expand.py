@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import Problem
 from . import references as refs
-from .model import Artifact, Image
-from .values import breakout_reason
+from .model import Artifact, Image, redacted
+from .values import refusal
 from .yamlsource import Located, Path_, format_key
 
 DEFAULT_VERSION_DEST = "/usr/java/"
@@ -31,6 +31,10 @@ _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$")
 _SECRET_RE = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+# Labels javabase writes itself, recording the build: a manifest may not set them.
+RESERVED_LABELS = frozenset({"org.opencontainers.image.created", "org.opencontainers.image.revision",
+                             "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"})
+RESERVED_LABEL_PREFIX = "io.javabase."
 # Names the build context needs for itself.
 RESERVED_FILENAMES = frozenset({"Dockerfile", ".dockerignore"})
 
@@ -94,8 +98,10 @@ class Expander:
 
         return _PLACEHOLDER_RE.sub(repl, text)
 
-    def safe(self, value: str, path: Path_, what: str, quoted: bool = False) -> bool:
-        reason = breakout_reason(value, quoted)
+    def safe(self, value: str, path: Path_, what: str, position: str) -> bool:
+        """Whether `value` can be written at its position in a Dockerfile
+        (javabase.manifest.values); if not, the problem is reported."""
+        reason = refusal(position, value)
         if reason:
             self.problem(path, f"{what} {value!r} {reason}; remove it")
             return False
@@ -115,7 +121,9 @@ class Expander:
                                     f"use {'letters, digits and _' if kind == 'env' else 'letters, digits, . _ / -'}")
                 continue
             value = self.substitute(value, variables, child)
-            if self.safe(value, child, "value", quoted=True):
+            if kind == "labels" and (key in RESERVED_LABELS or key.startswith(RESERVED_LABEL_PREFIX)):
+                self.problem(child, f"label {key!r} is set by javabase (it records the build); remove it")
+            elif self.safe(value, child, "value", "quoted"):
                 out[key] = value
         return out
 
@@ -131,7 +139,7 @@ class Expander:
 
     def text(self, raw: Any, path: Path_, what: str) -> str | None:
         """A free-text value (description): any text that stays on its line."""
-        if not isinstance(raw, str) or not self.safe(raw, path, what, quoted=True):
+        if not isinstance(raw, str) or not self.safe(raw, path, what, "quoted"):
             return None
         return raw
 
@@ -139,7 +147,7 @@ class Expander:
         if not isinstance(raw, str):
             return None
         value = self.substitute(raw, variables, path)
-        if not self.safe(value, path, what):
+        if not self.safe(value, path, what, "word"):
             return None
         if not value.startswith("/"):
             self.problem(path, f"{what} {value!r} is not an absolute path; start it with /")
@@ -256,7 +264,7 @@ class Expander:
     def user(self, user: Any, path: Path_) -> str | None:
         if not isinstance(user, str):
             return None
-        if self.safe(user, path, "user") and not _USER_RE.match(user):
+        if self.safe(user, path, "user", "word") and not _USER_RE.match(user):
             self.problem(path, f"user {user!r} is not NAME, UID, NAME:GROUP or UID:GID")
         return user
 
@@ -264,10 +272,10 @@ class Expander:
         out = []
         for index, command in enumerate(raw if isinstance(raw, list) else []):
             if isinstance(command, str):
-                reason = breakout_reason(command)
-                # Quotes inside a shell command are the shell's business; what would
-                # leave the RUN instruction is not.
-                if reason and "quote" not in reason:
+                # Quotes and $ inside a shell command are the shell's business; what
+                # would leave the RUN instruction is not.
+                reason = refusal("command", command)
+                if reason:
                     self.problem((*path, index), f"command {reason}; write one command per list item")
                 out.append(command)
         return out
@@ -310,7 +318,7 @@ class Expander:
             if not isinstance(package, str):
                 continue
             child = (*path, index)
-            if not self.safe(package, child, "package"):
+            if not self.safe(package, child, "package", "shell"):
                 continue
             if not _PACKAGE_RE.match(package):
                 self.problem(child, f"package {package!r} is not a package name (optionally =version)")
@@ -401,7 +409,7 @@ class Expander:
         if not self.filename_ok(filename, path):
             return None
         dest = item.get("dest", default_dest)
-        if not isinstance(dest, str) or not self.safe(dest, (*path, "dest"), "dest"):
+        if not isinstance(dest, str) or not self.safe(dest, (*path, "dest"), "dest", "word"):
             return None
         if not dest.startswith("/"):
             self.problem((*path, "dest"), f"dest {dest!r} is not an absolute path; start it with /")
@@ -413,12 +421,18 @@ class Expander:
     def source(self, url: Any, local: Any, path: Path_) -> tuple[Path | None, str] | None:
         """(resolved local path or None, file name) of an artifact's url or path."""
         if isinstance(local, str):
-            if not self.safe(local, (*path, "path"), "path"):
+            if not self.safe(local, (*path, "path"), "path", "quoted"):
                 return None
             resolved = self.inside(local, (*path, "path"))
             return (resolved, resolved.name) if resolved else None
-        if isinstance(url, str) and self.safe(url, (*path, "url"), "url"):
-            return None, posixpath.basename(unquote(urlsplit(url).path))
+        if isinstance(url, str) and self.safe(url, (*path, "url"), "url", "quoted"):
+            parts = urlsplit(url)
+            if parts.username is not None or parts.password is not None:
+                self.problem((*path, "url"), f"{redacted(url)!r} carries a user name or password; it would be "
+                                             "shown in labels, logs and reports. Serve the file without "
+                                             "credentials, or download it next to the manifest and use `path:`")
+                return None
+            return None, posixpath.basename(unquote(parts.path))
         return None
 
     def inside(self, local: str, path: Path_) -> Path | None:

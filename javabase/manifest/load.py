@@ -14,7 +14,7 @@ from . import template_dirs
 from .expand import Expander
 from .model import Manifest
 from .schema import schema_problems
-from .values import breakout_reason
+from .values import refusal
 from .yamlsource import Located, load
 
 SCHEMA_VERSION = 1
@@ -47,7 +47,7 @@ def parse_manifest(text: str, shown: str, path: Path) -> Manifest:
     problems.extend(expander.problems)
     data = doc.data
     source = data.get("source")
-    reason = breakout_reason(source, quoted=True) if isinstance(source, str) else None
+    reason = refusal("quoted", source) if isinstance(source, str) else None
     if reason:
         problems.append(doc.problem(("source",), f"{source!r} {reason}; remove it"))
     if problems:

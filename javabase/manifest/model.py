@@ -6,6 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+
+def redacted(url: str) -> str:
+    """A URL as javabase shows and labels it: without a user name or password,
+    and with the values of its query taken out (a presigned URL's signature is
+    a secret): https://host/f.tgz?X-Amz-Signature=<redacted>."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (f"{host}:{parts.port}" if parts.port else host) if "@" in parts.netloc else parts.netloc
+    query = "&".join(f"{key}=<redacted>" if value else key
+                     for key, value in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass(frozen=True)
@@ -24,7 +37,8 @@ class Artifact:
 
     @property
     def origin(self) -> str:
-        return self.url if self.url is not None else str(self.path)
+        """Where it comes from, for people and labels: the URL redacted, or the path."""
+        return redacted(self.url) if self.url is not None else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,15 @@ class Image:
     tags: tuple[str, ...]
     immutable_tags: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()  # empty: the engine's own platform, a single-platform image
+
+    @property
+    def context_files(self) -> tuple[Artifact, ...]:
+        """One artifact per file name, as the Dockerfile adds them: a multi-platform
+        image has a file per platform under one name, added once."""
+        first: dict[str, Artifact] = {}
+        for artifact in self.artifacts:
+            first.setdefault(artifact.filename, artifact)
+        return tuple(first.values())
 
     def artifacts_for(self, platform: str | None) -> tuple[Artifact, ...]:
         """The artifacts a build for `platform` puts in its context."""

@@ -15,7 +15,7 @@ import jinja2
 from ..errors import CannotWrite, RenderError
 from ..manifest.model import Image, Manifest
 from ..manifest.template_dirs import file_name
-from ..manifest.values import dq
+from ..manifest.values import Unrepresentable, quoted, word
 from . import templates
 
 DOCKERFILE = "Dockerfile"
@@ -47,6 +47,9 @@ def render_image(env: jinja2.Environment, manifest: Manifest, image: Image) -> s
                           f"({manifest.path.name}:{image.line}); fix the template or the manifest") from None
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"templates/{exc.name}: template not found (rendering {image.name})") from None
+    except Unrepresentable as exc:
+        raise RenderError(f"templates/{template_name}: rendering {image.name} ({manifest.path.name}:{image.line}): "
+                          f"{exc}; fix the manifest") from None
     # Normalise: no trailing spaces, exactly one newline at the end.
     lines = [line.rstrip() for line in text.splitlines()]
     while lines and not lines[-1]:
@@ -58,12 +61,14 @@ def render_all(manifest: Manifest) -> dict[str, str]:
     """Every Dockerfile of the manifest, by path relative to builds/, in sorted order.
     Raises RenderError (one line naming the template and the image)."""
     env = templates.environment(manifest.templates)
+    for template in sorted({image.template for image in manifest.images.values()}):
+        templates.check_positions(file_name(template), manifest.templates)
     return {dockerfile_path(image): render_image(env, manifest, image)
             for image in sorted(manifest.images.values(), key=lambda i: i.name)}
 
 
 def label_instruction(labels: Mapping[str, str]) -> str:
-    body = " \\\n      ".join(f"{key}={dq(value)}" for key, value in sorted(labels.items()))
+    body = " \\\n      ".join(f"{word(key)}={quoted(value)}" for key, value in sorted(labels.items()))
     return f"# Added by javabase at build time\nLABEL {body}\n"
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
 
+from ..errors import RenderError
 from ..manifest.template_dirs import file_name, locate
-from ..manifest.values import dq, exec_form
+from ..manifest.values import FILTERS, POSITIONS
 
 
 def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
@@ -24,8 +26,7 @@ def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["dq"] = dq
-    env.filters["exec_form"] = exec_form
+    env.filters.update(FILTERS)
     env.tests["apk_file"] = lambda filename: str(filename).endswith(".apk")
     env.tests["prefixed"] = lambda value, prefix: str(value).startswith(prefix)
     return env
@@ -63,3 +64,43 @@ def template_hash(template: str, search_path: tuple[Path, ...]) -> str:
         digest.update(path.read_bytes() if path is not None else b"")
         digest.update(b"\0")
     return "sha256:" + digest.hexdigest()
+
+
+def check_positions(name: str, search_path: tuple[Path, ...]) -> None:
+    """Every `{{ ... }}` of template `name` (and of what it includes) writes its
+    value through a position filter (javabase.manifest.values) or is a macro
+    call; else RenderError naming the file, line and expression. So no value of
+    the manifest reaches a Dockerfile unchecked, whichever key a template uses."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in search_path]))
+    for current in referenced(name, search_path):
+        path = locate(current, search_path)
+        if path is None:
+            continue
+        tree = env.parse(path.read_text(encoding="utf-8"))
+        macros = {macro.name for macro in tree.find_all(nodes.Macro)}
+        for output in tree.find_all(nodes.Output):
+            for node in output.nodes:
+                if not (isinstance(node, nodes.TemplateData) or _positioned(node, macros)):
+                    raise RenderError(f"templates/{current}:{node.lineno}: writes `{_shown(node)}` without a position "
+                                      f"filter ({', '.join(POSITIONS)}); pass it through the filter of its place "
+                                      "in the Dockerfile")
+
+
+def _positioned(node: nodes.Node, macros: set[str]) -> bool:
+    if isinstance(node, nodes.Filter):
+        return node.name in POSITIONS
+    if isinstance(node, nodes.Call):  # a macro: its own outputs are checked where it is defined
+        target = node.node
+        return (isinstance(target, nodes.Getattr) and isinstance(target.node, nodes.Name)) or (
+            isinstance(target, nodes.Name) and (target.name in macros or target.name == "caller"))
+    return False
+
+
+def _shown(node: nodes.Node) -> str:
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        return f"{_shown(node.node)}.{node.attr}"
+    if isinstance(node, nodes.Filter):
+        return f"{_shown(node.node) if node.node else '...'} | {node.name}"
+    return type(node).__name__.lower()

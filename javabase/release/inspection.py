@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..decide.labels import ARTIFACTS_LABEL, BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
+from ..decide.labels import ARTIFACTS_LABEL, BASE_DIGEST_LABEL, IMAGE_LABEL, INPUT_LABEL, INPUTS_LABEL
 from ..engine import Backend
 from ..errors import UsageError
 from ..manifest.model import Manifest
@@ -33,7 +33,7 @@ def describe(backend: Backend, reference: str, manifest: Manifest | None,
         labels, platforms = _from_registry(client, name, json.loads(remote.body), remote.config_digest)
     else:
         raise UsageError(f"{reference}: neither in this engine nor in its registry")
-    title = labels.get("org.opencontainers.image.title")
+    title = labels.get(IMAGE_LABEL)
     entry = None
     if manifest is not None and title is not None and title in manifest.images:
         entry = f"{manifest.shown}:{manifest.images[title].line} ({manifest.images[title].key})"

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..decide.labels import INPUT_LABEL
+from ..decide.labels import IMAGE_LABEL, INPUT_LABEL
 from ..engine import Backend, LocalImage
 from ..errors import JavabaseError
-
-TITLE_LABEL = "org.opencontainers.image.title"
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def plan_images(backend: Backend, keep: int) -> list[Removal]:
     by_name: dict[str, list[LocalImage]] = {}
     for image in inspected:
         if javabase_built(image) and not image.tags:
-            by_name.setdefault(image.labels.get(TITLE_LABEL, "?"), []).append(image)
+            by_name.setdefault(image.labels.get(IMAGE_LABEL, "?"), []).append(image)
     sizes = {i.id: i.size for i in untagged}
     out = []
     for name, images in sorted(by_name.items()):

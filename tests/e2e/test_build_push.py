@@ -292,3 +292,26 @@ def test_a_real_java_program_runs_in_the_jre_image(
     output = run_java_version(engine, f"{registry.host}/{namespace}/probe:1", ["java", "-cp", "/opt/probe", "Probe"])
     assert output.splitlines() == ["localhost=127.0.0.1", "zip=5 chars", "locale=en", "charset=UTF-8",
                                    "file.encoding=UTF-8"]
+
+
+def test_env_and_labels_in_the_image_are_the_yaml_strings_exactly(
+    engine: Engine, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    """$, quotes and backslashes reach the image as written; ${NAME} is a reference
+    the parser replaces on purpose; the manifest's own title label is kept."""
+    text = ROOT_ONLY.format(**rootfs(example_files)) + (
+        "    env:\n"
+        "      JAVA_TOOL_OPTIONS: '-Da=$b -Dc=\"d\" -De=\\f'\n"
+        "      PATH: '/opt/bin:${PATH}'\n"
+        "    labels:\n"
+        "      org.opencontainers.image.title: 'JRE \"25\" for $TEAM'\n"
+        "      team.note: '100% $$ ${1} `x`'\n")
+    run = build(workspace(text))
+    assert run.code == 0, run.err
+    config = engine.inspect_image(run.result("glibc-root")["image_id"])["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["JAVA_TOOL_OPTIONS"] == '-Da=$b -Dc="d" -De=\\f'
+    assert env["PATH"] == "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert config["Labels"]["org.opencontainers.image.title"] == 'JRE "25" for $TEAM'
+    assert config["Labels"]["team.note"] == "100% $$ ${1} `x`"
+    assert config["Labels"]["io.javabase.image"] == "glibc-root"
