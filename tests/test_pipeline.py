@@ -35,6 +35,22 @@ def test_each_image_job_needs_exactly_its_parents_job(valid: Callable[[str], Man
         ".venv/bin/invoke build-all --push --frozen --manifest images.yaml --expect-up-to-date")
 
 
+def test_names_that_differ_only_in_their_separators_get_jobs_of_their_own(
+        valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(BASE.replace("  jre:\n", "  a.b: {from: root, template: layer, tags: ['1']}\n"
+                                             "  a-b: {from: root, template: layer, tags: ['1']}\n"
+                                             "  a_b: {from: root, template: layer, tags: ['1']}\n  jre:\n"))
+    jobs = yaml.safe_load(github(make_plan(manifest)))["jobs"]
+    assert {"img-a_-b", "img-a-b", "img-a_b"} <= set(jobs)
+    assert jobs["img-a_-b"]["steps"][-1]["run"].startswith(".venv/bin/invoke build --image a.b ")
+
+
+def test_a_manifest_path_with_shell_characters_is_one_word(valid: Callable[[str], Manifest]) -> None:
+    document = yaml.safe_load(gitlab(make_plan(valid(BASE)), manifest="base images/$(id).yaml"))
+    assert document["img-root"]["script"][-1] == (
+        ".venv/bin/invoke build --image root --push --frozen --manifest 'base images/$(id).yaml'")
+
+
 def test_per_wave_jobs_need_the_wave_before(valid: Callable[[str], Manifest]) -> None:
     document = yaml.safe_load(gitlab(make_plan(valid(BASE)), per="wave"))
     assert document["wave-2"] == {"stage": "build", "needs": ["wave-1"], "script": [

@@ -7,7 +7,7 @@ before it left anything to build or push."""
 
 from __future__ import annotations
 
-import re
+import shlex
 
 import yaml
 
@@ -21,17 +21,19 @@ SECRETS = ("JAVABASE_REGISTRY_USER", "JAVABASE_REGISTRY_PASSWORD")
 
 
 def _job_id(name: str) -> str:
-    """A job id both CIs accept: letters, digits, '_' and '-', not starting with a digit."""
-    return "img-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+    """A job id both CIs accept (letters, digits, '_' and '-'), one per image
+    name: '.' becomes '_-', which no image name contains (after '_' a name has a
+    letter, a digit or another '_'), so `a.b`, `a-b` and `a_b` stay apart."""
+    return "img-" + name.replace(".", "_-")
 
 
 def _jobs(plan: Plan, per: str, manifest: str) -> list[tuple[str, list[str], list[str]]]:
     """(job id, the job ids it needs, the commands it runs), in plan order."""
-    tail = f"--push --frozen --manifest {manifest}"
+    tail = f"--push --frozen --manifest {shlex.quote(manifest)}"
     if per == "wave":
         out = []
         for index, wave in enumerate(plan.waves, 1):
-            images = " ".join(f"--image {name}" for name in wave)
+            images = " ".join(f"--image {shlex.quote(name)}" for name in wave)
             out.append((f"wave-{index}", [f"wave-{index - 1}"] if index > 1 else [],
                         [f"{INVOKE} build {images} {tail}"]))
     else:
@@ -39,7 +41,7 @@ def _jobs(plan: Plan, per: str, manifest: str) -> list[tuple[str, list[str], lis
         for name in plan.order:
             parent = plan.image(name).parent
             out.append((_job_id(name), [_job_id(parent)] if parent else [],
-                        [f"{INVOKE} build --image {name} {tail}"]))
+                        [f"{INVOKE} build --image {shlex.quote(name)} {tail}"]))
     out.append(("complete", [job for job, _, _ in out],
                 [f"{INVOKE} build-all {tail} --expect-up-to-date"]))
     return out
