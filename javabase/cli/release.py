@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -101,13 +102,15 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
     source = Path(path)
     if not source.is_file():
         raise UsageError(f"{path}: no such archive")
-    progress = Progress()
-    progress.start(source.name, source.stat().st_size)
-    entries = archive.verify(source, progress.advance)
-    progress.finish(f"{len(entries)} image(s) verified")
     env = Environment.read()
     backend = open_engine()
-    backend.load(source)
+    progress = Progress()
+    progress.start(source.name, source.stat().st_size)
+    with tempfile.TemporaryDirectory(prefix="javabase-load-") as work:
+        verified = Path(work) / "verified.tar"
+        entries = archive.prepare_load(source, verified, progress.advance)
+        progress.finish(f"{len(entries)} image(s) verified")
+        backend.load(verified)
     target = registry_override(registry, env)
     results: dict[str, ImageResult] = {}
     for entry in entries:

@@ -1,32 +1,45 @@
 """Air-gapped delivery: the images of a release as one file that `docker load`
-reads as it is, with an index of javabase's own inside it (javabase-index.json:
-per image its name, references, image ID, input digest and the labels its
-build wrote), so that the receiving side needs no manifest.
+reads as it is (the `docker save` layout), with an index of javabase's own
+inside it (javabase-index.json: per image its name, references, image ID,
+input digest and the labels its build wrote), so that the receiving side
+needs no manifest.
 
-Loading verifies the whole archive before anything reaches the engine: every
-config's sha256 is its image ID in the index, every layer's sha256 is the diff
-ID its config names. A damaged or truncated archive is refused, and nothing is
-loaded or tagged. The backend is a parameter."""
+Saving writes the archive deterministically: members sorted by name, their
+times, owners and modes fixed, so the same images give the same file.
+
+Loading reads the archive once, checks every member it uses as it copies it
+into a new archive for the engine (every config's sha256 is its image ID in
+the index, every layer's sha256 the diff ID its config names), and validates
+the index (references, immutable tags, digests). The engine gets that copy:
+exactly the bytes that were verified, the images the index lists and nothing
+else (no tag of the archive's own, no other image). A damaged, truncated or
+foreign archive is refused (ArchiveError, exit 13) and nothing is loaded or
+tagged. The backend is a parameter."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 from ..engine import Backend
 from ..errors import ArchiveError
 from ..files import replacing
-from ..manifest.references import repository_name, split_reference
+from ..manifest.references import DIGEST_RE, REGISTRY_RE, TAG_RE, repository_name, split_reference
 
 INDEX = "javabase-index.json"
 FORMAT = 1
 CHUNK = 1 << 20
+_PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -48,33 +61,98 @@ class SavedEntry:
 
 def write(backend: Backend, entries: list[SavedEntry], output: Path, source: dict[str, str],
           on_bytes: Callable[[int], None]) -> None:
-    """`docker save` of every reference of every entry, plus the index; written
-    beside `output` and renamed over it, so a failure leaves nothing half-written."""
+    """`docker save` of every reference of every entry, rewritten deterministically
+    with the index added; written beside `output` and renamed over it, so a
+    failure leaves nothing half-written. Raises CannotWrite, EngineError."""
+    index = json.dumps({"format": FORMAT, **source, "images": [e.as_json() for e in entries]},
+                       indent=2, sort_keys=True).encode()
     with replacing(output, "the archive") as tmp:
-        backend.save([ref for entry in entries for ref in entry.references], tmp, on_bytes)
-        index = json.dumps({"format": FORMAT, **source, "images": [e.as_json() for e in entries]},
-                           indent=2, sort_keys=True).encode()
-        with tarfile.open(tmp, "a") as tar:
-            info = tarfile.TarInfo(INDEX)
-            info.size = len(index)
-            tar.addfile(info, io.BytesIO(index))
+        raw = tmp.with_name(tmp.name + ".engine")
+        try:
+            backend.save([ref for entry in entries for ref in entry.references], raw, on_bytes)
+            _deterministic(raw, tmp, index)
+        finally:
+            raw.unlink(missing_ok=True)
 
 
-def verify(archive: Path, on_bytes: Callable[[int], None] = lambda _n: None) -> list[SavedEntry]:
-    """The archive's index, after checking every image in it byte for byte."""
+def _deterministic(raw: Path, dest: Path, index: bytes) -> None:
+    """Rewrite the engine's `docker save` archive so that the same images give the
+    same bytes: members sorted, headers fixed, JSON files in one form, and of the
+    members with the same content (the engine links all but one of them, picking
+    the one at random) the first by name holds it and the others link to it."""
+    with tarfile.open(raw) as source:
+        members = sorted(source.getmembers(), key=lambda m: m.name)
+        sizes: dict[str, int] = {}
+        content = {}
+        for member in members:
+            handle = source.extractfile(member) if member.isfile() or member.issym() else None
+            if handle is not None:
+                content[member.name] = _digest(handle, None, partial(_count, sizes, member.name))
+        holder: dict[str, str] = {}
+        for name in sorted(content):
+            holder.setdefault(content[name], name)
+        with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
+            for member in members:
+                first = holder.get(content.get(member.name, ""), member.name)
+                if first != member.name:
+                    out.addfile(_fixed(member.name, tarfile.SYMTYPE, 0, _relative(member.name, first)))
+                elif member.isdir():
+                    out.addfile(_fixed(member.name, tarfile.DIRTYPE, 0))
+                elif member.name in ("manifest.json", "repositories"):  # (a config's bytes are its image ID)
+                    _add(out, member.name, _canonical_json(source.extractfile(member)))
+                else:
+                    out.addfile(_fixed(member.name, tarfile.REGTYPE, sizes.get(member.name, 0)),
+                                source.extractfile(member))
+            _add(out, INDEX, index)
+
+
+def _count(sizes: dict[str, int], name: str, count: int) -> None:
+    sizes[name] = sizes.get(name, 0) + count
+
+
+def _relative(name: str, target: str) -> str:
+    """The link from member `name` to member `target` (docker's form: ../<dir>/layer.tar)."""
+    depth = name.count("/")
+    return "../" * depth + target
+
+
+def _canonical_json(handle: IO[bytes] | None) -> bytes:
+    data = json.load(handle) if handle is not None else None
+    if isinstance(data, list):
+        data = sorted(data, key=lambda item: json.dumps(item, sort_keys=True))
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _fixed(name: str, kind: bytes, size: int, linkname: str = "") -> tarfile.TarInfo:
+    """A member header without what differs from one save to the next."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.linkname = kind, size, linkname
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = lambda _n: None) -> list[SavedEntry]:
+    """The archive's index, validated, after copying the images it lists, and
+    nothing else, into `dest` (a `docker load` archive without tags), checking
+    every byte as it is copied. Raises ArchiveError for anything damaged,
+    truncated, malformed or not javabase's."""
     try:
-        with tarfile.open(archive) as tar:
+        with tarfile.open(archive) as tar, tarfile.open(dest, "w") as out:
             index = _json(tar, INDEX, archive)
             listing = _json(tar, "manifest.json", archive)
             if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(listing, list):
                 raise ArchiveError(f"{archive}: not an archive `invoke save` wrote (no {INDEX} of format {FORMAT})")
-            entries = [_entry(item, archive) for item in index.get("images") or []]
+            entries = [_entry(item, archive) for item in _list(index.get("images"), archive)]
             by_config = {str(item.get("Config")): item for item in listing if isinstance(item, dict)}
-            for entry in entries:
-                _check_image(tar, entry, by_config, archive, on_bytes)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError(f"{archive}: cannot be read as a tar archive ({exc}); it is damaged or truncated: "
-                           "copy it again") from None
+            copied: set[str] = set()
+            loaded = [_copy_image(tar, out, entry, by_config, archive, copied, on_bytes) for entry in entries]
+            _add(out, "manifest.json", json.dumps(loaded).encode())
+    except ArchiveError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise ArchiveError(f"{archive}: cannot be read as a `docker save` archive ({exc}); it is damaged or "
+                           "truncated: copy it again. Nothing was loaded") from None
     return entries
 
 
@@ -91,25 +169,71 @@ def _json(tar: tarfile.TarFile, name: str, archive: Path) -> Any:
         raise ArchiveError(f"{archive}: {name} is not JSON; the archive is damaged: copy it again") from None
 
 
+def _list(value: Any, archive: Path) -> list[Any]:
+    if not isinstance(value, list):
+        raise ArchiveError(f"{archive}: {INDEX} lists no images; the archive is damaged")
+    return value
+
+
 def _entry(item: Any, archive: Path) -> SavedEntry:
+    """One image of the index, with every field checked (ArchiveError if not)."""
+    if not isinstance(item, dict):
+        raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged")
     try:
-        return SavedEntry(str(item["name"]), tuple(item["references"]), str(item["image_id"]),
-                          str(item["input_digest"]), tuple(item.get("immutable") or ()), dict(item.get("labels") or {}),
-                          tuple(item.get("publish") or item["references"]), item.get("platform"))
-    except (KeyError, TypeError):
+        entry = SavedEntry(str(item["name"]), _strings(item["references"]), str(item["image_id"]),
+                           str(item["input_digest"]), _strings(item.get("immutable") or []),
+                           {str(k): str(v) for k, v in dict(item.get("labels") or {}).items()},
+                           _strings(item.get("publish") or item["references"]),
+                           None if item.get("platform") is None else str(item["platform"]))
+    except (KeyError, TypeError, ValueError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
+    problem = _invalid(entry)
+    if problem:
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; the archive was changed or is not "
+                           "javabase's: nothing was loaded")
+    return entry
 
 
-def _digest(handle: IO[bytes], on_bytes: Callable[[int], None]) -> str:
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("not a list of strings")
+    return tuple(value)
+
+
+def _invalid(entry: SavedEntry) -> str | None:
+    """What is wrong with an index entry, or None."""
+    if not DIGEST_RE.match(entry.image_id) or not DIGEST_RE.match(entry.input_digest):
+        return "has an image ID or input digest that is not sha256:<64 hex>"
+    bad = [ref for ref in (*entry.references, *entry.publish) if not _valid_reference(ref)]
+    if bad or not entry.references:
+        return f"has references that are not HOST/NAME:TAG ({', '.join(map(repr, bad)) or 'none'})"
+    if not set(entry.immutable) <= set(entry.publish):
+        return "names immutable tags it does not publish"
+    if entry.platform is not None and not _PLATFORM_RE.match(entry.platform):
+        return f"has platform {entry.platform!r}, which is not OS/ARCH"
+    return None
+
+
+def _valid_reference(reference: str) -> bool:
+    repository, tag = split_reference(reference)
+    host = repository.partition("/")[0]
+    return ("/" in repository and bool(REGISTRY_RE.match(host)) and bool(_PATH_RE.match(repository_name(reference)))
+            and bool(TAG_RE.match(tag)) and reference.endswith(f":{tag}"))
+
+
+def _digest(handle: IO[bytes], sink: IO[bytes] | None, on_bytes: Callable[[int], None]) -> str:
     digest = hashlib.sha256()
     while block := handle.read(CHUNK):
         digest.update(block)
+        if sink is not None:
+            sink.write(block)
         on_bytes(len(block))
     return "sha256:" + digest.hexdigest()
 
 
-def _check_image(tar: tarfile.TarFile, entry: SavedEntry, by_config: dict[str, Any], archive: Path,
-                 on_bytes: Callable[[int], None]) -> None:
+def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, by_config: dict[str, Any],
+                archive: Path, copied: set[str], on_bytes: Callable[[int], None]) -> dict[str, Any]:
+    """Copy one image's config and layers into `out`, checking each; its manifest.json item (no tags)."""
     item = by_config.get(f"{entry.image_id.split(':', 1)[1]}.json")
     if item is None:
         raise ArchiveError(f"{archive}: {entry.name} ({entry.image_id[7:19]}) is in the index but not in the "
@@ -121,19 +245,40 @@ def _check_image(tar: tarfile.TarFile, entry: SavedEntry, by_config: dict[str, A
     if "sha256:" + hashlib.sha256(config).hexdigest() != entry.image_id:
         raise ArchiveError(f"{archive}: the config of {entry.name} does not hash to {entry.image_id}; the archive "
                            "was changed or damaged: nothing was loaded")
+    _add(out, item["Config"], config)
     diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-    for member, expected in zip(item["Layers"], diff_ids, strict=True):
-        layer = tar.extractfile(member)
-        if layer is None or _digest(layer, on_bytes) != expected:
+    layers = list(item["Layers"])
+    for member, expected in zip(layers, diff_ids, strict=True):
+        if member not in copied:
+            _copy_layer(tar, out, member, expected, entry, archive, on_bytes)
+            copied.add(member)
+    return {"Config": item["Config"], "RepoTags": None, "Layers": layers}
+
+
+def _copy_layer(tar: tarfile.TarFile, out: tarfile.TarFile, member: str, expected: str, entry: SavedEntry,
+                archive: Path, on_bytes: Callable[[int], None]) -> None:
+    """Hash the layer into a temporary file; only bytes that hashed right go on
+    into the engine's archive."""
+    info = tar.getmember(member)
+    layer = tar.extractfile(info)
+    if layer is None:
+        raise ArchiveError(f"{archive}: layer {member} of {entry.name} is not a file; the archive is damaged")
+    header = tarfile.TarInfo(member)  # a regular file, also where the archive had a link to another layer
+    with tempfile.TemporaryFile() as spool:
+        if _digest(layer, spool, on_bytes) != expected:
             raise ArchiveError(f"{archive}: layer {member} of {entry.name} does not hash to {expected}; the archive "
                                "was changed or damaged: nothing was loaded")
+        header.size = spool.tell()
+        spool.seek(0)
+        out.addfile(header, spool)
+
+
+def _add(out: tarfile.TarFile, name: str, data: bytes) -> None:
+    out.addfile(_fixed(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
 
 
 def retarget(references: Iterable[str], registry: str | None) -> tuple[str, ...]:
     """The references under another registry host (the path and tag stay)."""
     if registry is None:
         return tuple(references)
-    out = []
-    for reference in references:
-        out.append(f"{registry}/{repository_name(reference)}:{split_reference(reference)[1]}")
-    return tuple(out)
+    return tuple(f"{registry}/{repository_name(ref)}:{split_reference(ref)[1]}" for ref in references)

@@ -5,6 +5,8 @@ removes exactly what it should."""
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +31,10 @@ def test_save_load_into_an_empty_engine_and_push_elsewhere(
     out = io.StringIO()
     assert common.run(lambda: release.save(str(manifest), [], str(archive), registry.host, out=out)) == 0
     assert out.getvalue().splitlines()[-1].startswith(f"{archive}: 4 image(s), ")
+    again = tmp_path / "again.tar"
+    assert common.run(lambda: release.save(str(manifest), [], str(again), registry.host, out=io.StringIO())) == 0
+    assert again.read_bytes() == archive.read_bytes()  # the same images make the same file
+    tampered = with_extra_tag(archive, tmp_path / "tampered.tar", "alpine:3.20")
 
     damaged = tmp_path / "damaged.tar"
     data = bytearray(archive.read_bytes())
@@ -42,14 +48,31 @@ def test_save_load_into_an_empty_engine_and_push_elsewhere(
         assert empty.api.images(all=True) == []
 
         out, err = io.StringIO(), io.StringIO()
-        code = common.run(lambda: release.load(str(archive), push=True, registry=second.host, out=out), err=err)
+        code = common.run(lambda: release.load(str(tampered), push=True, registry=second.host, out=out), err=err)
         assert code == 0, out.getvalue() + err.getvalue()
         assert {i["Id"] for i in empty.api.images()} == set(ids.values())
+        assert not [i for i in empty.api.images() if "alpine:3.20" in (i.get("RepoTags") or [])]
         namespace = workspace.namespace  # type: ignore[attr-defined]
         assert second.reader.tags(f"{namespace}/jre25") == ["25", "25.0.2"]
         assert second.reader.manifest(f"{namespace}/app-base", "1").config_digest == ids["app-base"]  # type: ignore[union-attr]
         assert 'openjdk version "25' in run_java_version(empty.api, f"{second.host}/{namespace}/app-base:1")
     remove_images(engine, f"{second.host}/")
+
+
+def with_extra_tag(archive: Path, dest: Path, tag: str) -> Path:
+    """The archive with `tag` added to the first image's RepoTags in docker's own
+    manifest.json: the index still verifies; `docker load` of it as it is would
+    tag (and so replace) a local image of that name."""
+    with tarfile.open(archive) as source, tarfile.open(dest, "w") as out:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            if member.name == "manifest.json":
+                listing = json.loads(data)
+                listing[0]["RepoTags"] = [*(listing[0]["RepoTags"] or []), tag]
+                data = json.dumps(listing).encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    return dest
 
 
 def test_save_refuses_an_image_that_is_not_built_with_the_current_inputs(

@@ -1,0 +1,101 @@
+"""What `load` hands the engine: only the images javabase's index lists, each
+byte checked as it is copied, no tag of the archive's own; every malformed
+shape of an archive is exit 13, not a bug."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from javabase.errors import ArchiveError
+from javabase.release.archive import INDEX, prepare_load
+
+LAYER = b"a layer's bytes"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def image(tag: str) -> tuple[bytes, bytes]:
+    layer = tag.encode() + LAYER
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "tag": tag}).encode()
+    return config, layer
+
+
+def archive(path: Path, index: Any, extra: list[tuple[str, bytes]] = (), listing_extra: list[Any] = ()) -> Path:
+    ours, theirs = image("ours"), image("theirs")
+    listing = [{"Config": f"{sha(c)[7:]}.json", "RepoTags": tags, "Layers": [f"{sha(layer)[7:]}/layer.tar"]}
+               for (c, layer), tags in ((ours, ["r.example/base/ours:1"]), (theirs, ["alpine:3.20"]))]
+    with tarfile.open(path, "w") as tar:
+        for name, data in [(f"{sha(c)[7:]}.json", c) for c, _ in (ours, theirs)] + [
+                (f"{sha(layer)[7:]}/layer.tar", layer) for _, layer in (ours, theirs)] + [
+                ("manifest.json", json.dumps([*listing, *listing_extra]).encode()),
+                (INDEX, json.dumps(index).encode()), *extra]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def index_of(**changes: Any) -> dict[str, Any]:
+    entry = {"name": "ours", "references": ["r.example/base/ours:1"], "image_id": sha(image("ours")[0]),
+             "input_digest": "sha256:" + "1" * 64, "immutable": [], "labels": {}, "publish": ["r.example/base/ours:1"],
+             "platform": None, **changes}
+    return {"format": 1, "images": [entry]}
+
+
+def test_the_engine_gets_the_listed_image_only_and_no_tag_of_the_archive(tmp_path: Path) -> None:
+    source = archive(tmp_path / "a.tar", index_of())
+    entries = prepare_load(source, tmp_path / "out.tar")
+    assert [e.name for e in entries] == ["ours"]
+    with tarfile.open(tmp_path / "out.tar") as out:
+        names = sorted(out.getnames())
+        listing = json.load(out.extractfile("manifest.json"))  # type: ignore[arg-type]
+    config, layer = image("ours")
+    assert names == sorted([f"{sha(config)[7:]}.json", f"{sha(layer)[7:]}/layer.tar", "manifest.json"])
+    assert listing == [{"Config": f"{sha(config)[7:]}.json", "RepoTags": None,
+                        "Layers": [f"{sha(layer)[7:]}/layer.tar"]}]
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    ([], "not an archive `invoke save` wrote (no javabase-index.json of format 1)"),
+    ({"format": 1, "images": {"x": 1}}, "javabase-index.json lists no images; the archive is damaged"),
+    ({"format": 1, "images": ["x"]}, "javabase-index.json is not javabase's index; the archive is damaged"),
+    (index_of(references="r.example/base/ours:1"), "javabase-index.json is not javabase's index; the archive is "
+                                                    "damaged"),
+    (index_of(references=["alpine:3.20"]), "'ours' in javabase-index.json has references that are not "
+                                            "HOST/NAME:TAG ('alpine:3.20'); the archive was changed or is not "
+                                            "javabase's: nothing was loaded"),
+    (index_of(references=["r.example/base/ours:1 --evil"]), "'ours' in javabase-index.json has references that "
+                                                            "are not HOST/NAME:TAG ('r.example/base/ours:1 --evil'); "
+                                                            "the archive was changed or is not javabase's: nothing "
+                                                            "was loaded"),
+    (index_of(immutable=["r.example/base/other:1"]), "'ours' in javabase-index.json names immutable tags it does "
+                                                     "not publish; the archive was changed or is not javabase's: "
+                                                     "nothing was loaded"),
+    (index_of(image_id="ours"), "'ours' in javabase-index.json has an image ID or input digest that is not "
+                                "sha256:<64 hex>; the archive was changed or is not javabase's: nothing was loaded"),
+])
+def test_a_malformed_index_is_exit_13(tmp_path: Path, index: Any, message: str) -> None:
+    source = archive(tmp_path / "a.tar", index)
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    assert str(caught.value) == f"{source}: {message}"
+    assert caught.value.exit_code == 13
+
+
+def test_a_manifest_json_of_another_shape_is_exit_13(tmp_path: Path) -> None:
+    config = image("ours")[0]
+    source = archive(tmp_path / "a.tar", index_of(), listing_extra=[{"Config": f"{sha(config)[7:]}.json",
+                                                                     "Layers": 7}])
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    assert str(caught.value).startswith(f"{source}: cannot be read as a `docker save` archive (")
+    assert str(caught.value).endswith("; it is damaged or truncated: copy it again. Nothing was loaded")
