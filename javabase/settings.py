@@ -28,6 +28,7 @@ class Environment:
     registry_user: str | None = None  # JAVABASE_REGISTRY_USER (CI's secret variables)
     registry_password: str | None = field(default=None, repr=False)  # JAVABASE_REGISTRY_PASSWORD
     registry_password_file: str | None = None  # JAVABASE_REGISTRY_PASSWORD_FILE
+    registry_hosts: frozenset[str] = frozenset()  # JAVABASE_REGISTRY_HOST: more hosts the user and password are for
     insecure: frozenset[str] = frozenset()  # JAVABASE_INSECURE_REGISTRIES: comma-separated HOST[:PORT]
     cache_dir: Path = Path(".cache/javabase")  # JAVABASE_CACHE, else ~/.cache/javabase
     cache_max_text: str = ""  # JAVABASE_CACHE_MAX: bytes, or a number with k, m, g or t
@@ -50,8 +51,8 @@ class Environment:
             registry_user=env.get("JAVABASE_REGISTRY_USER") or None,
             registry_password=env.get("JAVABASE_REGISTRY_PASSWORD") or None,
             registry_password_file=env.get("JAVABASE_REGISTRY_PASSWORD_FILE") or None,
-            insecure=frozenset(h.strip() for h in env.get("JAVABASE_INSECURE_REGISTRIES", "").split(",")
-                               if h.strip()),
+            registry_hosts=_hosts(env.get("JAVABASE_REGISTRY_HOST", "")),
+            insecure=_hosts(env.get("JAVABASE_INSECURE_REGISTRIES", "")),
             cache_dir=Path(env["JAVABASE_CACHE"]) if env.get("JAVABASE_CACHE") else home / ".cache" / "javabase",
             cache_max_text=env.get("JAVABASE_CACHE_MAX", ""),
             lock_dir=(Path(env["JAVABASE_LOCK_DIR"]) if env.get("JAVABASE_LOCK_DIR")
@@ -90,6 +91,14 @@ class Settings:
     insecure: frozenset[str] = frozenset()  # registries that may be plain HTTP (loopback always may)
     backend: str = "docker"
     env: Environment = field(default_factory=Environment, repr=False)
+    # Hosts the environment's registry user and password are for: the run's registry
+    # (when the run named it) and JAVABASE_REGISTRY_HOST's.
+    credential_hosts: frozenset[str] = frozenset()
+
+
+def _hosts(text: str) -> frozenset[str]:
+    """Comma-separated HOST[:PORT] values."""
+    return frozenset(h.strip() for h in text.split(",") if h.strip())
 
 
 def default_jobs() -> int:

@@ -100,15 +100,19 @@ def run_settings(manifest: Manifest, *, registry: str | None = None, jobs: int |
         log_dir=manifest.directory.resolve() / ".javabase" / "logs",
         insecure=frozenset(manifest.insecure_registries) | env.insecure,
         env=env,
+        credential_hosts=frozenset({registry_override(registry, env) or manifest.registry}),
     )
 
 
-def settings_for(host: str, env: Environment | None = None) -> Settings:
-    """Settings without a manifest (`load`): the registry, the environment's cache."""
+def settings_for(host: str, named: bool, env: Environment | None = None) -> Settings:
+    """Settings without a manifest (`load`): the registry, the environment's cache.
+    named: the host comes from --registry or JAVABASE_REGISTRY (so the
+    environment's credentials are for it), not from an archive."""
     env = env or Environment.read()
     count = default_jobs()
     return Settings(registry=host, jobs=count, push_jobs=push_jobs(count), cache_dir=env.cache_dir,
-                    log_dir=Path(".javabase") / "logs", insecure=env.insecure, env=env)
+                    log_dir=Path(".javabase") / "logs", insecure=env.insecure, env=env,
+                    credential_hosts=frozenset({host}) if named else frozenset())
 
 
 def open_engine(settings: Settings | None = None, timeout: int = 600) -> Backend:
@@ -120,7 +124,7 @@ def open_engine(settings: Settings | None = None, timeout: int = 600) -> Backend
 
 def open_registry(host: str, settings: Settings) -> registries.Registry:
     """A client for `host` with its credentials, TLS and the run's insecure hosts."""
-    return registries.open_registry(host, settings.env, settings.insecure)
+    return registries.open_registry(host, settings.env, settings.insecure, settings.credential_hosts)
 
 
 def insecure(manifest: Manifest | None, env: Environment) -> frozenset[str]:

@@ -80,9 +80,11 @@ def lock(manifest_path: str | None, check: bool = False, out: TextIO = sys.stdou
         return 0
     env = Environment.read()
     allowed = insecure(manifest, env)
+    # The environment's credential is for the team's registry, not for the bases' (Docker Hub, a mirror).
+    ours = frozenset({registry_override(None, env) or manifest.registry})
 
     def client(host: str) -> Registry:
-        return open_registry(host, env, allowed)
+        return open_registry(host, env, allowed, ours)
 
     mirror = manifest.mirrors.get("registry")
     data = compute_lock(manifest, registry_resolver(mirror, client), per_platform=platform_resolver(mirror, client),
@@ -130,7 +132,7 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
     if push:  # as build --push does: what the tags of single-platform images hold
         single = [n for n in the_plan.order if not the_plan.image(n).platforms]
         try:
-            client = open_registry(the_plan.registry, env, insecure(manifest, env))
+            client = open_registry(the_plan.registry, env, insecure(manifest, env), frozenset({the_plan.registry}))
             remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
                                           for n in single})
         except RegistryError as exc:

@@ -28,7 +28,7 @@ def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO =
     first = next(iter(manifest.images), None) if manifest else None
     name = manifest.repository(first, host).split("/", 1)[1] if manifest and first else "javabase/doctor"
     try:
-        client = open_registry(host, env, insecure(manifest, env))
+        client = open_registry(host, env, insecure(manifest, env), frozenset({host}))
         status = client.ping()
         print(f"registry {host}: answers over {client.transport} (GET /v2/: HTTP {status})", file=out)
         who = client.credential

@@ -136,7 +136,7 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
 
 def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: list[ImageResult], host: str,
                  target: str | None, console: Console, force: bool) -> list[str]:
-    settings = settings_for(host)
+    settings = settings_for(host, named=target is not None)
     immutable = {e.name.partition("@")[0]: frozenset(archive.retarget(e.immutable, target)) for e in entries}
     platforms: dict[str, tuple[str, ...]] = {}
     for entry in entries:
@@ -194,7 +194,8 @@ def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text",
         manifest = load_manifest(resolve_manifest(manifest_path))
     env = Environment.read()
     allowed = insecure(manifest, env)
+    ours = frozenset({registry_override(None, env) or (manifest.registry if manifest else "")})
     info = inspection.describe(open_engine(), reference, manifest,
-                               lambda host: registries.open_registry(host, env, allowed))
+                               lambda host: registries.open_registry(host, env, allowed, ours))
     out.write(json.dumps(info, indent=2, sort_keys=True) + "\n" if fmt == "json" else inspection.as_text(info))
     return 0

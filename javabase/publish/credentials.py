@@ -1,7 +1,9 @@
 """Registry credentials, found the way `docker` finds them, per registry host:
 
 1. JAVABASE_REGISTRY_USER with JAVABASE_REGISTRY_PASSWORD or
-   JAVABASE_REGISTRY_PASSWORD_FILE (CI's secret variables), for every registry;
+   JAVABASE_REGISTRY_PASSWORD_FILE (CI's secret variables), for the run's
+   registry and the hosts JAVABASE_REGISTRY_HOST names, never another host
+   (a base image's registry, a token service the registry names);
 2. $DOCKER_CONFIG/config.json (default ~/.docker/config.json):
    `credHelpers.<host>`, then `credsStore`, through the credential-helper
    protocol (`docker-credential-<name> get`, host on stdin, JSON out), then
@@ -41,10 +43,12 @@ def _keys(host: str) -> list[str]:
     return [*keys, *HUB_KEYS] if host in HUB_HOSTS else keys
 
 
-def resolve(host: str, env: Environment) -> Credential | None:
-    """The credential for `host`, or None (anonymous). Raises RegistryError when
-    config.json or a credential helper cannot be read."""
-    from_env = _from_env(env)
+def resolve(host: str, env: Environment, env_hosts: frozenset[str] = frozenset()) -> Credential | None:
+    """The credential for `host`, or None (anonymous): the environment's when
+    `host` is one of `env_hosts` (the run's registry and JAVABASE_REGISTRY_HOST),
+    else config.json's. Raises RegistryError when config.json or a credential
+    helper cannot be read."""
+    from_env = _from_env(env) if host in env_hosts | env.registry_hosts else None
     if from_env is not None:
         return from_env
     path = env.docker_config
@@ -138,3 +142,15 @@ def _from_helper(name: str, key: str, host: str, missing_ok: bool = False) -> Cr
     if user == "<token>":
         return Credential(user, secret, f"{source} (identity token)", identity_token=True)
     return Credential(user, secret, source)
+
+
+def searched(host: str, env: Environment, env_hosts: frozenset[str] = frozenset()) -> str:
+    """Where resolve() looked for `host`'s credential, for a message that says none was found."""
+    places = [f"{env.docker_config} (auths, credHelpers, credsStore)"]
+    if env.registry_user:
+        owners = sorted(env_hosts | env.registry_hosts)
+        places.append(f"JAVABASE_REGISTRY_USER (which is for {', '.join(owners) or 'no host'}, not {host}; "
+                      "JAVABASE_REGISTRY_HOST names more hosts)" if host not in owners else "JAVABASE_REGISTRY_USER")
+    else:
+        places.append("JAVABASE_REGISTRY_USER (not set)")
+    return " and ".join(places)

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import http.client
 import io
+import ipaddress
 import json
 import re
 import ssl
@@ -34,7 +35,7 @@ from ..decide.labels import INPUT_LABEL
 from ..errors import RegistryError
 from ..settings import Environment
 from . import tls
-from .credentials import Credential, resolve
+from .credentials import Credential, resolve, searched
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -47,13 +48,35 @@ _PLAIN_HTTP_HINTS = ("WRONG_VERSION_NUMBER", "wrong version number", "record lay
 
 
 def is_local(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "[::1]") or name.startswith("127.")
+    """Whether HOST[:PORT] is this machine's loopback: localhost, an address in
+    127.0.0.0/8 or ::1 (a name that merely starts with "127." is not)."""
+    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a token service's redirect, but the credential stays behind when
+    it leads to another host or from HTTPS to HTTP."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new is not None and (old.netloc != target.netloc or (old.scheme, target.scheme) == ("https", "http")):
+            for name in ("Authorization", "Cookie"):
+                new.remove_header(name)
+                new.unredirected_hdrs.pop(name, None)
+        return new
 
 
 @dataclass
@@ -95,12 +118,14 @@ class _Token:
 
 class Registry:
     def __init__(self, host: str, credential: Credential | None = None, *, insecure: Collection[str] = (),
-                 timeout: float = 30.0, env: Environment | None = None) -> None:
+                 timeout: float = 30.0, env: Environment | None = None, searched: str = "") -> None:
         """A client for `host` (HOST[:PORT]); plain HTTP is allowed for loopback
         and for the hosts in `insecure`. `env` gives the TLS settings (certs.d,
-        SSL_CERT_FILE)."""
+        SSL_CERT_FILE); `searched` says where a credential was looked for."""
         self.host = host
         self.credential = credential
+        self.searched = searched
+        self.insecure = frozenset(insecure)
         self.plain_allowed = is_local(host) or host in insecure
         self.timeout = timeout
         self.env = env or Environment()
@@ -187,7 +212,8 @@ class Registry:
     # -- auth ----------------------------------------------------------------------
     def _who(self) -> str:
         return (f"the credentials of {self.credential.username} from {self.credential.source}"
-                if self.credential else "anonymous access (no credentials found for it)")
+                if self.credential else "anonymous access (no credentials for it in "
+                                        f"{self.searched or 'the docker config'})")
 
     def _authorization(self, scope: str) -> dict[str, str]:
         token = self._tokens.get(scope)
@@ -206,26 +232,47 @@ class Registry:
                              f"/v2{path}); nothing was pushed: {hint}")
 
     def _fetch_token(self, params: dict[str, str], scope: str) -> None:
+        """A Bearer token for `scope` from the realm the registry named (Docker's
+        token authentication spec). The credential goes only to that realm, only
+        over TLS (or to loopback or an insecure-listed host), never across a
+        redirect to another host."""
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"registry {self.host} asks for a Bearer token but names no realm")
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise RegistryError(f"registry {self.host} names the token service {realm!r}, which is not an http(s) "
+                                "URL; check the registry's auth settings")
+        cred = self.credential
+        if cred is not None and parts.scheme != "https" and not (is_local(parts.netloc) or parts.netloc
+                                                                    in self.insecure):
+            raise RegistryError(f"registry {self.host} names a token service over plain HTTP ({realm}); javabase "
+                                "sends credentials only over TLS. Fix the registry's token realm (or list "
+                                f"{parts.netloc} in insecure_registries if it is truly a trusted local service)")
         query = [("service", params["service"])] if "service" in params else []
-        query += [("scope", one) for one in (params.get("scope") or scope).split()]
+        query += [("scope", one) for one in scope.split()]
         headers: dict[str, str] = {}
         data: bytes | None = None
-        cred = self.credential
         if cred is not None and cred.identity_token:
             data = urllib.parse.urlencode([*query, ("grant_type", "refresh_token"), ("refresh_token", cred.secret),
                                            ("client_id", "javabase")]).encode()
         elif cred is not None:
             pair = f"{cred.username}:{cred.secret}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        url = realm if data is not None else f"{realm}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+        url = realm if data is not None else f"{realm}{'&' if parts.query else '?'}{urllib.parse.urlencode(query)}"
+        answer = self._token_answer(urllib.request.Request(url, data=data, headers=headers,
+                                                           method="POST" if data else "GET"), realm)
+        value = str(answer.get("token") or answer.get("access_token") or "")
+        lifetime = float(answer.get("expires_in") or 60)
+        self._tokens[scope] = _Token(value, time.monotonic() + max(5.0, lifetime - 5))
+        self.auth = f"bearer (tokens from {realm})"
+
+    def _token_answer(self, request: urllib.request.Request, realm: str) -> dict[str, Any]:
         realm_host = urllib.parse.urlsplit(realm).netloc
         context = tls.for_host(realm_host, self.env).context if realm.startswith("https:") else None
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _SameHostRedirects())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raise RegistryError(f"the token service {realm} of registry {self.host} refused {self._who()} "
@@ -233,10 +280,10 @@ class Registry:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise RegistryError(f"registry {self.host}: cannot get a token from {realm} "
                                 f"({getattr(exc, 'reason', exc)}); is the token service up?") from None
-        value = str(answer.get("token") or answer.get("access_token") or "")
-        lifetime = float(answer.get("expires_in") or 60)
-        self._tokens[scope] = _Token(value, time.monotonic() + max(5.0, lifetime - 5))
-        self.auth = f"bearer (tokens from {realm})"
+        if not isinstance(answer, dict):
+            raise RegistryError(f"registry {self.host}: the token service {realm} answered with something that is "
+                                "not a token; check the registry's auth settings")
+        return answer
 
     def request(self, method: str, path: str, *, scope: str, accept: str | None = None,
                 body: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -388,7 +435,10 @@ def _push(name: str) -> str:
     return f"repository:{name}:pull,push"
 
 
-def open_registry(host: str, env: Environment, insecure: Collection[str] = ()) -> Registry:
-    """A client for `host` with the credentials docker would use for it; plain
-    HTTP allowed for the hosts in `insecure` and JAVABASE_INSECURE_REGISTRIES."""
-    return Registry(host, resolve(host, env), insecure=frozenset(insecure) | env.insecure, env=env)
+def open_registry(host: str, env: Environment, insecure: Collection[str] = (),
+                  env_hosts: frozenset[str] = frozenset()) -> Registry:
+    """A client for `host` with the credentials docker would use for it (the
+    environment's only when `host` is one of `env_hosts`: the run's registry);
+    plain HTTP allowed for the hosts in `insecure` and JAVABASE_INSECURE_REGISTRIES."""
+    return Registry(host, resolve(host, env, env_hosts), insecure=frozenset(insecure) | env.insecure, env=env,
+                    searched=searched(host, env, env_hosts))

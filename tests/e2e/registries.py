@@ -54,6 +54,7 @@ class TokenServer:
     issuer: str = "javabase-test-token-server"
     key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     issued: list[dict[str, Any]] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # the user of every token request ("" anonymous)
     url: str = ""
 
     def certificate(self) -> x509.Certificate:
@@ -109,6 +110,7 @@ def running_token_server(server: TokenServer) -> Iterator[TokenServer]:
             auth = self.headers.get("Authorization", "")
             user, _, password = (base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ")
                                  else ("", "", ""))
+            server.asked.append(user)
             known = server.users.get(user)
             if known is None or known[0] != password:
                 self.send_response(401)

@@ -6,10 +6,12 @@ ever shown or stored."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from javabase.publish.registry import Registry
 from javabase.settings import Environment
 from paths import PROJECT_ROOT
 
-from .conftest import Run, remove_images
+from .conftest import FileServer, Run, remove_images
 from .registries import SecureRegistry, TokenServer, running_token_server, secure_registry
 from .test_build_push import ROOT_ONLY, rootfs
 
@@ -129,6 +131,7 @@ def test_lock_and_push_read_a_private_registry(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("JAVABASE_CERTS_DIR", str(basic.certs_dir))
+    monkeypatch.delenv("JAVABASE_REGISTRY", raising=False)  # the child manifest's registry is the run's
     use_env(monkeypatch, tmp_path, basic.host, PASSWORD)
     manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)))
     namespace = workspace.namespace  # type: ignore[attr-defined]
@@ -245,12 +248,18 @@ def test_token_auth_grants_push_to_ci_and_refuses_it_to_a_reader(
 
 def test_no_secret_is_printed_reported_logged_labelled_or_pushed(
     basic: SecureRegistry, engine: Engine, example_files: Path, workspace: Callable[[str], Path],
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, file_server: FileServer,
 ) -> None:
     monkeypatch.setenv("JAVABASE_CERTS_DIR", str(basic.certs_dir))
     use_config_auths(monkeypatch, tmp_path, basic.host, PASSWORD)
-    canaries = [PASSWORD, base64.b64encode(f"ci:{PASSWORD}".encode()).decode()]
-    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)) + "  broken:\n    from: glibc-root\n"
+    signature = "sig-" + secrets.token_hex(8)  # a presigned URL's secret
+    canaries = [PASSWORD, base64.b64encode(f"ci:{PASSWORD}".encode()).decode(), signature]
+    (file_server.root / "notice.txt").write_text("a file fetched with a presigned URL\n")
+    presigned = f"{file_server.url}/notice.txt?X-Amz-Credential=ci&X-Amz-Signature={signature}"
+    notice_sha = hashlib.sha256((file_server.root / "notice.txt").read_bytes()).hexdigest()
+    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)).replace(
+        "        unpack: true\n", f"        unpack: true\n      - url: '{presigned}'\n        sha256: {notice_sha}\n"
+        "        name: notice.txt\n") + "  broken:\n    from: glibc-root\n"
                          "    template: layer\n    run: [\"exit 3\"]\n    tags: [\"1\"]\n")
     namespace = workspace.namespace  # type: ignore[attr-defined]
     seen: list[str] = []
@@ -278,4 +287,43 @@ def test_no_secret_is_printed_reported_logged_labelled_or_pushed(
     for text in seen:
         for canary in canaries:
             assert canary not in text
+    labelled = json.loads(engine.inspect_image(image_id)["Config"]["Labels"]["io.javabase.artifacts"])
+    assert labelled[1] == [f"{file_server.url}/notice.txt?X-Amz-Credential=<redacted>&X-Amz-Signature=<redacted>",
+                           notice_sha]
     remove_images(engine, f"{basic.host}/{namespace}/")
+
+
+def test_the_environments_credential_stays_with_the_runs_registry(
+    basic: SecureRegistry, example_files: Path, workspace: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, engine: Engine,
+) -> None:
+    """`invoke lock` of a base in another registry asks that registry's token
+    service anonymously, though JAVABASE_REGISTRY_USER is set for the team's."""
+    server = TokenServer({"": ("", ["pull"]), "ci": (PASSWORD, ["pull", "push"])})
+    with running_token_server(server), secure_registry(tmp_path / "bases", token=server) as bases:
+        certs = tmp_path / "certs.d"
+        shutil.copytree(basic.certs_dir, certs)
+        shutil.copytree(bases.certs_dir / bases.host, certs / bases.host)
+        monkeypatch.setenv("JAVABASE_CERTS_DIR", str(certs))
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+        upload = Registry(bases.host, Credential("ci", PASSWORD, "test"),
+                          env=Environment.read({"JAVABASE_CERTS_DIR": str(certs)}))
+        config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        upload.upload_blob("library/base", config_digest, lambda: config)
+        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": config_digest, "size": len(config)}, "layers": []}).encode()
+        digest = upload.put_manifest("library/base", "1", body, "application/vnd.oci.image.manifest.v1+json")
+        server.asked.clear()
+        use_env(monkeypatch, tmp_path, basic.host, PASSWORD)
+        child = tmp_path / "child"
+        child.mkdir()
+        (child / "images.yaml").write_text(f"schema: 1\nregistry: {basic.host}\nimages:\n  app:\n"
+                                           f"    from: {bases.host}/library/base:1\n    template: layer\n"
+                                           "    tags: ['1']\n")
+        err = io.StringIO()
+        assert common.run(lambda: define.lock(str(child / "images.yaml"), out=io.StringIO()), err=err) == 0, \
+            err.getvalue()
+        assert json.loads((child / "images.lock.json").read_text())["images"]["app"]["base_digest"] == digest
+        assert server.asked and set(server.asked) == {""}  # anonymous only: the CI user went nowhere else

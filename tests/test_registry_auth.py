@@ -1,0 +1,115 @@
+"""Where a registry credential may go: only to its registry (the environment's
+to the run's registry and the hosts named for it), to a token service only
+over TLS or loopback, never across a redirect to another host; loopback means
+loopback. Token services here are real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from javabase.errors import RegistryError
+from javabase.publish.credentials import Credential, resolve, searched
+from javabase.publish.registry import Registry, is_local
+from javabase.settings import Environment
+
+SECRET = "canary-secret-0451"
+
+
+@pytest.mark.parametrize(("host", "local"), [
+    ("localhost:5000", True), ("127.0.0.1:5000", True), ("127.9.9.9", True), ("[::1]:5000", True),
+    ("127.evil.example:5000", False), ("127.0.0.1.evil.example", False), ("10.0.0.1:5000", False),
+    ("registry.example", False),
+])
+def test_loopback_means_loopback(host: str, local: bool) -> None:
+    assert is_local(host) is local
+
+
+def test_the_environments_credential_is_for_the_runs_registry_and_named_hosts_only(tmp_path: Path) -> None:
+    env = Environment.read({"JAVABASE_REGISTRY_USER": "ci", "JAVABASE_REGISTRY_PASSWORD": SECRET,
+                            "JAVABASE_REGISTRY_HOST": "mirror.abc.com", "DOCKER_CONFIG": str(tmp_path)})
+    runs = frozenset({"repo.abc.com"})
+    assert resolve("repo.abc.com", env, runs) == Credential("ci", SECRET, "JAVABASE_REGISTRY_PASSWORD")
+    assert resolve("mirror.abc.com", env, runs) is not None
+    assert resolve("registry-1.docker.io", env, runs) is None
+    assert searched("registry-1.docker.io", env, runs) == (
+        f"{tmp_path / 'config.json'} (auths, credHelpers, credsStore) and JAVABASE_REGISTRY_USER (which is for "
+        "mirror.abc.com, repo.abc.com, not registry-1.docker.io; JAVABASE_REGISTRY_HOST names more hosts)")
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    seen: list[dict[str, str]]
+    redirect_to: str | None = None
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.seen.append({"path": self.path, "authorization": self.headers.get("Authorization", "")})
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to + self.path)
+            self.end_headers()
+            return
+        body = json.dumps({"token": "t0ken", "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def token_service(redirect_to: str | None = None) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    handler = type("Handler", (Recorder,), {"seen": seen, "redirect_to": redirect_to})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def client(host: str = "registry.example") -> Registry:
+    return Registry(host, Credential("ci", SECRET, "test"))
+
+
+def test_a_token_service_over_plain_http_elsewhere_gets_no_credential() -> None:
+    with pytest.raises(RegistryError) as caught:
+        client()._fetch_token({"realm": "http://198.51.100.7/token", "service": "r"}, "repository:a:pull")
+    assert str(caught.value) == (
+        "registry registry.example names a token service over plain HTTP (http://198.51.100.7/token); javabase "
+        "sends credentials only over TLS. Fix the registry's token realm (or list 198.51.100.7 in "
+        "insecure_registries if it is truly a trusted local service)")
+
+
+def test_a_redirect_to_another_host_leaves_the_credential_behind() -> None:
+    with token_service() as (elsewhere, seen_elsewhere), \
+            token_service(redirect_to=f"http://localhost:{elsewhere.split(':')[1]}") as (realm_host, seen_realm):
+        registry = client()
+        registry._fetch_token({"realm": f"http://{realm_host}/token", "service": "r"}, "repository:a:pull,push")
+    expected = "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
+    assert [s["authorization"] for s in seen_realm] == [expected]
+    assert [s["authorization"] for s in seen_elsewhere] == [""]
+    assert seen_elsewhere[0]["path"] == "/token?service=r&scope=repository%3Aa%3Apull%2Cpush"
+
+
+def test_a_missing_credential_names_where_it_was_looked_for(tmp_path: Path) -> None:
+    env = Environment.read({"DOCKER_CONFIG": str(tmp_path)})
+    registry = Registry("registry.example", None, searched=searched("registry.example", env))
+    error = registry._refused("POST", "/base/jre/blobs/uploads/", 401, "the upload")
+    assert str(error) == (
+        "registry registry.example refused the upload with anonymous access (no credentials for it in "
+        f"{tmp_path / 'config.json'} (auths, credHelpers, credsStore) and JAVABASE_REGISTRY_USER (not set)) (HTTP "
+        "401 on POST /v2/base/jre/blobs/uploads/); nothing was pushed: set JAVABASE_REGISTRY_USER and "
+        "JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login registry.example`")
