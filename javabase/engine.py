@@ -33,7 +33,7 @@ class BuildRequest:
 
     context: Path
     build_args: Mapping[str, str]
-    network: bool
+    network: str  # "none", "default" (the engine's bridge network) or "host"
     no_cache: bool = False
     platform: str | None = None  # None: the engine's own
 

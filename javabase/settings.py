@@ -6,7 +6,6 @@ with it into one frozen `Settings` at the command line's edge (javabase.cli)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +31,12 @@ class Environment:
     insecure: frozenset[str] = frozenset()  # JAVABASE_INSECURE_REGISTRIES: comma-separated HOST[:PORT]
     cache_dir: Path = Path(".cache/javabase")  # JAVABASE_CACHE, else ~/.cache/javabase
     cache_max_text: str = ""  # JAVABASE_CACHE_MAX: bytes, or a number with k, m, g or t
-    lock_dir: Path = Path(tempfile.gettempdir()) / "javabase-locks"  # JAVABASE_LOCK_DIR
+    lock_dir: Path = Path(".cache/javabase/locks")  # JAVABASE_LOCK_DIR, else a directory of the user's own
     certs_dir: Path = DEFAULT_CERTS_DIR  # JAVABASE_CERTS_DIR, else /etc/docker/certs.d
     ssl_cert_file: str | None = None  # SSL_CERT_FILE: a CA bundle instead of the system's
     docker_config: Path = Path(".docker/config.json")  # $DOCKER_CONFIG/config.json, else ~/.docker/config.json
     docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST
+    engine_stall: float = 900.0  # JAVABASE_ENGINE_TIMEOUT: seconds a build or pull may send nothing
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, seconds
     process: Mapping[str, str] = field(default_factory=dict, repr=False)  # the whole of it, for child processes
 
@@ -56,12 +56,14 @@ class Environment:
             cache_dir=Path(env["JAVABASE_CACHE"]) if env.get("JAVABASE_CACHE") else home / ".cache" / "javabase",
             cache_max_text=env.get("JAVABASE_CACHE_MAX", ""),
             lock_dir=(Path(env["JAVABASE_LOCK_DIR"]) if env.get("JAVABASE_LOCK_DIR")
-                      else Path(tempfile.gettempdir()) / "javabase-locks"),
+                      else Path(env["XDG_RUNTIME_DIR"]) / "javabase-locks" if env.get("XDG_RUNTIME_DIR")
+                      else home / ".cache" / "javabase" / "locks"),
             certs_dir=Path(env["JAVABASE_CERTS_DIR"]) if env.get("JAVABASE_CERTS_DIR") else DEFAULT_CERTS_DIR,
             ssl_cert_file=env.get("SSL_CERT_FILE") or None,
             docker_config=(Path(env["DOCKER_CONFIG"]) / "config.json" if env.get("DOCKER_CONFIG")
                            else home / ".docker" / "config.json"),
             docker_host=env.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
+            engine_stall=float(stall) if (stall := env.get("JAVABASE_ENGINE_TIMEOUT", "")).isdigit() else 900.0,
             source_date_epoch=int(epoch) if epoch.isdigit() else None,
             process=env,
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from javabase.engine import BuildOutcome, BuildRequest, LineSink, LocalImage
-from javabase.errors import Interrupted, RegistryError, StepError
+from javabase.errors import EngineError, Interrupted, RegistryError, StepError
 from javabase.publish.registry import Remote
 
 
@@ -47,6 +47,8 @@ class FakeBackend:
     hold: set[str] = field(default_factory=set)
     cancelled: threading.Event = field(default_factory=threading.Event)
     pause: float = 0.0  # seconds each build takes
+    bug: set[str] = field(default_factory=set)  # images whose build raises an unexpected exception
+    engine_dies: set[str] = field(default_factory=set)  # images whose build loses the engine
 
     def add_image(self, *contents: bytes, below: tuple[str, ...] = (), labels: dict[str, str] | None = None,
                   platform: str | None = None) -> str:
@@ -87,6 +89,10 @@ class FakeBackend:
             self.cancelled.wait(30)
             raise Interrupted("interrupted during step 2/2; the build was cancelled")
         time.sleep(self.pause)
+        if title in self.bug:
+            raise RuntimeError(f"a bug while building {title}")
+        if title in self.engine_dies:
+            raise EngineError("the Docker engine at DOCKER_HOST=memory stopped answering during the build")
         if title in self.fail:
             raise StepError("step 2/2 (RUN false): The command '/bin/sh -c false' returned a non-zero code: 1")
         parent = self.stored.get(request.build_args.get("JAVABASE_PARENT", ""))

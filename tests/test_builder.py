@@ -19,6 +19,7 @@ import pytest
 from fakes import FakeBackend, FakeRegistry
 from javabase.build.artifacts import ArtifactStore
 from javabase.build.run import Builder, BuildOptions
+from javabase.errors import EngineError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
@@ -191,3 +192,23 @@ def test_an_sbom_of_one_platform_is_attached_to_that_platforms_manifest(
     attached = json.loads(registry.held[f"base/img:{arm.replace(':', '-')}.sbom"].body)
     assert attached["subject"]["digest"] == arm
     assert registry.held[f"base/img:{digest}"].digest == digest
+
+
+def test_a_bug_in_one_image_fails_it_and_keeps_the_traceback_in_its_log(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    run = builder(valid(TREE), FakeBackend(bug={"b"}), tmp_path, jobs=1, keep_going=True)
+    run.run()
+    assert statuses(run) == {"other": "built", "root": "built", "a": "built", "b": "failed", "a1": "built"}
+    assert run.results["b"].reason == ("internal error (a bug in javabase; its traceback is in the image's log): "
+                                       "RuntimeError: a bug while building b")
+    log = (tmp_path / "logs" / "b.log").read_text()
+    assert "Traceback (most recent call last):" in log and 'raise RuntimeError(f"a bug while building' in log
+
+
+def test_when_the_engine_dies_no_upload_starts_afterwards(valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    run = builder(valid(TREE), FakeBackend(engine_dies={"a"}), tmp_path, jobs=1, registry=registry)
+    with pytest.raises(EngineError):
+        run.run()
+    assert run.pusher is not None and run.pusher.stopped.is_set()
+    assert registry.manifests_put == []

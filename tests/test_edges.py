@@ -172,7 +172,7 @@ def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
     ])
     lines: list[str] = []
     with pytest.raises(StepError) as caught:
-        Engine(api, "unix:///test.sock").build(BuildRequest(tmp_path, {}, network=False), lines.append)
+        Engine(api, "unix:///test.sock").build(BuildRequest(tmp_path, {}, network="none"), lines.append)
     assert str(caught.value) == "step 2/2 (ADD rootfs.tar.gz /): failed to unpack"
     assert lines == ["Step 1/2 : FROM scratch", "Step 2/2 : ADD rootfs.tar.gz /", "ERROR failed to unpack"]
 

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -123,16 +124,24 @@ class Builder:
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
         # From deciding to pushing, the engine's tags must not move under this run.
         with self.exclusive():
-            self.decide()
-            parents = {key: parent.key if (parent := self.plan.parent_unit(unit)) else None
-                       for key, unit in self.units.items()}
-            run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
-                     keep_going=self.options.keep_going, interrupt=self.interrupt)
-            report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results)
-            sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
-            if self.pusher is not None:
-                report.notes += self.push(self.pusher)
-                self.attach_sboms(self.pusher, sboms)
+            try:
+                return self.carry_out_all()
+            except BaseException:
+                if self.pusher is not None:  # no upload starts after the run has failed
+                    self.pusher.discard()
+                raise
+
+    def carry_out_all(self) -> Report:
+        self.decide()
+        parents = {key: parent.key if (parent := self.plan.parent_unit(unit)) else None
+                   for key, unit in self.units.items()}
+        run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
+                 keep_going=self.options.keep_going, interrupt=self.interrupt)
+        report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results)
+        sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
+        if self.pusher is not None:
+            report.notes += self.push(self.pusher)
+            self.attach_sboms(self.pusher, sboms)
         return report
 
     def decide(self) -> None:
@@ -223,7 +232,9 @@ class Builder:
         except JavabaseError as exc:
             self.fail(result, str(exc), log)
         except Exception as exc:  # noqa: BLE001 - one image's bug must not hide the others' results
-            self.fail(result, f"internal error: {type(exc).__name__}: {exc}", log)
+            result.log.extend(traceback.format_exc().rstrip("\n").splitlines())
+            self.fail(result, f"internal error (a bug in javabase; its traceback is in the image's log): "
+                              f"{type(exc).__name__}: {exc}", log)
         finally:
             result.finished = self.clock()
         return result.status in (Status.BUILT, Status.UP_TO_DATE, Status.UP_TO_DATE_REGISTRY)
@@ -308,7 +319,7 @@ class Builder:
             build_args = dict(image.build_args)
             if parent_id is not None:
                 build_args[PARENT_ARG] = parent_id
-            request = BuildRequest(context, build_args, network=image.needs_network, no_cache=self.options.no_cache,
+            request = BuildRequest(context, build_args, network=image.network_mode, no_cache=self.options.no_cache,
                                    platform=platform)
             image_id = self.backend.build(request, log).image_id
             if self.options.reproducible:

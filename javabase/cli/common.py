@@ -119,7 +119,7 @@ def open_engine(settings: Settings | None = None, timeout: int = 600) -> Backend
     """The run's backend, at DOCKER_HOST. Raises EngineError when it does not answer."""
     env = settings.env if settings is not None else Environment.read()
     return open_backend(settings.backend if settings is not None else "docker", where=env.docker_host,
-                        timeout=timeout)
+                        timeout=timeout, stall=env.engine_stall)
 
 
 def open_registry(host: str, settings: Settings) -> registries.Registry:

@@ -59,7 +59,7 @@ def _inputs(image: Image, platform: str | None, rendered: Mapping[str, str], lab
     parts: dict[str, str] = {
         "dockerfile": _sha(rendered[dockerfile_path(image)]),
         "build args": _sha(sorted(image.build_args)),
-        "network": "yes" if image.needs_network else "no",
+        "network": {"none": "no", "default": "yes"}.get(image.network_mode, image.network_mode),
         "labels": _sha(dict(labels)),
     }
     if platform is not None:

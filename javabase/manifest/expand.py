@@ -244,6 +244,7 @@ class Expander:
         if len(self.problems) > before:
             return None
         entrypoint, cmd = raw.get("entrypoint"), raw.get("cmd")
+        network = "host" if raw.get("network") == "host" else bool(raw.get("network", False))
         return Image(
             name=where.name, entry=where.entry, key=format_key(where.path), line=self.doc.line(where.path),
             from_ref=from_ref, parent=None, template=template, description=description,
@@ -251,7 +252,7 @@ class Expander:
             env=tuple(env.items()), labels=tuple(labels.items()), workdir=workdir, user=user,
             entrypoint=tuple(entrypoint) if isinstance(entrypoint, list) else None,
             cmd=tuple(cmd) if isinstance(cmd, list) else None, run=tuple(run),
-            build_args=tuple(build_args.items()), network=bool(raw.get("network", False)),
+            build_args=tuple(build_args.items()), network=network,
             tags=tuple(tags), immutable_tags=tuple(immutable), platforms=self.platforms(where),
         )
 

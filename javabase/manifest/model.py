@@ -64,7 +64,7 @@ class Image:
     cmd: tuple[str, ...] | None
     run: tuple[str, ...]
     build_args: tuple[tuple[str, str], ...]
-    network: bool
+    network: bool | str  # False, True (the engine's default network) or "host"
     tags: tuple[str, ...]
     immutable_tags: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()  # empty: the engine's own platform, a single-platform image
@@ -83,9 +83,12 @@ class Image:
         return tuple(a for a in self.artifacts if a.platform is None or a.platform == platform)
 
     @property
-    def needs_network(self) -> bool:
-        """Builds get no network unless they install packages or ask for it."""
-        return self.network or bool(self.packages)
+    def network_mode(self) -> str:
+        """The build's network: "none" unless it installs packages or asks for it
+        ("default": the engine's bridge network), "host" only when the manifest says so."""
+        if self.network == "host":
+            return "host"
+        return "default" if self.network or self.packages else "none"
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,14 @@ from ...manifest.references import split_reference
 _QEMU = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
          "riscv64": "riscv64", "386": "i386"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get")
 
 
-def connect(url: str, timeout: int = 600) -> DockerBackend:
+def connect(url: str, timeout: int = 600, stall: float = 900.0) -> DockerBackend:
     """Connect to the engine at `url` (DOCKER_HOST) and ping it, or raise
-    EngineError: one line naming the DOCKER_HOST that was tried."""
+    EngineError: one line naming the DOCKER_HOST that was tried. `stall`: the
+    seconds a build, pull, load or save stream may stay silent before the engine
+    is taken for stalled (JAVABASE_ENGINE_TIMEOUT)."""
     try:
         api = docker.APIClient(base_url=url, version="auto", timeout=timeout)
         api.ping()
@@ -41,7 +44,7 @@ def connect(url: str, timeout: int = 600) -> DockerBackend:
             f"cannot reach the Docker engine at DOCKER_HOST={url} ({reason}); start one with "
             "`scripts/services.sh start` and `eval \"$(scripts/services.sh env)\"`, or set DOCKER_HOST"
         ) from None
-    return DockerBackend(api, url)
+    return DockerBackend(api, url, stall)
 
 
 def _short(exc: BaseException) -> str:
@@ -65,8 +68,12 @@ _LOST = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodin
          urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError)
 
 
-def _lost(what: str, exc: BaseException, where: str) -> EngineError:
+def _lost(what: str, exc: BaseException, where: str, stall: float) -> EngineError:
     text = _short(exc)
+    if "timed out" in text:
+        return EngineError(f"the Docker engine at DOCKER_HOST={where} sent nothing for {stall:.0f} s during {what}; "
+                           "it may be stalled (its log says why); raise JAVABASE_ENGINE_TIMEOUT for steps that "
+                           "are silent longer, then run again")
     if "Connection broken" in text or "IncompleteRead" in text:
         text = "the connection broke"
     elif "Connection aborted" in text:
@@ -87,9 +94,10 @@ def _stream_error(chunk: Mapping[str, Any]) -> str | None:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, api: Any, where: str) -> None:
+    def __init__(self, api: Any, where: str, stall: float = 900.0) -> None:
         self.api = api
         self.where = where
+        self.stall = stall
         # The HTTP responses of the builds under way, by thread, so that cancel()
         # can cut them: the engine then stops the build and removes its container.
         self._streams: dict[int, Any] = {}
@@ -106,7 +114,7 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             raise
         except _LOST as exc:
-            raise _lost(what, exc, self.where) from None
+            raise _lost(what, exc, self.where, self.stall) from None
         except _API_ERRORS as exc:
             raise error(f"{what}: {_whole(exc)}") from None
 
@@ -132,7 +140,14 @@ class DockerBackend:
                             "(`scripts/services.sh start` does both)")
 
     def _remember_build(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
-        if response.request is not None and "/build" in str(response.request.url).split("?")[0]:
+        """Every streamed answer gets a read timeout (the SDK gives none: a stalled
+        engine would hang the run); a build's is kept so that cancel() can cut it."""
+        path = str(response.request.url).split("?")[0] if response.request is not None else ""
+        if path.endswith(_STREAMED):
+            sock = _socket_of(response)
+            if sock is not None:
+                sock.settimeout(self.stall)
+        if path.endswith("/build"):
             with self._lock:
                 self._streams[threading.get_ident()] = response
         return response
@@ -162,7 +177,7 @@ class DockerBackend:
             stream = self.api.build(
                 path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
                 nocache=request.no_cache, buildargs=dict(request.build_args),
-                network_mode="host" if request.network else "none", platform=request.platform,
+                network_mode=request.network, platform=request.platform,
             )
             for chunk in stream:
                 message = _stream_error(chunk)
@@ -185,7 +200,7 @@ class DockerBackend:
             if self._cancelled.is_set():
                 raise Interrupted(f"interrupted during {step}; the build was cancelled") from None
             if isinstance(exc, _LOST):
-                raise _lost(f"the build ({step})", exc, self.where) from None
+                raise _lost(f"the build ({step})", exc, self.where, self.stall) from None
             if isinstance(exc, _API_ERRORS):
                 raise StepError(f"{step}: engine error: {_whole(exc)}") from None
             raise
