@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 def rfc3339(epoch: int) -> str:
@@ -19,3 +21,21 @@ def parse_time(text: str) -> float:
     base, fraction, zone = match.groups()
     stamp = datetime.fromisoformat(base + (fraction or "")[:7] + ("+00:00" if zone in (None, "Z") else zone))
     return stamp.timestamp()
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """An HTTP Retry-After header (RFC 9110 10.2.3: delay-seconds or an HTTP-date)
+    as seconds to wait from `now` (default: the current time), never negative;
+    None when it is missing or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -189,6 +189,10 @@ class Progress:
             print(f"download {self.name}: {mark}%", file=self.out, flush=True)
             self.next_mark = mark + 25
 
+    def note(self, text: str) -> None:
+        """A line of its own, between downloads."""
+        print(text, file=self.out, flush=True)
+
     def finish(self, note: str, name: str | None = None) -> None:
         if self.tty and self.seen:
             self.out.write("\n")

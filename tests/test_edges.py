@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,12 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
         fault = self.faults.pop(0) if self.faults else None
         if fault == "503":
             self.send_error(503, "busy")
+            return
+        if fault == "429":  # rate-limited, with the wait the server wants (seconds)
+            self.send_response(429, "Too Many Requests")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if fault == "404":
             self.send_error(404, "gone")
@@ -232,6 +239,43 @@ def test_a_trickling_server_hits_the_attempt_limit(server: str, tmp_path: Path) 
     assert time.monotonic() - started < 4
 
 
+def test_a_server_that_trickles_fails_on_the_low_speed_limit(server: str, tmp_path: Path) -> None:
+    """100 bytes every few tenths of a second never stalls; the low-speed limit
+    (curl's --speed-limit/--speed-time) ends each attempt, well before the
+    attempt limit."""
+    FaultyHandler.faults = ["trickle"] * 2
+    out = io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(ArtifactError) as caught:
+        store(tmp_path, out, retries=2, stall=5, low_speed=1000, low_speed_time=1).fetch(
+            artifact(f"{server}/jre.tar.gz"))
+    assert time.monotonic() - started < 6
+    assert re.fullmatch(
+        rf"images.yaml:7: images.jre.versions\[0\]: cannot download {server}/jre.tar.gz after 2 attempts: too "
+        r"slow: \d+ bytes in the last 1 s \(less than 1000 bytes a second\); check the URL and the network, then "
+        r"run again", str(caught.value)), str(caught.value)
+
+
+def test_a_rate_limited_download_waits_as_long_as_the_server_asks(server: str, tmp_path: Path) -> None:
+    FaultyHandler.faults = ["429"]
+    out = io.StringIO()
+    started = time.monotonic()
+    fetched = store(tmp_path, out).fetch(artifact(f"{server}/jre.tar.gz"))
+    assert fetched.path.read_bytes() == PAYLOAD
+    assert time.monotonic() - started >= 1
+    assert out.getvalue().splitlines()[0] == ("download jre.tar.gz: attempt 1 of 3 failed (HTTP 429 Too Many "
+                                              "Requests); the server asked to wait 1 s; retrying")
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    from javabase.clock import retry_after
+
+    assert retry_after("120") == 120
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412450) == 30
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412500) == 0
+    assert retry_after("soon") is None and retry_after(None) is None
+
+
 def test_a_body_cut_short_without_content_length_is_called_truncation_and_retried(
         server: str, tmp_path: Path) -> None:
     FaultyHandler.faults = ["short-no-length"]
@@ -291,3 +335,24 @@ def test_a_file_is_hashed_once_until_it_changes_even_with_its_mtime_put_back(
     with pytest.raises(ArtifactError, match="sha256 mismatch"):
         store(tmp_path).fetch_all([item])
     assert hashed == [local, local]
+
+
+def test_a_run_does_not_trim_entries_another_run_is_using(server: str, tmp_path: Path) -> None:
+    """Two runs share one cache: the second's size limit does not remove what the
+    first verified and has not copied into its builds yet; once the first is done,
+    the limit applies again."""
+    first = store(tmp_path)
+    first.fetch_all([artifact(f"{server}/jre.tar.gz")])
+    other = tmp_path / "cache" / "sha256" / SHA
+    second_out = io.StringIO()
+    second = store(tmp_path, second_out, cache_max=1)
+    local = tmp_path / "rootfs.tar.gz"
+    local.write_bytes(PAYLOAD)
+    second.keep_within_limit({"0" * 64})
+    assert other.exists()
+    assert second_out.getvalue().splitlines() == [
+        "artifact cache: over JAVABASE_CACHE_MAX (0.0 GB), but another run is using it: a later run trims it"]
+    first.close()
+    second.keep_within_limit({"0" * 64})
+    assert not other.exists()
+    second.close()

@@ -6,9 +6,12 @@ its sha256 matched, so a partial or wrong download never enters the cache.
 A cache entry is verified again every time it is used: a byte flipped on disk
 is found, the entry deleted and fetched again.
 
-Each attempt has a stall timeout (no byte for STALL seconds) and a total time
-limit (ATTEMPT seconds), so a server that never answers, or trickles a few
-bytes every few seconds, fails the attempt instead of hanging the run."""
+Each attempt has a stall timeout (no byte for STALL seconds), a low-speed
+limit (fewer than LOW_SPEED bytes a second over LOW_SPEED_TIME seconds) and a
+total time limit (ATTEMPT seconds), so a server that never answers, or
+trickles a few bytes every few seconds, fails the attempt instead of hanging
+the run. A 429 or 5xx answer is retried after the wait its Retry-After asks
+for (at most MAX_WAIT seconds)."""
 
 from __future__ import annotations
 
@@ -25,17 +28,20 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import IO, Protocol
 
+from ..clock import retry_after
 from ..errors import ArtifactError, CannotWrite
 from ..files import replacing
 from ..manifest.model import Artifact
 from ..report import Progress
 from ..settings import DEFAULT_CACHE_MAX
-from .cache import DigestMemo, plan_cache, touch
+from .cache import CacheLock, DigestMemo, plan_cache, touch
 
 CHUNK = 1 << 20
 RETRIES = 3
 STALL = 20.0
 ATTEMPT = 600.0
+LOW_SPEED, LOW_SPEED_TIME = 1000, 20.0  # curl's --speed-limit and --speed-time
+MAX_WAIT = 60.0  # the longest wait between attempts, whatever Retry-After says
 
 
 class Response(Protocol):
@@ -74,7 +80,12 @@ class Fetched:
 
 
 class _Transient(Exception):
-    """A failure worth retrying: connection reset, timeout, 5xx, truncated body."""
+    """A failure worth retrying: connection reset, timeout, 5xx, 429, truncated
+    body; `wait` is what the server asked for (Retry-After), in seconds."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class ArtifactStore:
@@ -92,9 +103,12 @@ class ArtifactStore:
         stall: float = STALL,
         attempt_limit: float = ATTEMPT,
         cache_max: int = DEFAULT_CACHE_MAX,
+        low_speed: int = LOW_SPEED,
+        low_speed_time: float = LOW_SPEED_TIME,
     ) -> None:
         """root: the cache directory; opener: how a URL is opened (tests inject
-        faults); stall and attempt_limit in seconds; cache_max in bytes."""
+        faults); stall, attempt_limit and low_speed_time in seconds; low_speed in
+        bytes a second; cache_max in bytes."""
         self.root = root
         self.opener = opener
         self.progress = progress or Progress()
@@ -104,7 +118,9 @@ class ArtifactStore:
         self.stall = stall
         self.attempt_limit = attempt_limit
         self.cache_max = cache_max
+        self.low_speed, self.low_speed_time = low_speed, low_speed_time
         self.memo = DigestMemo(root / "verified.json")
+        self.lock = CacheLock(root)
 
     def cached_path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -113,6 +129,7 @@ class ArtifactStore:
         """Fetch every artifact (each sha256 once); raise ArtifactError on the first
         that cannot be fetched or does not match. Returns the verified file by sha256."""
         out: dict[str, Fetched] = {}
+        self.lock.share()
         try:
             for artifact in artifacts:
                 if artifact.sha256 not in out:
@@ -126,10 +143,22 @@ class ArtifactStore:
         """Record this run's use of its entries and bring the cache under
         JAVABASE_CACHE_MAX, least recently used first, never one of `needed`."""
         touch(self.root, needed)
-        for path, _ in plan_cache(self.root, needed, self.cache_max):
-            self.memo.forget(path)
-            path.unlink(missing_ok=True)
+        doomed = plan_cache(self.root, needed, self.cache_max)
+        if not doomed:
+            return
+        with self.lock.exclusive() as alone:
+            if not alone:
+                self.progress.note(f"artifact cache: over JAVABASE_CACHE_MAX ({self.cache_max / 1e9:.1f} GB), but "
+                                   "another run is using it: a later run trims it")
+                return
+            for path, _ in plan_cache(self.root, needed, self.cache_max):
+                self.memo.forget(path)
+                path.unlink(missing_ok=True)
         self.memo.save()
+
+    def close(self) -> None:
+        """The run is done with its entries: another run may trim them."""
+        self.lock.release()
 
     def fetch(self, artifact: Artifact) -> Fetched:
         """One artifact, verified: a local file, a cache entry, or downloaded."""
@@ -193,24 +222,41 @@ class ArtifactStore:
             except _Transient as exc:
                 last_error = str(exc)
                 if attempt < self.retries:
-                    self.progress.finish(f"attempt {attempt} of {self.retries} failed ({last_error}); retrying",
-                                         artifact.filename)
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    wait = min(MAX_WAIT, exc.wait if exc.wait is not None else self.backoff * 2 ** (attempt - 1))
+                    asked = f"; the server asked to wait {wait:.0f} s" if exc.wait is not None else ""
+                    self.progress.finish(f"attempt {attempt} of {self.retries} failed ({last_error}){asked}; "
+                                         "retrying", artifact.filename)
+                    time.sleep(wait)
         raise ArtifactError(f"{self._where(artifact)}: cannot download {artifact.origin} after {self.retries} "
                             f"attempts: {last_error}; check the URL and the network, then run again")
 
     def _stream(self, artifact: Artifact, url: str, sink: IO[bytes]) -> tuple[str, bool, int]:
         """Download into sink: (sha256, whether a Content-Length was given, bytes received)."""
-        digest = hashlib.sha256()
-        deadline = time.monotonic() + self.attempt_limit
+        response = self._open(artifact, url)
         try:
-            response = self.opener(url, self.stall)
+            length = getattr(response.headers, "get", lambda _k: None)("Content-Length")
+            total = int(length) if length and str(length).isdigit() else None
+            self.progress.start(artifact.filename, total)
+            digest, received = self._read(response, sink)
+            if total is not None and received != total:
+                raise _Transient(f"connection closed after {received} of {total} bytes")
+            self.progress.finish(f"{received / 1e6:.1f} MB, sha256 verified" if digest == artifact.sha256
+                                 else f"{received / 1e6:.1f} MB")
+            return digest, total is not None, received
+        finally:
+            response.close()
+
+    def _open(self, artifact: Artifact, url: str) -> Response:
+        """The answer to GET url; a transient failure (5xx, 429, no answer) is _Transient,
+        with the wait the server asked for (Retry-After)."""
+        try:
+            return self.opener(url, self.stall)
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
-                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
+                wait = retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+                raise _Transient(f"HTTP {exc.code} {exc.reason}", wait) from None
             raise ArtifactError(f"{self._where(artifact)}: cannot download {artifact.origin}: HTTP {exc.code} "
-                                f"{exc.reason}; "
-                                "fix the URL in the manifest") from None
+                                f"{exc.reason}; fix the URL in the manifest") from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
@@ -222,37 +268,45 @@ class ArtifactStore:
             raise _Transient(f"no answer within {self.stall:.0f} s") from None
         except (OSError, HTTPException) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
-        try:
-            length = getattr(response.headers, "get", lambda _k: None)("Content-Length")
-            total = int(length) if length and str(length).isdigit() else None
-            self.progress.start(artifact.filename, total)
-            received = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise _Transient(f"took longer than {self.attempt_limit:.0f} s ({received} bytes so far)")
-                try:
-                    block = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
-                except TimeoutError:
-                    raise _Transient(f"stalled: no data for {self.stall:.0f} s after {received} bytes") from None
-                except (OSError, HTTPException) as exc:
-                    raise _Transient(f"{type(exc).__name__}: {exc}") from None
-                if not block:
-                    break
-                received += len(block)
-                digest.update(block)
-                sink.write(block)
-                self.progress.advance(len(block))
-            if total is not None and received != total:
-                raise _Transient(f"connection closed after {received} of {total} bytes")
-            self.progress.finish(f"{received / 1e6:.1f} MB, sha256 verified" if digest.hexdigest()
-                                 == artifact.sha256 else f"{received / 1e6:.1f} MB")
-            return digest.hexdigest(), total is not None, received
-        finally:
-            response.close()
+
+    def _read(self, response: Response, sink: IO[bytes]) -> tuple[str, int]:
+        """Read the body into sink: (sha256 hex, bytes). An attempt fails when no byte
+        comes for `stall` s, when it takes longer than `attempt_limit` s, or when fewer
+        than `low_speed` bytes a second came over the last `low_speed_time` s."""
+        digest = hashlib.sha256()
+        started = time.monotonic()
+        window_start, window_bytes, received = started, 0, 0
+        while True:
+            now = time.monotonic()
+            if now - started > self.attempt_limit:
+                raise _Transient(f"took longer than {self.attempt_limit:.0f} s ({received} bytes so far)")
+            if now - window_start >= self.low_speed_time:
+                if (received - window_bytes) / (now - window_start) < self.low_speed:
+                    raise _Transient(f"too slow: {received - window_bytes} bytes in the last "
+                                     f"{now - window_start:.0f} s (less than {self.low_speed} bytes a second)")
+                window_start, window_bytes = now, received
+            try:
+                block = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
+            except TimeoutError:
+                raise _Transient(f"stalled: no data for {self.stall:.0f} s after {received} bytes") from None
+            except (OSError, HTTPException) as exc:
+                raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            if not block:
+                return digest.hexdigest(), received
+            received += len(block)
+            digest.update(block)
+            sink.write(block)
+            self.progress.advance(len(block))
 
 
 def place(fetched: Fetched, context_dir: Path) -> None:
     """Put a verified artifact into a build context, as a copy: a hard link would
     change the cache entry's ctime (twice: link, then unlink with the context),
     and so its fingerprint in the DigestMemo, which would then hash it again."""
-    shutil.copyfile(fetched.path, context_dir / fetched.artifact.filename)
+    try:
+        shutil.copyfile(fetched.path, context_dir / fetched.artifact.filename)
+    except FileNotFoundError:
+        raise ArtifactError(f"{fetched.path} ({fetched.artifact.filename}) went away after it was verified (removed "
+                            "from the cache by hand?); run again") from None
+    except OSError as exc:
+        raise CannotWrite.at(context_dir, exc, "the build context") from None

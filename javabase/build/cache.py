@@ -5,13 +5,18 @@ change is not hashed again."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
+from ..errors import CannotWrite
 from ..files import write_quietly
 
 CHUNK = 1 << 20
@@ -110,3 +115,45 @@ def plan_cache(cache: Path, needed: set[str], limit: int) -> list[tuple[Path, in
         out.append((path, size))
         total -= size
     return out
+
+
+class CacheLock:
+    """Runs share the cache: each holds <cache>/lock shared (flock) from its first
+    fetch until its builds are done, and trimming the cache takes it exclusively,
+    only when no other run holds it, so no run's entry goes while it is in use."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "lock"
+        self.handle: IO[bytes] | None = None
+
+    def share(self) -> IO[bytes]:
+        """Hold the cache shared (waits for a trim under way). Raises CannotWrite."""
+        if self.handle is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
+            except OSError as exc:
+                raise CannotWrite.at(self.path, exc, "the artifact cache's lock (JAVABASE_CACHE)") from None
+            self.handle = os.fdopen(fd, "rb")
+        fcntl.flock(self.handle, fcntl.LOCK_SH)
+        return self.handle
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """Whether this run is the only one using the cache now (then it holds it
+        exclusively for the block, and shared again after)."""
+        handle = self.share()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None

@@ -121,15 +121,18 @@ class Builder:
         cannot go on (an artifact, the engine, the registry), KeyboardInterrupt on Ctrl-C."""
         self.console.set_names(list(self.units))
         images = [self.plan.image(n) for n in self.plan.order]
-        self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
-        # From deciding to pushing, the engine's tags must not move under this run.
-        with self.exclusive():
-            try:
-                return self.carry_out_all()
-            except BaseException:
-                if self.pusher is not None:  # no upload starts after the run has failed
-                    self.pusher.discard()
-                raise
+        try:
+            self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+            # From deciding to pushing, the engine's tags must not move under this run.
+            with self.exclusive():
+                try:
+                    return self.carry_out_all()
+                except BaseException:
+                    if self.pusher is not None:  # no upload starts after the run has failed
+                        self.pusher.discard()
+                    raise
+        finally:
+            self.store.close()
 
     def carry_out_all(self) -> Report:
         self.decide()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..build.cache import plan_cache
+from ..build.cache import CacheLock, plan_cache
 from ..decide.prepare import Decided, plan_actions
 from ..decide.rules import Reuse, Where
 from ..engine import Backend
@@ -174,12 +174,20 @@ def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache
 def _prune_cache(manifest: Manifest, dry_run: bool, out: TextIO) -> None:
     env = Environment.read()
     needed = {a.sha256 for image in manifest.images.values() for a in image.artifacts}
-    doomed = plan_cache(env.cache_dir, needed, env.cache_max)
-    verb = "would remove" if dry_run else "removing"
-    for path, size in doomed:
-        print(f"{verb} cache entry {path.name[:12]} ({size / 1e6:.1f} MB)", file=out)
-        if not dry_run:
-            path.unlink(missing_ok=True)
+    lock = CacheLock(env.cache_dir)
+    try:
+        with lock.exclusive() as alone:
+            if not alone and not dry_run:
+                print("cache: another run is using it; nothing removed (run prune again when it is done)", file=out)
+                return
+            doomed = plan_cache(env.cache_dir, needed, env.cache_max)
+            verb = "would remove" if dry_run else "removing"
+            for path, size in doomed:
+                print(f"{verb} cache entry {path.name[:12]} ({size / 1e6:.1f} MB)", file=out)
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+    finally:
+        lock.release()
     print(f"cache: {len(doomed)} entr{'y' if len(doomed) == 1 else 'ies'} "
           f"{'to remove' if dry_run else 'removed'} (limit {env.cache_max / 1e9:.1f} GB)", file=out)
 

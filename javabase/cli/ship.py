@@ -12,7 +12,7 @@ from ..build.artifacts import ArtifactStore
 from ..build.run import Builder, BuildOptions
 from ..build.runlock import engine_lock
 from ..decide.prepare import unit_tags
-from ..errors import JavabaseError, NotUpToDate, UsageError
+from ..errors import JavabaseError, LockError, NotUpToDate, UsageError
 from ..files import check_writable
 from ..manifest.load import display_path
 from ..plan import order
@@ -83,8 +83,12 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     options = BuildOptions(keep_going=flags.keep_going, force=flags.force, no_cache=flags.no_cache,
                            reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir)
     store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown, cache_max=settings.env.cache_max)
-    return Builder(the_plan, rendered, backend, store, settings, options,
-                   provenance(manifest.path, manifest.templates, settings.env.source_date_epoch), console,
+    source = provenance(manifest.path, manifest.templates, settings.env.source_date_epoch)
+    if flags.frozen and not source.reproducible:
+        raise LockError(f"--frozen: {source.warnings[-1]}; nothing was built")
+    for warning in source.warnings:
+        console.info(f"warning: {warning}")
+    return Builder(the_plan, rendered, backend, store, settings, options, source, console,
                    open_registry(settings.registry, settings) if flags.push else None,
                    exclusive=lambda: engine_lock(backend.where, console.info, settings.env.lock_dir))
 

@@ -78,7 +78,7 @@ def test_rebuilding_gives_the_same_images_and_a_changed_byte_changes_only_its_im
 
 def test_lock_pins_outside_bases_and_frozen_refuses_a_stale_lock(
     engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
-    build: Callable[..., Run],
+    build: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # an outside base image that lives in the local registry
     root = workspace(ROOT_ONLY.format(**rootfs(example_files)))
@@ -106,6 +106,12 @@ images:
     assert lock["images"]["app"]["from"] == outside
     assert f"FROM {outside}@{base_digest}" in render_all(common.load_locked(str(manifest)))[
         "app/Dockerfile"]
+    refused = build(manifest, frozen=True)  # not a git checkout, no SOURCE_DATE_EPOCH: no reproducible time
+    assert refused.code == 8
+    assert refused.err.startswith("error: --frozen: the images' created time is the current time, so rebuilding "
+                                  "gives other image IDs: git rev-parse failed: fatal: not a git repository")
+    assert refused.err.endswith("; set SOURCE_DATE_EPOCH or commit the manifest; nothing was built\n")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     frozen = build(manifest, frozen=True)
     assert frozen.code == 0, frozen.err
     assert frozen.result("app")["base"] == {"name": outside, "digest": base_digest}
