@@ -133,7 +133,9 @@ class Report:
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
                  for row in rows]
         summary = ", ".join(f"{self.count(s)} {s}" for s in Status if s != Status.PENDING and self.count(s))
-        return "\n".join([*lines, f"{len(self.results)} images: {summary}", *self.notes]) + "\n"
+        images = len({r.image or r.name for r in self.results.values()})
+        per_platform = f" ({len(self.results)} rows: one per platform)" if images != len(self.results) else ""
+        return "\n".join([*lines, f"{images} images{per_platform}: {summary}", *self.notes]) + "\n"
 
 
 class Console:

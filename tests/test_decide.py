@@ -76,7 +76,7 @@ def test_pushes_skip_tags_that_hold_the_image_and_refuse_immutable_ones_that_do_
     assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"})) == [
         AlreadyPushed("r/a:1", "sha256:" + "9" * 64), Refused("r/a:1.2", "sha256:" + "8" * 64),
         Push("r/a:latest", ID_A)]
-    assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"}), force=True)[1] == Push(
+    assert decide_pushes(ID_A, refs, remote, frozenset({"r/a:1.2"}), overwrite=True)[1] == Push(
         "r/a:1.2", ID_A, overwrites="sha256:" + "8" * 64)
 
 

@@ -24,11 +24,12 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(registry="r:5000", jobs=2, push_jobs=2, cache_dir=tmp_path / "cache", log_dir=tmp_path / "logs")
 
 
-def setup(tmp_path: Path, registry: FakeRegistry, force: bool = False, immutable: frozenset[str] = frozenset()
+def setup(tmp_path: Path, registry: FakeRegistry, overwrite: bool = False, immutable: frozenset[str] = frozenset()
           ) -> tuple[FakeBackend, Pusher, list[ImageResult]]:
     backend = FakeBackend()
     image_id = backend.add_image(b"the root", b"the jre")
-    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path), force=force,  # type: ignore[arg-type]
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    overwrite_immutable=overwrite,
                     immutable={"jre": immutable})
     return backend, pusher, [ImageResult("jre", list(REFS), status=Status.BUILT, image_id=image_id)]
 
@@ -73,10 +74,10 @@ def test_an_immutable_tag_holding_another_image_refuses_the_whole_push(tmp_path:
     assert results[0].status == Status.FAILED
 
 
-@pytest.mark.parametrize("force", [False, True])
-def test_a_registry_that_refuses_the_lookup_fails_closed_even_with_force(tmp_path: Path, force: bool) -> None:
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_registry_that_refuses_the_lookup_fails_closed_even_with_overwrite(tmp_path: Path, overwrite: bool) -> None:
     registry = FakeRegistry(fail=lambda what: RegistryError(f"registry r:5000 refused GET {what} (HTTP 401)"))
-    _, pusher, results = setup(tmp_path, registry, force=force, immutable=frozenset({"r:5000/base/jre:17"}))
+    _, pusher, results = setup(tmp_path, registry, overwrite=overwrite, immutable=frozenset({"r:5000/base/jre:17"}))
     with pytest.raises(RegistryError) as caught:
         pusher.push_all(results)
     assert str(caught.value) == "registry r:5000 refused GET base/jre:17 (HTTP 401)"

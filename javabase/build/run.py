@@ -48,7 +48,8 @@ class BuildOptions:
     """The flags of one build run (pushing is the registry client given to the Builder)."""
 
     keep_going: bool = False
-    force: bool = False
+    force: bool = False  # rebuild even when an image with the same inputs exists
+    overwrite_immutable: bool = False  # publish over immutable tags that hold another image
     no_cache: bool = False
     reproducible: bool = False
     sbom_dir: Path | None = None  # --sbom: where the SPDX files go
@@ -105,7 +106,8 @@ class Builder:
             for key, unit in self.units.items()
         }
         self.pusher = None if registry is None else Pusher(
-            backend, registry, self.console, settings, force=options.force, keep_log=self.keep_log,
+            backend, registry, self.console, settings, overwrite_immutable=options.overwrite_immutable,
+            keep_log=self.keep_log,
             immutable=immutable_references(self.manifest, plan.order, settings.registry),
             platforms={n: plan.image(n).platforms for n in plan.order if plan.image(n).platforms})
         self.tags: dict[str, list[str]] = {}

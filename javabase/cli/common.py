@@ -13,7 +13,7 @@ from typing import TextIO
 
 from ..build.backends import open_backend
 from ..engine import Backend
-from ..errors import BuildFailed, Exit, JavabaseError, LockError, UsageError
+from ..errors import BuildFailed, Exit, JavabaseError, LockError, NotUpToDate, UsageError
 from ..files import check_writable, remove
 from ..manifest.load import load_manifest
 from ..manifest.model import Manifest
@@ -153,21 +153,46 @@ def stopped_report(path: Path | None, report: Report, exc: BaseException) -> Non
     report.write_json(path)
 
 
-def finish(result: Report, report: str | None, console: Console, pushed: bool) -> int:
-    """Print the table, write the report, and raise BuildFailed when an image failed."""
+def finish(result: Report, report: str | None, console: Console, pushed: bool,
+           expect_up_to_date: bool = False) -> int:
+    """Print the table, write the report with the exit code this run ends with,
+    and raise it: BuildFailed when an image failed, NotUpToDate when
+    `expect_up_to_date` and anything had to be built or pushed."""
+    failure = _failure(result, expect_up_to_date)
+    if failure is not None:
+        result.error = "\n".join(failure.lines())
+        result.exit_code = int(failure.exit_code)
     console.info("")
     console.info(result.table().rstrip("\n"))
     if report:
         result.write_json(Path(report))
         console.info(f"report written to {report}")
-    if not result.ok:
-        failed = [r for r in result.results.values() if r.status == Status.FAILED]
+    if failure is not None:
+        raise failure
+    if pushed:
+        console.info(pushed_summary(result))
+    return 0
+
+
+def _failure(result: Report, expect_up_to_date: bool) -> JavabaseError | None:
+    failed = [r for r in result.results.values() if r.status == Status.FAILED]
+    if failed or not result.ok:
         skipped = [r for r in result.results.values() if r.status == Status.SKIPPED]
         first = failed[0].reason if failed else ""
-        raise BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
-                          + (f"; first failure: {failed[0].name}: {first}" if failed else "")
-                          + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
-    if pushed:
-        repositories = sorted({split_reference(ref)[0] for r in result.results.values() for ref in r.references})
-        console.info(f"pushed to {result.registry}: " + ", ".join(repositories))
-    return 0
+        return BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
+                           + (f"; first failure: {failed[0].name}: {first}" if failed else "")
+                           + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
+    undone = [r.name for r in result.results.values() if r.status in (Status.BUILT, Status.PUSHED)]
+    if expect_up_to_date and undone:
+        return NotUpToDate(f"--expect-up-to-date: {', '.join(undone)} had to be built or pushed; the jobs before "
+                           "this one did not build and push everything (see the table above)")
+    return None
+
+
+def pushed_summary(result: Report) -> str:
+    """Which repositories got a tag now; or that every tag was there already."""
+    fresh = sorted({split_reference(ref)[0] for r in result.results.values() for ref in r.pushed
+                    if ref not in r.already_in_registry})
+    if not fresh:
+        return f"nothing pushed to {result.registry}: every tag already held its image"
+    return f"pushed to {result.registry}: " + ", ".join(fresh)

@@ -94,7 +94,7 @@ def _saved_entry(backend: Backend, manifest: Manifest, decided: Decided, key: st
 
 
 def load(path: str, push: bool = False, registry: str | None = None, report: str | None = None,
-         force: bool = False, out: TextIO = sys.stdout) -> int:
+         overwrite_immutable: bool = False, out: TextIO = sys.stdout) -> int:
     """Verify an archive `save` wrote, load it, tag it (for --registry), and with
     --push push it with the usual checks. Needs no manifest. Raises ArchiveError
     (nothing loaded) when the archive is damaged."""
@@ -130,12 +130,13 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
     console.set_names(list(results))
     the_report = Report(source.name, host, push, results)
     if push and results:
-        the_report.notes += _push_loaded(backend, entries, list(results.values()), host, target, console, force)
+        the_report.notes += _push_loaded(backend, entries, list(results.values()), host, target, console,
+                                         overwrite_immutable)
     return finish(the_report, report, console, push)
 
 
 def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: list[ImageResult], host: str,
-                 target: str | None, console: Console, force: bool) -> list[str]:
+                 target: str | None, console: Console, overwrite_immutable: bool) -> list[str]:
     settings = settings_for(host, named=target is not None)
     immutable = {e.name.partition("@")[0]: frozenset(archive.retarget(e.immutable, target)) for e in entries}
     platforms: dict[str, tuple[str, ...]] = {}
@@ -143,7 +144,8 @@ def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: l
         if entry.platform:
             image = entry.name.partition("@")[0]
             platforms[image] = (*platforms.get(image, ()), entry.platform)
-    pusher = Pusher(backend, open_registry(host, settings), console, settings, force=force, immutable=immutable,
+    pusher = Pusher(backend, open_registry(host, settings), console, settings,
+                    overwrite_immutable=overwrite_immutable, immutable=immutable,
                     platforms=platforms)
     return pusher.push_all(results)
 

@@ -12,7 +12,7 @@ from ..build.artifacts import ArtifactStore
 from ..build.run import Builder, BuildOptions
 from ..build.runlock import engine_lock
 from ..decide.prepare import unit_tags
-from ..errors import JavabaseError, LockError, NotUpToDate, UsageError
+from ..errors import JavabaseError, LockError, UsageError
 from ..files import check_writable
 from ..manifest.load import display_path
 from ..plan import order
@@ -43,6 +43,7 @@ class BuildFlags:
     report: str | None = None
     jobs: int | None = None
     force: bool = False
+    overwrite_immutable: bool = False
     no_cache: bool = False
     dependents: bool = False
     frozen: bool = False
@@ -63,12 +64,7 @@ def build(manifest_path: str | None, flags: BuildFlags, out: TextIO = sys.stdout
     except (JavabaseError, KeyboardInterrupt) as exc:
         stopped_report(report_path, _so_far(builder, manifest_path, flags), exc)
         raise
-    code = finish(result, flags.report, console, flags.push)
-    undone = [r.name for r in result.results.values() if r.status in (Status.BUILT, Status.PUSHED)]
-    if flags.expect_up_to_date and undone:
-        raise NotUpToDate(f"--expect-up-to-date: {', '.join(undone)} had to be built or pushed; the jobs before this "
-                          "one did not build and push everything (see the table above)")
-    return code
+    return finish(result, flags.report, console, flags.push, flags.expect_up_to_date)
 
 
 def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, report_path: Path | None) -> Builder:
@@ -81,6 +77,7 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     backend = open_engine(settings)
     sbom_dir = ((report_path.parent if report_path else settings.log_dir.parent) / "sbom") if flags.sbom else None
     options = BuildOptions(keep_going=flags.keep_going, force=flags.force, no_cache=flags.no_cache,
+                           overwrite_immutable=flags.overwrite_immutable,
                            reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir)
     store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown, cache_max=settings.env.cache_max)
     source = provenance(manifest.path, manifest.templates, settings.env.source_date_epoch)
@@ -105,7 +102,7 @@ def _so_far(builder: Builder | None, manifest_path: str | None, flags: BuildFlag
 
 
 def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str | None = None,
-         report: str | None = None, force: bool = False, out: TextIO = sys.stdout) -> int:
+         report: str | None = None, overwrite_immutable: bool = False, out: TextIO = sys.stdout) -> int:
     """Push every tag of images that were built (for this registry) before."""
     fresh_report_path(report)
     manifest = load_locked(manifest_path)
@@ -125,13 +122,15 @@ def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str
             raise UsageError(f"{unit.key}: {local[0]} is not built on this engine; run "
                              f"`invoke build --image {unit.name} --registry {target}` first")
         results[unit.key] = ImageResult(unit.key, manifest.references(manifest.images[unit.name], target),
-                                        image_id=found.id, image=unit.name, platform=unit.platform)
+                                        status=Status.UP_TO_DATE, image_id=found.id, image=unit.name,
+                                        platform=unit.platform)
     console = Console(out)
     console.set_names(list(results))
     immutable = immutable_references(manifest, chosen, target)
     the_report = Report(manifest.shown, target, True, results)
     with engine_lock(backend.where, console.info, settings.env.lock_dir):
-        pusher = Pusher(backend, open_registry(target, settings), console, settings, force=force, immutable=immutable,
+        pusher = Pusher(backend, open_registry(target, settings), console, settings,
+                        overwrite_immutable=overwrite_immutable, immutable=immutable,
                         platforms={n: manifest.images[n].platforms for n in chosen if manifest.images[n].platforms})
         the_report.notes += pusher.push_all(list(results.values()))
     return finish(the_report, report, console, True)

@@ -67,7 +67,8 @@ BUILD_HELP = {
     "keep-going": "after a failure, still build (and push) the images that do not depend on it",
     "report": "write a JSON report to this file",
     "jobs": "images built at the same time (default: 2 per CPU, at most 8)",
-    "force": "rebuild even when an image with the same inputs exists; overwrite immutable tags",
+    "force": "rebuild even when an image with the same inputs exists (immutable tags still refuse another image)",
+    "overwrite-immutable": "with --push: publish over immutable tags that hold another image (says so per tag)",
     "no-cache": "build without the engine's layer cache",
     "dependents": "also build every image built FROM the selected ones",
     "frozen": "fail, building nothing, when images.lock.json disagrees with the manifest (CI); implies "
@@ -86,26 +87,27 @@ def build(c: Context, image: list[str] | None = None, manifest: str | None = Non
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
           reproducible: bool = False, expect_up_to_date: bool = False, sbom: bool = False,
-          debug: bool = False) -> None:
+          overwrite_immutable: bool = False, debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         images=image or [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
         force=force, no_cache=no_cache, dependents=dependents, frozen=frozen, reproducible=reproducible,
-        expect_up_to_date=expect_up_to_date, sbom=sbom)), debug))
+        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable)), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
 def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
               no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
-              expect_up_to_date: bool = False, sbom: bool = False, debug: bool = False) -> None:
+              expect_up_to_date: bool = False, sbom: bool = False, overwrite_immutable: bool = False,
+              debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None, force=force,
         no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
-        sbom=sbom)), debug))
+        sbom=sbom, overwrite_immutable=overwrite_immutable)), debug))
 
 
 @task(iterable=["image"], help={
@@ -113,14 +115,14 @@ def build_all(c: Context, manifest: str | None = None, push: bool = False, regis
     "image": "push this image (repeatable; default: every image)",
     "registry": "registry HOST[:PORT] (default: JAVABASE_REGISTRY, then the manifest)",
     "report": "write a JSON report to this file",
-    "force": "overwrite immutable tags that hold another image",
+    "overwrite-immutable": "publish over immutable tags that hold another image (says so per tag)",
     "debug": "show tracebacks",
 })
 def push(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
-         report: str | None = None, force: bool = False, debug: bool = False) -> None:
+         report: str | None = None, overwrite_immutable: bool = False, debug: bool = False) -> None:
     """Push every tag of images built before with `invoke build`."""
     _exit(run(lambda: ship.push(manifest, image or [], registry=registry, report=report,
-                                             force=force), debug))
+                                overwrite_immutable=overwrite_immutable), debug))
 
 
 @task(help={"manifest": "manifest to read (default: images.yaml)",
@@ -151,12 +153,12 @@ def save(c: Context, output: str, image: list[str] | None = None, manifest: str 
 @task(help={"push": "push the loaded images (immutable-tag and already-present checks as usual)",
             "registry": "re-tag the images for this registry HOST[:PORT] (and push there)",
             "report": "write a JSON report to this file",
-            "force": "with --push: overwrite immutable tags",
+            "overwrite-immutable": "with --push: publish over immutable tags that hold another image",
             "debug": "show tracebacks"})
 def load(c: Context, archive: str, push: bool = False, registry: str | None = None, report: str | None = None,
-         force: bool = False, debug: bool = False) -> None:
+         overwrite_immutable: bool = False, debug: bool = False) -> None:
     """Verify an archive `invoke save` wrote, load it into the engine, tag it, and optionally push it."""
-    _exit(run(lambda: release.load(archive, push, registry, report, force), debug))
+    _exit(run(lambda: release.load(archive, push, registry, report, overwrite_immutable), debug))
 
 
 @task(help={"manifest": "manifest to read, for --cache (default: images.yaml)",

@@ -169,7 +169,7 @@ def _why(inputs: Inputs, previous: LocalImage | None) -> str:
 class Push:
     reference: str
     image_id: str
-    overwrites: str | None = None  # --force over an immutable tag: the digest it held
+    overwrites: str | None = None  # --overwrite-immutable: the digest the immutable tag held
 
 
 @dataclass(frozen=True)
@@ -194,11 +194,11 @@ def decide_pushes(
     references: Iterable[str],
     remote: Mapping[str, Held | None],
     immutable: frozenset[str] | set[str],
-    force: bool = False,
+    overwrite: bool = False,
     index: bool = False,
 ) -> list[PushAction]:
     """Per tag of one image: push it, skip it (it already holds this very image),
-    or refuse (an immutable tag holds another image and --force was not given).
+    or refuse (an immutable tag holds another image and `overwrite`, --overwrite-immutable, is not given).
     For a multi-platform image (index) `image_id` is the index digest, and a tag
     holds the image when it holds that very index (the same per-platform images)."""
     out: list[PushAction] = []
@@ -206,7 +206,7 @@ def decide_pushes(
         there = remote.get(reference)
         if there is not None and (there.digest if index else there.config_digest) == image_id:
             out.append(AlreadyPushed(reference, there.digest))
-        elif there is not None and reference in immutable and not force:
+        elif there is not None and reference in immutable and not overwrite:
             out.append(Refused(reference, there.digest))
         elif there is not None and reference in immutable:
             out.append(Push(reference, image_id, overwrites=there.digest))

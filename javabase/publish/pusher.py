@@ -13,11 +13,12 @@ every tag back: it must hold that manifest, whose config is the image ID the
 run built.
 
 A registry that cannot be read, or that will not let this run push, stops the
-run before anything is published (fail closed, exit 6), --force or not.
+run before anything is published (fail closed, exit 6), --overwrite-immutable or not.
 The backend and the registry client are parameters."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -55,6 +56,23 @@ def immutable_references(manifest: Manifest, names: Iterable[str], registry: str
                             for tag in manifest.images[name].immutable_tags) for name in names}
 
 
+def manifest_annotations(config: bytes) -> dict[str, str] | None:
+    """An image manifest's annotations, from the image alone (its config's
+    io.javabase.input-digest label), so that one image has one manifest
+    whichever command pushes it: the registry as a cache finds it by it."""
+    labels = (json.loads(config).get("config") or {}).get("Labels") or {}
+    return {INPUT_LABEL: str(labels[INPUT_LABEL])} if labels.get(INPUT_LABEL) else None
+
+
+def index_annotations(children: Iterable[bytes]) -> dict[str, str] | None:
+    """An index's annotations, from its platforms' manifests alone: the digest of
+    their input digests, in platform order."""
+    digests = [(json.loads(child).get("annotations") or {}).get(INPUT_LABEL) for child in children]
+    if not all(digests):
+        return None
+    return {INPUT_LABEL: digest_of("".join(str(d) for d in digests).encode())}
+
+
 def held(registry: Registry, reference: str) -> Remote | None:
     """What the tag holds now; None when it does not exist. Any other answer
     (401, 403, 5xx, TLS, unreachable) raises RegistryError: nothing may be pushed blind."""
@@ -84,14 +102,14 @@ class Staged:
 
 class Pusher:
     def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
-                 force: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
+                 overwrite_immutable: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
                  immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
                  platforms: dict[str, tuple[str, ...]] | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.console = console
         self.settings = settings
-        self.force = force
+        self.overwrite_immutable = overwrite_immutable
         self.keep_log = keep_log
         self.immutable = immutable or {}
         self.blobs = blobs or BlobCache(settings.cache_dir)
@@ -133,20 +151,7 @@ class Pusher:
         Raises RegistryError, with nothing published, when the registry cannot be
         read or refuses the push. An image that could not be staged fails; the
         others are published only with keep_going."""
-        staged: dict[str, Staged] = {}
-        try:
-            for result in ready:
-                if result.name not in self.staging:
-                    self.start(result)
-                try:
-                    staged[result.name] = self.staging[result.name].result()
-                except StepError as exc:
-                    result.status = Status.FAILED
-                    result.reason = str(exc)
-                    self.log(result, f"FAILED {exc}")
-                    self.keep_log(result)
-        finally:
-            self.pool.shutdown(wait=True)
+        staged = self.wait_for_staging(ready)
         unstaged = [r.name for r in ready if r.name not in staged]
         if unstaged and not keep_going:
             return [f"nothing was pushed: {', '.join(unstaged)} could not be staged "
@@ -161,15 +166,7 @@ class Pusher:
             self.check_push_allowed(repository)
         refused = [a for r in ready for a in staged[r.name].actions if isinstance(a, Refused)]
         if refused:
-            for result in ready:
-                for action in staged[result.name].actions:
-                    if isinstance(action, Refused):
-                        result.status = Status.FAILED
-                        result.reason = (f"immutable tag {action.reference} already holds another image "
-                                         f"({action.holds[:19]}); not overwritten (--force overwrites)")
-                        self.log(result, f"FAILED {result.reason}")
-                        for unit in groups.get(result.name, []):
-                            unit.status, unit.reason = result.status, result.reason
+            self.refuse(ready, staged, groups)
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
         for result in ready:
@@ -178,6 +175,37 @@ class Pusher:
                 unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
                 unit.status, unit.reason = result.status, result.reason
         return notes
+
+    def wait_for_staging(self, ready: list[ImageResult]) -> dict[str, Staged]:
+        """What each image's staging made; an image whose staging failed fails."""
+        staged: dict[str, Staged] = {}
+        try:
+            for result in ready:
+                if result.name not in self.staging:
+                    self.start(result)
+                try:
+                    staged[result.name] = self.staging[result.name].result()
+                except StepError as exc:
+                    result.status = Status.FAILED
+                    result.reason = str(exc)
+                    self.log(result, f"FAILED {exc}")
+                    self.keep_log(result)
+        finally:
+            self.pool.shutdown(wait=True)
+        return staged
+
+    def refuse(self, ready: list[ImageResult], staged: dict[str, Staged],
+               groups: dict[str, list[ImageResult]]) -> None:
+        """Every image with an immutable tag that holds another image fails, saying which."""
+        for result in ready:
+            for action in staged[result.name].actions:
+                if isinstance(action, Refused):
+                    result.status = Status.FAILED
+                    result.reason = (f"immutable tag {action.reference} already holds another image "
+                                     f"({action.holds[:19]}); not overwritten (--overwrite-immutable overwrites it)")
+                    self.log(result, f"FAILED {result.reason}")
+                    for unit in groups.get(result.name, []):
+                        unit.status, unit.reason = result.status, result.reason
 
     def group(self, ready: list[ImageResult], staged: dict[str, Staged], notes: list[str]
               ) -> tuple[list[ImageResult], dict[str, list[ImageResult]]]:
@@ -200,13 +228,13 @@ class Pusher:
             children = tuple(staged[m.name].manifest or b"" for m in members)
             index = image_index([(child, staged[m.name].platform or {}) for child, m in zip(children, members,
                                                                                          strict=True)],
-                                {INPUT_LABEL: digest_of("".join(m.input_digest or "" for m in members).encode())})
+                                index_annotations(children))
             stand_in = ImageResult(image, list(members[0].references), status=Status.BUILT if any(
                 m.status == Status.BUILT for m in members) else Status.UP_TO_DATE, image_id=digest_of(index),
                 image=image)
             remote = {ref: self.holds(ref) for ref in stand_in.references}
             actions = decide_pushes(digest_of(index), stand_in.references, remote,
-                                    self.immutable.get(image, frozenset()), self.force, index=True)
+                                    self.immutable.get(image, frozenset()), self.overwrite_immutable, index=True)
             staged[image] = Staged(actions, index, INDEX_TYPE, children=children)
             groups[image] = members
             out.append(stand_in)
@@ -236,7 +264,7 @@ class Pusher:
             return Staged([], manifest, MANIFEST_TYPE, platform)
         remote = {reference: self.holds(reference) for reference in result.references}
         actions = decide_pushes(image_id, result.references, remote,
-                                self.immutable.get(result.name, frozenset()), self.force)
+                                self.immutable.get(result.name, frozenset()), self.overwrite_immutable)
         if not any(isinstance(a, Push) for a in actions):
             return Staged(actions, None)
         if result.status == Status.UP_TO_DATE_REGISTRY:
@@ -266,8 +294,7 @@ class Pusher:
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
             self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
             platform = saved.platform()
-        annotations = {INPUT_LABEL: result.input_digest} if result.input_digest else None
-        manifest = image_manifest(config, layers, annotations)
+        manifest = image_manifest(config, layers, manifest_annotations(saved.config))
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
         return manifest, platform
 
@@ -333,8 +360,8 @@ class Pusher:
                     self.log(result, f"{action.reference} already in the registry ({action.digest[:19]}); not pushed")
                 elif isinstance(action, Push) and staged.manifest is not None:
                     if action.overwrites:
-                        self.log(result, f"--force: overwriting immutable tag {action.reference} (it holds "
-                                         f"{action.overwrites[:19]}, another image)")
+                        self.log(result, f"--overwrite-immutable: overwriting immutable tag {action.reference} "
+                                         f"(it holds {action.overwrites[:19]}, another image)")
                     name, tag = repository_name(action.reference), split_reference(action.reference)[1]
                     for child in staged.children:
                         self.registry.put_manifest(name, digest_of(child), child, MANIFEST_TYPE)

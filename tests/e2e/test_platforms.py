@@ -4,6 +4,7 @@ OCI index per tag, read back, and pulled per platform."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from docker import APIClient as Engine
+
+from javabase.cli import common, ship
 
 from .conftest import EXAMPLE, FileServer, LocalRegistry, Run, remove_images
 
@@ -82,4 +85,19 @@ def test_both_platforms_behind_one_tag(
 
     again = build(manifest, push=True)
     assert again.code == 0 and {i["status"] for i in again.report["images"]} == {"up-to-date"}
+
+    # `invoke push` of what build-all --push pushed: the same index, nothing moves, exit 0.
+    published = {n: registry.reader.manifest_digest(f"{namespace}/{n}", t) for n, t in
+                 (("glibc-root", "1"), ("jre25", "25.0.2"), ("jre25-slim", "25.0.2-slim"), ("app-base", "1"))}
+    out, err = io.StringIO(), io.StringIO()
+    report = manifest.parent / "push-report.json"
+    code = common.run(lambda: ship.push(str(manifest), [], registry=registry.host, report=str(report), out=out),
+                      err=err)
+    assert code == 0, out.getvalue() + err.getvalue()
+    pushed = json.loads(report.read_text())
+    assert (pushed["ok"], pushed["exit_code"]) == (True, 0)
+    assert {i["status"] for i in pushed["images"]} == {"up-to-date"}
+    assert out.getvalue().rstrip().endswith(f"nothing pushed to {registry.host}: every tag already held its image")
+    assert {n: registry.reader.manifest_digest(f"{namespace}/{n}", t) for n, t in
+            (("glibc-root", "1"), ("jre25", "25.0.2"), ("jre25-slim", "25.0.2-slim"), ("app-base", "1"))} == published
     remove_images(engine, f"{registry.host}/{namespace}/")

@@ -148,14 +148,19 @@ def test_an_immutable_tag_is_not_overwritten(
     reference = f"{registry.host}/{namespace}/glibc-root:1.0.0"
     assert refused.result("glibc-root")["reason"] == (
         f"immutable tag {reference} already holds another image ({published['1.0.0'][:19]}); not overwritten "
-        "(--force overwrites)")
+        "(--overwrite-immutable overwrites it)")
     assert refused.report["notes"] == [f"nothing was pushed: immutable tag(s) {reference} already hold other images"]
     assert {tag: registry.reader.manifest_digest(f"{namespace}/glibc-root", tag) for tag in ("1", "1.0.0")} == \
         published
 
-    forced = build(changed, push=True, force=True)
-    assert forced.code == 0, forced.err
-    assert f"--force: overwriting immutable tag {reference}" in forced.out
+    rebuilt = build(changed, push=True, force=True)  # --force rebuilds; it does not overwrite release tags
+    assert rebuilt.code == 7
+    assert rebuilt.result("glibc-root")["reason"] == refused.result("glibc-root")["reason"]
+    assert registry.reader.manifest_digest(f"{namespace}/glibc-root", "1.0.0") == published["1.0.0"]
+
+    overwritten = build(changed, push=True, overwrite_immutable=True)
+    assert overwritten.code == 0, overwritten.err
+    assert f"--overwrite-immutable: overwriting immutable tag {reference} (it holds " in overwritten.out
     assert registry.reader.manifest_digest(f"{namespace}/glibc-root", "1.0.0") != published["1.0.0"]
 
 
