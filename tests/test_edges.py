@@ -163,11 +163,27 @@ class FakeAPI:
 
     hooks: ClassVar[dict[str, list[Any]]] = {"response": []}
 
-    def __init__(self, build_chunks: list[dict[str, Any]] = (), push_chunks: list[dict[str, Any]] = ()) -> None:
+    def __init__(self, build_chunks: list[dict[str, Any]] = (), push_chunks: list[dict[str, Any]] = (),
+                 limited: int = 0) -> None:
         self.build_chunks, self.push_chunks = list(build_chunks), list(push_chunks)
+        self.limited = limited  # pulls answered with toomanyrequests first
 
     def build(self, **_: Any) -> Iterator[dict[str, Any]]:
         return iter(self.build_chunks)
+
+    def pull(self, *_: Any, **__: Any) -> Iterator[dict[str, Any]]:
+        self.pulls = getattr(self, "pulls", 0) + 1
+        if self.pulls <= self.limited:
+            return iter([{"status": "Pulling from base/root"}, {"errorDetail": {"message": "toomanyrequests: You "
+                        "have reached your pull rate limit"}, "error": "toomanyrequests: You have reached your pull "
+                        "rate limit"}])
+        return iter([{"status": "Digest: sha256:" + "d" * 64}, {"status": "Status: Downloaded newer image"}])
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        return {"Id": "sha256:" + "e" * 64}
+
+    def history(self, ref: str) -> list[Any]:
+        return []
 
 
 
@@ -182,6 +198,22 @@ def test_a_build_error_chunk_names_the_step(tmp_path: Path) -> None:
         Engine(api, "unix:///test.sock").build(BuildRequest(tmp_path, {}, network="none"), lines.append)
     assert str(caught.value) == "step 2/2 (ADD rootfs.tar.gz /): failed to unpack"
     assert lines == ["Step 1/2 : FROM scratch", "Step 2/2 : ADD rootfs.tar.gz /", "ERROR failed to unpack"]
+
+
+def test_a_rate_limited_pull_is_asked_again_and_a_lasting_limit_is_one_line() -> None:
+    backend = Engine(FakeAPI(limited=2), "unix:///test.sock")
+    backend.pull_waits = (0.0, 0.0, 0.0)
+    lines: list[str] = []
+    assert backend.pull("r:5000/base/root@sha256:" + "d" * 64, lines.append) == "sha256:" + "e" * 64
+    assert lines[0] == (f"pull r:5000/base/root@sha256:{'d' * 64}: rate-limited (toomanyrequests: You have reached "
+                        "your pull rate limit); waiting 0 s, then trying again (1 of 3)")
+    always = Engine(FakeAPI(limited=99), "unix:///test.sock")
+    always.pull_waits = (0.0,)
+    with pytest.raises(StepError) as caught:
+        always.pull("r:5000/base/root@sha256:" + "d" * 64, lambda _line: None)
+    assert str(caught.value) == (f"pull r:5000/base/root@sha256:{'d' * 64}: toomanyrequests: You have reached your "
+                                 "pull rate limit; the registry rate-limits pulls: wait, then run again (with "
+                                 "credentials, limits are higher)")
 
 
 @pytest.mark.parametrize(("reference", "parts"), [

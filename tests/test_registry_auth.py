@@ -19,6 +19,7 @@ import pytest
 from javabase.errors import RegistryError
 from javabase.publish.credentials import Credential, resolve, searched
 from javabase.publish.registry import Registry, is_local
+from javabase.publish.transport import Answer
 from javabase.settings import Environment
 
 SECRET = "canary-secret-0451"
@@ -86,7 +87,8 @@ def client(host: str = "registry.example") -> Registry:
 
 def test_a_token_service_over_plain_http_elsewhere_gets_no_credential() -> None:
     with pytest.raises(RegistryError) as caught:
-        client()._fetch_token({"realm": "http://198.51.100.7/token", "service": "r"}, "repository:a:pull")
+        client().auth.fetch_token({"realm": "http://198.51.100.7/token", "service": "r"}, "repository:a:pull",
+                                  key="repository:a:pull")
     assert str(caught.value) == (
         "registry registry.example names a token service over plain HTTP (http://198.51.100.7/token); javabase "
         "sends credentials only over TLS. Fix the registry's token realm (or list 198.51.100.7 in "
@@ -97,7 +99,8 @@ def test_a_redirect_to_another_host_leaves_the_credential_behind() -> None:
     with token_service() as (elsewhere, seen_elsewhere), \
             token_service(redirect_to=f"http://localhost:{elsewhere.split(':')[1]}") as (realm_host, seen_realm):
         registry = client()
-        registry._fetch_token({"realm": f"http://{realm_host}/token", "service": "r"}, "repository:a:pull,push")
+        registry.auth.fetch_token({"realm": f"http://{realm_host}/token", "service": "r"},
+                                  "repository:a:pull,push", key="repository:a:pull,push")
     expected = "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
     assert [s["authorization"] for s in seen_realm] == [expected]
     assert [s["authorization"] for s in seen_elsewhere] == [""]
@@ -107,9 +110,47 @@ def test_a_redirect_to_another_host_leaves_the_credential_behind() -> None:
 def test_a_missing_credential_names_where_it_was_looked_for(tmp_path: Path) -> None:
     env = Environment.read({"DOCKER_CONFIG": str(tmp_path)})
     registry = Registry("registry.example", None, searched=searched("registry.example", env))
-    error = registry._refused("POST", "/base/jre/blobs/uploads/", 401, "the upload")
+    error = registry.refused("POST", "/base/jre/blobs/uploads/", Answer(401, "Unauthorized"),
+                             "repository:base/jre:pull,push")
     assert str(error) == (
         "registry registry.example refused the upload with anonymous access (no credentials for it in "
         f"{tmp_path / 'config.json'} (auths, credHelpers, credsStore) and JAVABASE_REGISTRY_USER (not set)) (HTTP "
         "401 on POST /v2/base/jre/blobs/uploads/); nothing was pushed: set JAVABASE_REGISTRY_USER and "
         "JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login registry.example`")
+
+
+class Scripted:
+    """A transport that answers from a script (a registry's 401s in a given order)."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers, self.sent = answers, []
+
+    def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
+        self.sent.append(headers.get("Authorization", ""))
+        return self.answers.pop(0)
+
+
+def test_a_basic_challenge_after_a_token_gets_one_retry_with_a_token_for_everything_the_call_needs() -> None:
+    """Harbor: the anonymous HEAD is challenged for pull only; the token javabase
+    gets covers pull and push (merged); a Basic challenge to a token that lacks
+    an action gets a fresh token, not a give-up."""
+    with token_service() as (realm_host, seen):
+        registry = client()
+        bearer = f'Bearer realm="http://{realm_host}/token",service="harbor",scope="repository:p/a:pull"'
+        registry.transport = Scripted([  # type: ignore[assignment]
+            Answer(401, "Unauthorized", {"www-authenticate": bearer}),
+            Answer(401, "Unauthorized", {"www-authenticate": 'Basic realm="harbor"'}),
+            Answer(202, "Accepted", {"location": "/v2/p/a/blobs/uploads/1"}),
+        ])
+        status, _, _ = registry.request("POST", "/p/a/blobs/uploads/", scope="repository:p/a:pull,push")
+    assert status == 202
+    assert [s["path"] for s in seen] == ["/token?service=harbor&scope=repository%3Ap%2Fa%3Apull%2Cpush"] * 2
+    assert registry.transport.sent == ["", "Bearer t0ken", "Bearer t0ken"]  # type: ignore[attr-defined]
+
+
+def test_scopes_merge_per_resource() -> None:
+    from javabase.publish.auth import merge_scopes
+
+    assert merge_scopes("repository:p/a:pull,push", "repository:p/a:pull") == "repository:p/a:pull,push"
+    assert merge_scopes("repository:p/a:push repository:p/b:pull", "repository:p/a:pull") == (
+        "repository:p/a:pull,push repository:p/b:pull")

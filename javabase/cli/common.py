@@ -122,9 +122,11 @@ def open_engine(settings: Settings | None = None, timeout: int = 600) -> Backend
                         timeout=timeout, stall=env.engine_stall)
 
 
-def open_registry(host: str, settings: Settings) -> registries.Registry:
-    """A client for `host` with its credentials, TLS and the run's insecure hosts."""
-    return registries.open_registry(host, settings.env, settings.insecure, settings.credential_hosts)
+def open_registry(host: str, settings: Settings, say: Callable[[str], None] = lambda _line: None
+                  ) -> registries.Registry:
+    """A client for `host` with its credentials, TLS and the run's insecure hosts;
+    `say` is told of rate-limit waits."""
+    return registries.open_registry(host, settings.env, settings.insecure, settings.credential_hosts, say)
 
 
 def insecure(manifest: Manifest | None, env: Environment) -> frozenset[str]:

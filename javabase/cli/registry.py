@@ -30,10 +30,10 @@ def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO =
     try:
         client = open_registry(host, env, insecure(manifest, env), frozenset({host}))
         status = client.ping()
-        print(f"registry {host}: answers over {client.transport} (GET /v2/: HTTP {status})", file=out)
+        print(f"registry {host}: answers over {client.transport.described} (GET /v2/: HTTP {status})", file=out)
         who = client.credential
         print(f"credentials: {f'{who.username} from {who.source}' if who else 'none found (anonymous)'}", file=out)
-        print(f"auth: {client.auth}", file=out)
+        print(f"auth: {client.auth.described}", file=out)
     except RegistryError as exc:
         print(f"error: {exc}", file=out)
         return int(exc.exit_code)

@@ -38,6 +38,7 @@ from .common import (
     resolve_manifest,
     run_settings,
     settings_for,
+    stopped_report,
 )
 
 
@@ -97,13 +98,32 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
          overwrite_immutable: bool = False, out: TextIO = sys.stdout) -> int:
     """Verify an archive `save` wrote, load it, tag it (for --registry), and with
     --push push it with the usual checks. Needs no manifest. Raises ArchiveError
-    (nothing loaded) when the archive is damaged."""
-    fresh_report_path(report)
-    source = Path(path)
-    if not source.is_file():
-        raise UsageError(f"{path}: no such archive")
-    env = Environment.read()
-    backend = open_engine()
+    (nothing loaded) when the archive is damaged. A report on every exit path."""
+    report_path = fresh_report_path(report)
+    console = Console(out)
+    the_report = Report(Path(path).name, registry or "", push, {})
+    try:
+        source = Path(path)
+        if not source.is_file():
+            raise UsageError(f"{path}: no such archive")
+        backend = open_engine()
+        entries = _load_verified(backend, source)
+        target = registry_override(registry, Environment.read())
+        the_report.results = _tag_loaded(backend, entries, target, out)
+        the_report.registry = target or (split_reference(entries[0].references[0])[0].split("/", 1)[0]
+                                         if entries else "")
+        console.set_names(list(the_report.results))
+        if push and the_report.results:
+            the_report.notes += _push_loaded(backend, entries, list(the_report.results.values()),
+                                             the_report.registry, target, console, overwrite_immutable)
+    except (JavabaseError, KeyboardInterrupt) as exc:
+        stopped_report(report_path, the_report, exc)
+        raise
+    return finish(the_report, report, console, push)
+
+
+def _load_verified(backend: Backend, source: Path) -> list[archive.SavedEntry]:
+    """Load into the engine exactly the verified bytes of the images the index lists."""
     progress = Progress()
     progress.start(source.name, source.stat().st_size)
     with tempfile.TemporaryDirectory(prefix="javabase-load-") as work:
@@ -111,7 +131,12 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
         entries = archive.prepare_load(source, verified, progress.advance)
         progress.finish(f"{len(entries)} image(s) verified")
         backend.load(verified)
-    target = registry_override(registry, env)
+    return entries
+
+
+def _tag_loaded(backend: Backend, entries: list[archive.SavedEntry], target: str | None,
+                out: TextIO) -> dict[str, ImageResult]:
+    """Tag each loaded image with its references (under `target` when given)."""
     results: dict[str, ImageResult] = {}
     for entry in entries:
         if backend.image(entry.image_id) is None:
@@ -124,15 +149,7 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
                                           input_digest=entry.input_digest, image=entry.name.partition("@")[0],
                                           platform=entry.platform)
         print(f"loaded {entry.name} {entry.image_id[7:19]}: {', '.join(references)}", file=out)
-    first = split_reference(entries[0].references[0])[0].split("/", 1)[0] if entries else ""
-    host = target or first
-    console = Console(out)
-    console.set_names(list(results))
-    the_report = Report(source.name, host, push, results)
-    if push and results:
-        the_report.notes += _push_loaded(backend, entries, list(results.values()), host, target, console,
-                                         overwrite_immutable)
-    return finish(the_report, report, console, push)
+    return results
 
 
 def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: list[ImageResult], host: str,
@@ -144,7 +161,7 @@ def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: l
         if entry.platform:
             image = entry.name.partition("@")[0]
             platforms[image] = (*platforms.get(image, ()), entry.platform)
-    pusher = Pusher(backend, open_registry(host, settings), console, settings,
+    pusher = Pusher(backend, open_registry(host, settings, console.info), console, settings,
                     overwrite_immutable=overwrite_immutable, immutable=immutable,
                     platforms=platforms)
     return pusher.push_all(results)

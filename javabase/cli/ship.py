@@ -12,9 +12,11 @@ from ..build.artifacts import ArtifactStore
 from ..build.run import Builder, BuildOptions
 from ..build.runlock import engine_lock
 from ..decide.prepare import unit_tags
+from ..engine import Backend
 from ..errors import JavabaseError, LockError, UsageError
 from ..files import check_writable
 from ..manifest.load import display_path
+from ..manifest.model import Manifest
 from ..plan import order
 from ..plan.render import builds_dir, render_all, write_builds
 from ..publish.pusher import Pusher, immutable_references
@@ -86,7 +88,7 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     for warning in source.warnings:
         console.info(f"warning: {warning}")
     return Builder(the_plan, rendered, backend, store, settings, options, source, console,
-                   open_registry(settings.registry, settings) if flags.push else None,
+                   open_registry(settings.registry, settings, console.info) if flags.push else None,
                    exclusive=lambda: engine_lock(backend.where, console.info, settings.env.lock_dir))
 
 
@@ -103,13 +105,35 @@ def _so_far(builder: Builder | None, manifest_path: str | None, flags: BuildFlag
 
 def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str | None = None,
          report: str | None = None, overwrite_immutable: bool = False, out: TextIO = sys.stdout) -> int:
-    """Push every tag of images that were built (for this registry) before."""
-    fresh_report_path(report)
-    manifest = load_locked(manifest_path)
-    settings = run_settings(manifest, registry=registry)
-    target = settings.registry
-    chosen = [n for n in order.make_plan(manifest, images, False, target).order if not images or n in images]
-    backend = open_engine(settings)
+    """Push every tag of images that were built (for this registry) before. A
+    report is written on every exit path."""
+    report_path = fresh_report_path(report)
+    console = Console(out)
+    the_report = Report(manifest_path or "", registry or "", True, {})
+    try:
+        manifest = load_locked(manifest_path)
+        settings = run_settings(manifest, registry=registry)
+        chosen = [n for n in order.make_plan(manifest, images, False, settings.registry).order
+                  if not images or n in images]
+        backend = open_engine(settings)
+        the_report = Report(manifest.shown, settings.registry, True, built_here(backend, manifest, chosen,
+                                                                                settings.registry))
+        console.set_names(list(the_report.results))
+        with engine_lock(backend.where, console.info, settings.env.lock_dir):
+            pusher = Pusher(backend, open_registry(settings.registry, settings, console.info), console, settings,
+                            overwrite_immutable=overwrite_immutable,
+                            immutable=immutable_references(manifest, chosen, settings.registry),
+                            platforms={n: manifest.images[n].platforms for n in chosen if manifest.images[n].platforms})
+            the_report.notes += pusher.push_all(list(the_report.results.values()))
+    except (JavabaseError, KeyboardInterrupt) as exc:
+        stopped_report(report_path, the_report, exc)
+        raise
+    return finish(the_report, report, console, True)
+
+
+def built_here(backend: Backend, manifest: Manifest, chosen: list[str], target: str) -> dict[str, ImageResult]:
+    """Per unit of the chosen images, what the engine holds under its first tag.
+    Raises UsageError when one is not built on this engine."""
     the_plan = order.make_plan(manifest, chosen, False, target)
     native = backend.native if any(manifest.images[n].platforms for n in chosen) else ""
     results: dict[str, ImageResult] = {}
@@ -124,13 +148,4 @@ def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str
         results[unit.key] = ImageResult(unit.key, manifest.references(manifest.images[unit.name], target),
                                         status=Status.UP_TO_DATE, image_id=found.id, image=unit.name,
                                         platform=unit.platform)
-    console = Console(out)
-    console.set_names(list(results))
-    immutable = immutable_references(manifest, chosen, target)
-    the_report = Report(manifest.shown, target, True, results)
-    with engine_lock(backend.where, console.info, settings.env.lock_dir):
-        pusher = Pusher(backend, open_registry(target, settings), console, settings,
-                        overwrite_immutable=overwrite_immutable, immutable=immutable,
-                        platforms={n: manifest.images[n].platforms for n in chosen if manifest.images[n].platforms})
-        the_report.notes += pusher.push_all(list(results.values()))
-    return finish(the_report, report, console, True)
+    return results

@@ -190,6 +190,9 @@ class Pusher:
                     result.reason = str(exc)
                     self.log(result, f"FAILED {exc}")
                     self.keep_log(result)
+        except BaseException:
+            self.discard()  # the run fails: no other image starts an upload
+            raise
         finally:
             self.pool.shutdown(wait=True)
         return staged
@@ -363,8 +366,7 @@ class Pusher:
                         self.log(result, f"--overwrite-immutable: overwriting immutable tag {action.reference} "
                                          f"(it holds {action.overwrites[:19]}, another image)")
                     name, tag = repository_name(action.reference), split_reference(action.reference)[1]
-                    for child in staged.children:
-                        self.registry.put_manifest(name, digest_of(child), child, MANIFEST_TYPE)
+                    self.put_children(name, action.reference, staged)
                     self.registry.put_manifest(name, tag, staged.manifest, staged.media_type)
                     self.verify(action, str(staged.digest))
                     result.pushed[action.reference] = str(staged.digest)
@@ -376,6 +378,20 @@ class Pusher:
             result.reason = str(exc)
             self.log(result, f"FAILED {exc}")
             self.keep_log(result)
+
+    def put_children(self, name: str, reference: str, staged: Staged) -> None:
+        """An index's platform manifests, by digest, before the index; a refusal
+        names the platform."""
+        platforms = {str(m.get("digest")): m.get("platform") or {} for m in
+                     json.loads(staged.manifest or b"{}").get("manifests") or []}
+        for child in staged.children:
+            try:
+                self.registry.put_manifest(name, digest_of(child), child, MANIFEST_TYPE)
+            except RegistryError as exc:
+                found = platforms.get(digest_of(child), {})
+                platform = "/".join(str(found[k]) for k in ("os", "architecture", "variant") if found.get(k))
+                raise StepError(f"push {reference}: the {platform or 'platform'} manifest "
+                                f"{digest_of(child)[:19]} was refused: {exc}") from None
 
     def attach(self, result: ImageResult, artifact: referrers.Artifact) -> str:
         """Push an artifact (an SBOM) whose subject is the image's manifest in the

@@ -1,41 +1,32 @@
-"""The Distribution registry HTTP API (v2), as `docker` talks to it:
+"""The Distribution registry HTTP API (OCI distribution spec v1.1), as `docker`
+talks to it: reads (catalog, tags, manifests, config blobs) and writes (blobs
+uploaded or mounted, manifests), over javabase.publish.transport (HTTPS first,
+certs.d) with javabase.publish.auth (Basic, or Bearer tokens per scope).
 
-- HTTPS first, for every registry; plain HTTP only for a loopback registry or
-  one listed as insecure (manifest `insecure_registries:`,
-  JAVABASE_INSECURE_REGISTRIES), and only when it does not speak TLS;
-- the registry's CA from certs.d (javabase.tls);
-- Basic auth, or Bearer tokens fetched from the realm the registry names, for
-  the scope a call needs, cached per scope until they expire, fetched again on
-  a 401; credentials from javabase.credentials.
-
-Reads: catalog, tags, manifests. Writes: blobs (uploaded or mounted) and
-manifests. No secret is ever part of a message."""
+A 429 or 503 is retried after the wait its Retry-After asks for (or a doubling
+wait without one), at most MAX_WAITS times and MAX_WAITED seconds in all, one
+line per wait; then the call fails saying the registry rate-limits. Any other
+4xx or 5xx is one line with the registry's own error code and message. No
+secret is ever part of a message."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
-import http.client
-import io
-import ipaddress
 import json
-import re
-import ssl
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..clock import retry_after
 from ..decide.labels import INPUT_LABEL
 from ..errors import RegistryError
 from ..settings import Environment
 from . import tls
+from .auth import Auth, challenge
 from .credentials import Credential, resolve, searched
+from .transport import Answer, Transport, is_local
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -43,58 +34,10 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ])
-_PLAIN_HTTP_HINTS = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "HTTP_REQUEST",
-                     "http request", "UNEXPECTED_EOF", "EOF occurred")
+MAX_WAITS = 5
+MAX_WAITED = 120.0
 
-
-def is_local(host: str) -> bool:
-    """Whether HOST[:PORT] is this machine's loopback: localhost, an address in
-    127.0.0.0/8 or ::1 (a name that merely starts with "127." is not)."""
-    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _challenge(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
-
-
-class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a token service's redirect, but the credential stays behind when
-    it leads to another host or from HTTPS to HTTP."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
-        if new is not None and (old.netloc != target.netloc or (old.scheme, target.scheme) == ("https", "http")):
-            for name in ("Authorization", "Cookie"):
-                new.remove_header(name)
-                new.unredirected_hdrs.pop(name, None)
-        return new
-
-
-@dataclass
-class _Answer:
-    """A response read in full, usable like urllib's."""
-
-    status: int
-    headers: Any
-    body: bytes
-
-    def read(self) -> bytes:
-        return self.body
-
-    def __enter__(self) -> _Answer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        pass
+__all__ = ["MANIFEST_TYPES", "Registry", "RegistryAnswer", "Remote", "is_local", "open_registry"]
 
 
 @dataclass(frozen=True)
@@ -110,223 +53,123 @@ class Remote:
     media_type: str = ""
 
 
-@dataclass
-class _Token:
-    value: str
-    expires: float
+class RegistryAnswer(RegistryError):
+    """The registry answered a call with an error: its HTTP status and what it said."""
+
+    def __init__(self, message: str, status: int, says: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.says = says
+
+
+def registry_says(body: bytes) -> str:
+    """The registry's own error codes and messages (`{"errors": [{"code", "message"}]}`,
+    the distribution spec's error format), or "" when the body has none."""
+    try:
+        errors = json.loads(body).get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}".rstrip(": ") for e in errors
+                     if isinstance(e, dict))
 
 
 class Registry:
     def __init__(self, host: str, credential: Credential | None = None, *, insecure: Collection[str] = (),
-                 timeout: float = 30.0, env: Environment | None = None, searched: str = "") -> None:
+                 timeout: float = 30.0, env: Environment | None = None, searched: str = "",
+                 say: Callable[[str], None] = lambda _line: None) -> None:
         """A client for `host` (HOST[:PORT]); plain HTTP is allowed for loopback
         and for the hosts in `insecure`. `env` gives the TLS settings (certs.d,
-        SSL_CERT_FILE); `searched` says where a credential was looked for."""
+        SSL_CERT_FILE); `searched` says where a credential was looked for; `say`
+        is told of every wait a rate limit makes."""
         self.host = host
-        self.credential = credential
-        self.searched = searched
-        self.insecure = frozenset(insecure)
-        self.plain_allowed = is_local(host) or host in insecure
-        self.timeout = timeout
         self.env = env or Environment()
-        self.tls = tls.for_host(host, self.env)
-        self.scheme: str | None = None  # decided by the first request
-        self.auth: str = "none"  # none, basic or bearer (realm), for `doctor`
-        self._basic = False
-        self._tokens: dict[str, _Token] = {}
-        self._local = threading.local()
+        self.insecure = frozenset(insecure)
+        self.transport = Transport(host, tls.for_host(host, self.env),
+                                   plain_allowed=is_local(host) or host in self.insecure, timeout=timeout)
+        self.auth = Auth(host, credential, searched=searched, insecure=self.insecure, env=self.env,
+                         timeout=timeout)
+        self.say = say
 
-    # -- transport -----------------------------------------------------------------
     @property
-    def transport(self) -> str:
-        """How the registry was reached, for people."""
-        if self.scheme == "https":
-            return f"HTTPS (verified by {self.tls.ca})"
-        why = "loopback" if is_local(self.host) else "listed as insecure"
-        return f"plain HTTP ({why}; it does not speak TLS)"
-
-    def _connection(self, scheme: str, fresh: bool) -> http.client.HTTPConnection:
-        """This thread's kept-alive connection to the registry (a push makes a few
-        hundred requests: one TCP and TLS handshake each would dominate)."""
-        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
-        known = connections.get(scheme)
-        if known is not None and not fresh:
-            return known
-        if known is not None:
-            known.close()
-        made = (http.client.HTTPSConnection(self.host, timeout=self.timeout, context=self.tls.context)
-                if scheme == "https" else http.client.HTTPConnection(self.host, timeout=self.timeout))
-        connections[scheme] = made
-        return made
-
-    def _exchange(self, scheme: str, method: str, path: str, headers: Mapping[str, str],
-                  body: bytes | None) -> _Answer:
-        """One request on a kept-alive connection; a connection the server closed
-        meanwhile is opened again once. 4xx and 5xx raise HTTPError, as urllib does."""
-        for fresh in (False, True):
-            connection = self._connection(scheme, fresh)
-            try:
-                connection.request(method, f"/v2{path}", body=body, headers=dict(headers))
-                response = connection.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, http.client.CannotSendRequest, BrokenPipeError,
-                    ConnectionResetError) as exc:
-                connection.close()
-                if fresh:
-                    raise urllib.error.URLError(exc) from None
-                continue
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                raise urllib.error.URLError(exc) from None
-            if response.status >= 400:
-                raise urllib.error.HTTPError(f"{scheme}://{self.host}/v2{path}", response.status, response.reason,
-                                             response.headers, io.BytesIO(data))
-            return _Answer(response.status, response.headers, data)
-        raise AssertionError("unreachable")
-
-    def _send(self, method: str, path: str, headers: Mapping[str, str], body: bytes | None) -> _Answer:
-        """One HTTP exchange; decides HTTPS or HTTP on the first one."""
-        schemes = [self.scheme] if self.scheme else ["https", *(["http"] if self.plain_allowed else [])]
-        for scheme in schemes:
-            try:
-                response = self._exchange(scheme, method, path, headers, body)
-            except urllib.error.HTTPError:
-                self.scheme = scheme
-                raise
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, ssl.SSLCertVerificationError):
-                    raise tls.verify_failure(self.host, reason, self.tls) from None
-                if (isinstance(reason, ssl.SSLError) and scheme == "https" and len(schemes) > 1
-                        and any(h in str(reason) for h in _PLAIN_HTTP_HINTS)):
-                    continue  # a plain-HTTP registry, allowed here
-                raise self._unreachable(reason) from None
-            self.scheme = scheme
-            return response
-        raise self._unreachable("it speaks neither HTTPS nor HTTP")
-
-    def _unreachable(self, reason: object) -> RegistryError:
-        return RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
-                             "`scripts/services.sh start` starts one on 127.0.0.1:5000")
-
-    # -- auth ----------------------------------------------------------------------
-    def _who(self) -> str:
-        return (f"the credentials of {self.credential.username} from {self.credential.source}"
-                if self.credential else "anonymous access (no credentials for it in "
-                                        f"{self.searched or 'the docker config'})")
-
-    def _authorization(self, scope: str) -> dict[str, str]:
-        token = self._tokens.get(scope)
-        if token is not None and token.expires > time.monotonic():
-            return {"Authorization": f"Bearer {token.value}"}
-        if self._basic and self.credential is not None:
-            pair = f"{self.credential.username}:{self.credential.secret}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        return {}
-
-    def _refused(self, method: str, path: str, code: int, what: str) -> RegistryError:
-        hint = ("check them, or run `invoke doctor --registry " + self.host + "`" if self.credential else
-                "set JAVABASE_REGISTRY_USER and JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login "
-                f"{self.host}`")
-        return RegistryError(f"registry {self.host} refused {what} with {self._who()} (HTTP {code} on {method} "
-                             f"/v2{path}); nothing was pushed: {hint}")
-
-    def _fetch_token(self, params: dict[str, str], scope: str) -> None:
-        """A Bearer token for `scope` from the realm the registry named (Docker's
-        token authentication spec). The credential goes only to that realm, only
-        over TLS (or to loopback or an insecure-listed host), never across a
-        redirect to another host."""
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError(f"registry {self.host} asks for a Bearer token but names no realm")
-        parts = urllib.parse.urlsplit(realm)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise RegistryError(f"registry {self.host} names the token service {realm!r}, which is not an http(s) "
-                                "URL; check the registry's auth settings")
-        cred = self.credential
-        if cred is not None and parts.scheme != "https" and not (is_local(parts.netloc) or parts.netloc
-                                                                    in self.insecure):
-            raise RegistryError(f"registry {self.host} names a token service over plain HTTP ({realm}); javabase "
-                                "sends credentials only over TLS. Fix the registry's token realm (or list "
-                                f"{parts.netloc} in insecure_registries if it is truly a trusted local service)")
-        query = [("service", params["service"])] if "service" in params else []
-        query += [("scope", one) for one in scope.split()]
-        headers: dict[str, str] = {}
-        data: bytes | None = None
-        if cred is not None and cred.identity_token:
-            data = urllib.parse.urlencode([*query, ("grant_type", "refresh_token"), ("refresh_token", cred.secret),
-                                           ("client_id", "javabase")]).encode()
-        elif cred is not None:
-            pair = f"{cred.username}:{cred.secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        url = realm if data is not None else f"{realm}{'&' if parts.query else '?'}{urllib.parse.urlencode(query)}"
-        answer = self._token_answer(urllib.request.Request(url, data=data, headers=headers,
-                                                           method="POST" if data else "GET"), realm)
-        value = str(answer.get("token") or answer.get("access_token") or "")
-        lifetime = float(answer.get("expires_in") or 60)
-        self._tokens[scope] = _Token(value, time.monotonic() + max(5.0, lifetime - 5))
-        self.auth = f"bearer (tokens from {realm})"
-
-    def _token_answer(self, request: urllib.request.Request, realm: str) -> dict[str, Any]:
-        realm_host = urllib.parse.urlsplit(realm).netloc
-        context = tls.for_host(realm_host, self.env).context if realm.startswith("https:") else None
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _SameHostRedirects())
-        try:
-            with opener.open(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise RegistryError(f"the token service {realm} of registry {self.host} refused {self._who()} "
-                                f"(HTTP {exc.code}); nothing was pushed: check the credentials") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise RegistryError(f"registry {self.host}: cannot get a token from {realm} "
-                                f"({getattr(exc, 'reason', exc)}); is the token service up?") from None
-        if not isinstance(answer, dict):
-            raise RegistryError(f"registry {self.host}: the token service {realm} answered with something that is "
-                                "not a token; check the registry's auth settings")
-        return answer
+    def credential(self) -> Credential | None:
+        return self.auth.credential
 
     def request(self, method: str, path: str, *, scope: str, accept: str | None = None,
                 body: bytes | None = None, headers: Mapping[str, str] | None = None
                 ) -> tuple[int, dict[str, str], bytes]:
-        """status, headers (lower-case) and body; 404 is an answer, not an error."""
-        for attempt in (1, 2):
-            sent = {**(headers or {}), **({"Accept": accept} if accept else {}), **self._authorization(scope)}
-            try:
-                with self._send(method, path, sent, body) as response:
-                    data = response.read() if method != "HEAD" else b""
-                    return int(response.status), {k.lower(): v for k, v in response.headers.items()}, data
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    return 404, {k.lower(): v for k, v in exc.headers.items()}, b""
-                if exc.code == 401 and attempt == 1:
-                    kind, params = _challenge(exc.headers.get("WWW-Authenticate", ""))
-                    if kind == "basic" and self.credential is not None and "Authorization" not in sent:
-                        # (another thread may have found this out already: retry with it)
-                        self._basic, self.auth = True, "basic"
-                        continue
-                    if kind == "bearer":
-                        self._tokens.pop(scope, None)
-                        self._fetch_token(params, scope)
-                        continue
-                if exc.code in (401, 403):
-                    raise self._refused(method, path, exc.code, "access" if method in ("GET", "HEAD")
-                                        else "the upload") from None
-                raise RegistryError(f"registry {self.host}: {method} /v2{path} answered HTTP {exc.code} "
-                                    f"{exc.reason}; nothing was pushed: check the registry's health and address, "
-                                    "then run again") from None
-        raise AssertionError("unreachable")
+        """status, headers (lower-case) and body of /v2`path`; 404 is an answer,
+        not an error. Raises RegistryError (RegistryAnswer when the registry said
+        no): refused, rate-limited past patience, or an error of its own."""
+        waits: list[float] = []
+        challenges = 0
+        while True:
+            sent = {**(headers or {}), **({"Accept": accept} if accept else {}), **self.auth.header(scope)}
+            answer = self.transport.send(method, path, sent, body)
+            if answer.status < 400 or answer.status == 404:
+                return answer.status, answer.headers, answer.body if method != "HEAD" else b""
+            if answer.status in (429, 503):
+                self._wait(answer, method, path, waits)
+            elif answer.status == 401 and challenges < 2 and self.auth.answer_challenge(answer, scope, sent):
+                challenges += 1
+            elif answer.status in (401, 403):
+                raise self.refused(method, path, answer, scope)
+            else:
+                says = registry_says(answer.body)
+                raise RegistryAnswer(f"registry {self.host}: {method} /v2{path} answered HTTP {answer.status} "
+                                     f"{answer.reason}" + (f" ({says})" if says else "") + "; nothing was pushed: "
+                                     "check the registry's health and address, then run again", answer.status, says)
+
+    def _wait(self, answer: Answer, method: str, path: str, waits: list[float]) -> None:
+        """Wait as a 429 or 503 asks, or raise when patience is spent."""
+        asked = retry_after(answer.headers.get("retry-after"))
+        wait = asked if asked is not None else float(2 ** len(waits))
+        if len(waits) >= MAX_WAITS or sum(waits) + wait > MAX_WAITED:
+            says = registry_says(answer.body)
+            raise RegistryAnswer(
+                f"registry {self.host} rate-limited javabase (HTTP {answer.status} on {method} /v2{path}"
+                + (f": {says}" if says else "") + f") {len(waits) + 1} times over {sum(waits):.0f} s; nothing was "
+                "pushed: wait and run again, spread the jobs out, or use credentials (anonymous access is "
+                "limited harder)", answer.status, says)
+        self.say(f"registry {self.host}: HTTP {answer.status} {answer.reason} on {method} /v2{path}; waiting "
+                 f"{wait:.0f} s ({'Retry-After' if asked is not None else 'no Retry-After'}), then trying again "
+                 f"({len(waits) + 1} of {MAX_WAITS})")
+        waits.append(wait)
+        time.sleep(wait)
+
+    def refused(self, method: str, path: str, answer: Answer, scope: str) -> RegistryError:
+        """The one line for a 401 or 403 that no token or Basic auth got past."""
+        says = registry_says(answer.body)
+        name = next((item.split(":")[1] for item in scope.split()
+                     if item.startswith("repository:") and "push" in item.rpartition(":")[2]), None)
+        credential = self.auth.credential
+        if name is not None and credential is not None and self._may_pull(name):
+            return RegistryAnswer(f"registry {self.host}: {credential.username} may pull but not push on {name} "
+                                  f"(HTTP {answer.status} on {method} /v2{path}; credentials from "
+                                  f"{credential.source}); nothing was pushed: ask the registry's admins for push "
+                                  "rights, or use an account that has them", answer.status, says)
+        hint = ("check them, or run `invoke doctor --registry " + self.host + "`" if credential else
+                "set JAVABASE_REGISTRY_USER and JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login "
+                f"{self.host}`")
+        what = "access" if method in ("GET", "HEAD") else "the upload"
+        return RegistryAnswer(f"registry {self.host} refused {what} with {self.auth.who()} (HTTP {answer.status} on "
+                              f"{method} /v2{path}); nothing was pushed: {hint}", answer.status, says)
+
+    def _may_pull(self, name: str) -> bool:
+        """Whether this client may read `name` (its tags, or that there are none)."""
+        try:
+            status, _, _ = self.request("GET", f"/{name}/tags/list", scope=_pull(name))
+        except RegistryError:
+            return False
+        return status in (200, 404)
 
     # -- reads -----------------------------------------------------------------------
     def ping(self) -> int:
         """GET /v2/: the status (200, or 401 when it wants credentials)."""
-        try:
-            with self._send("GET", "/", {}, None) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            kind, params = _challenge(exc.headers.get("WWW-Authenticate", ""))
-            if exc.code == 401:
-                self.auth = f"bearer (tokens from {params.get('realm')})" if kind == "bearer" else kind
-            return int(exc.code)
+        answer = self.transport.send("GET", "/", {}, None)
+        if answer.status == 401:
+            kind, params = challenge(answer.headers.get("www-authenticate", ""))
+            self.auth.described = f"bearer (tokens from {params.get('realm')})" if kind == "bearer" else kind
+        return answer.status
 
     def manifest(self, name: str, reference: str) -> Remote | None:
         """name:reference's manifest digest and config digest (the image ID), or None."""
@@ -421,9 +264,19 @@ class Registry:
         return "uploaded"
 
     def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
-        """PUT a manifest under a tag (or digest); returns the digest the registry gives it."""
-        _, headers, _ = self.request("PUT", f"/{name}/manifests/{reference}", scope=_push(name), body=body,
-                                     headers={"Content-Type": media_type})
+        """PUT a manifest under a tag (or digest); returns the digest the registry
+        gives it. Raises RegistryError; when the registry keeps its tags immutable
+        (ECR's immutable repositories, Harbor's immutability rules), it says so."""
+        try:
+            _, headers, _ = self.request("PUT", f"/{name}/manifests/{reference}", scope=_push(name), body=body,
+                                         headers={"Content-Type": media_type})
+        except RegistryAnswer as exc:
+            if exc.status in (400, 409, 412) and "immutable" in exc.says.lower():
+                raise RegistryError(f"registry {self.host}: the repository {name} has immutable tags: {reference} "
+                                    f"already exists there and cannot be overwritten (the registry says "
+                                    f"{exc.says}); publish under a new tag, or change the repository's "
+                                    "immutability rule") from None
+            raise
         return headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -436,9 +289,11 @@ def _push(name: str) -> str:
 
 
 def open_registry(host: str, env: Environment, insecure: Collection[str] = (),
-                  env_hosts: frozenset[str] = frozenset()) -> Registry:
+                  env_hosts: frozenset[str] = frozenset(), say: Callable[[str], None] = lambda _line: None
+                  ) -> Registry:
     """A client for `host` with the credentials docker would use for it (the
     environment's only when `host` is one of `env_hosts`: the run's registry);
-    plain HTTP allowed for the hosts in `insecure` and JAVABASE_INSECURE_REGISTRIES."""
+    plain HTTP allowed for the hosts in `insecure` and JAVABASE_INSECURE_REGISTRIES;
+    `say` is told of rate-limit waits."""
     return Registry(host, resolve(host, env, env_hosts), insecure=frozenset(insecure) | env.insecure, env=env,
-                    searched=searched(host, env, env_hosts))
+                    searched=searched(host, env, env_hosts), say=say)

@@ -300,8 +300,9 @@ def build(registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def run(manifest: Path, *extra_images: str, **options: Any) -> Run:
         out, err = io.StringIO(), io.StringIO()
         report = tmp_path / f"report-{time.monotonic_ns()}.json"
+        target = options.pop("registry", registry.host)
         code = common.run(lambda: ship.build(str(manifest), ship.BuildFlags(
-            list(extra_images), registry=registry.host, report=str(report), **options), out=out), err=err)
+            list(extra_images), registry=target, report=str(report), **options), out=out), err=err)
         data = json.loads(report.read_text()) if report.exists() else {}
         return Run(code, out.getvalue(), err.getvalue(), data)
 

@@ -193,3 +193,76 @@ def secure_registry(root: Path, users: dict[str, str] | None = None, token: Toke
         stop(process, 10)
         log.close()
         shutil.rmtree(engine_dir, ignore_errors=True)
+
+
+@dataclass
+class Exchange:
+    """One request through the proxy, and the upstream's answer (which a rule may replace)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+    answer_headers: list[tuple[str, str]] = field(default_factory=list)
+    answer: bytes = b""
+
+
+Rule = Any  # Callable[[Exchange], Exchange | None]: before (status 0) or after the upstream answered
+
+
+@contextlib.contextmanager
+def registry_proxy(upstream: str, rules: list[Rule]) -> Iterator[tuple[str, list[Exchange]]]:
+    """A plain-HTTP proxy on 127.0.0.1 in front of a real registry at `upstream`
+    (HOST:PORT, plain HTTP): every exchange goes through `rules`, each of which
+    may answer instead of the registry (called with status 0) or change its
+    answer (called after), the way Harbor, ECR or a rate-limited Hub behave.
+    Yields its host and the exchanges it saw."""
+    import http.client
+
+    seen: list[Exchange] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            exchange = Exchange(self.command, self.path, dict(self.headers.items()),
+                                self.rfile.read(length) if length else b"")
+            seen.append(exchange)
+            for rule in rules:
+                exchange = rule(exchange) or exchange
+            if exchange.status == 0:
+                connection = http.client.HTTPConnection(upstream, timeout=30)
+                connection.request(exchange.method, exchange.path, body=exchange.body or None,
+                                   headers={k: v for k, v in exchange.headers.items() if k.lower() != "connection"})
+                response = connection.getresponse()
+                exchange.status, exchange.answer = response.status, response.read()
+                exchange.answer_headers = [(k, v) for k, v in response.getheaders()
+                                           if k.lower() not in ("connection", "transfer-encoding", "content-length")]
+                connection.close()
+                for rule in rules:
+                    exchange = rule(exchange) or exchange
+            self.send_response(exchange.status)
+            for key, value in exchange.answer_headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(exchange.answer)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(exchange.answer)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)

@@ -63,6 +63,16 @@ def test_both_platforms_behind_one_tag(
         _, _, config = registry.reader.request("GET", f"/{namespace}/app-base/blobs/{child.config_digest}", scope="")
         assert json.loads(config)["architecture"] == platform.split("/")[1]
 
+    # Each file once: one ADD per artifact, and each platform's image has one layer per
+    # layer-making instruction on top of its parent's.
+    dockerfile = (manifest.parent / "builds" / "jre25" / "Dockerfile").read_text()
+    assert dockerfile.count("ADD OpenJDK-jre-25.0.2.tar.gz ") == 1
+    steps = sum(1 for line in dockerfile.splitlines() if line.startswith(("ADD ", "COPY ", "RUN ")))
+    for platform in ("linux/amd64", "linux/arm64"):
+        root = engine.inspect_image(units[f"glibc-root@{platform}"]["image_id"])["RootFS"]["Layers"]
+        jre = engine.inspect_image(units[f"jre25@{platform}"]["image_id"])["RootFS"]["Layers"]
+        assert jre[:len(root)] == root and len(jre) == len(root) + steps, (platform, len(root), len(jre), steps)
+
     # java runs in the arm64 image, under emulation.
     reference = f"{registry.host}/{namespace}/jre25:25"
     container = engine.create_container(f"{reference}-linux-arm64", command=["sh", "-c", "uname -m; java -version"],

@@ -9,6 +9,7 @@ import http.client
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -27,6 +28,7 @@ from ...manifest.references import split_reference
 _QEMU = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
          "riscv64": "riscv64", "386": "i386"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PULL_WAITS = (10.0, 20.0, 40.0)  # seconds between pulls a registry rate-limits
 _STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get")
 
 
@@ -98,6 +100,7 @@ class DockerBackend:
         self.api = api
         self.where = where
         self.stall = stall
+        self.pull_waits: tuple[float, ...] = PULL_WAITS
         # The HTTP responses of the builds under way, by thread, so that cancel()
         # can cut them: the engine then stops the build and removes its container.
         self._streams: dict[int, Any] = {}
@@ -246,24 +249,43 @@ class DockerBackend:
 
     def pull(self, reference: str, on_line: LineSink, credential: Credential | None = None) -> str:
         """Pull NAME@DIGEST with the run's credentials (not the engine's login
-        state); every chunk of the stream is checked for an error."""
+        state); every chunk of the stream is checked for an error. A registry that
+        rate-limits the pull (toomanyrequests) is asked again after each of
+        PULL_WAITS seconds, one line per wait."""
         repository, _, digest = reference.partition("@")
         auth: dict[str, str] | None = None
         if credential is not None:
             auth = ({"identitytoken": credential.secret} if credential.identity_token else
                     {"username": credential.username, "password": credential.secret})
-        with self._calling(f"pull {reference}"):
-            for chunk in self.api.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth):
-                message = _stream_error(chunk)
-                if message is not None:
-                    raise StepError(f"pull {reference}: {message}")
-                status = chunk.get("status")
-                if isinstance(status, str) and status.startswith(("Digest:", "Status:", "Pull complete")):
-                    on_line(f"{chunk.get('id', '')}: {status}".lstrip(": "))
+        for attempt, wait in enumerate((*self.pull_waits, None), 1):
+            message = self._pull_once(reference, repository, digest, auth, on_line)
+            if message is None:
+                break
+            limited = any(word in message.lower() for word in ("toomanyrequests", "too many requests", "429"))
+            if not limited or wait is None:
+                raise StepError(f"pull {reference}: {message}" + ("; the registry rate-limits pulls: wait, then "
+                                                                   "run again (with credentials, limits are higher)"
+                                                                   if limited else ""))
+            on_line(f"pull {reference}: rate-limited ({message}); waiting {wait:.0f} s, then trying again "
+                    f"({attempt} of {len(self.pull_waits)})")
+            time.sleep(wait)
         found = self.image(reference)
         if found is None:
             raise StepError(f"pull {reference}: the engine reported success but does not have the image")
         return found.id
+
+    def _pull_once(self, reference: str, repository: str, digest: str, auth: dict[str, str] | None,
+                   on_line: LineSink) -> str | None:
+        """One pull; the message of its error chunk, or None when it succeeded."""
+        with self._calling(f"pull {reference}"):
+            for chunk in self.api.pull(repository, tag=digest, stream=True, decode=True, auth_config=auth):
+                message = _stream_error(chunk)
+                if message is not None:
+                    return message
+                status = chunk.get("status")
+                if isinstance(status, str) and status.startswith(("Digest:", "Status:", "Pull complete")):
+                    on_line(f"{chunk.get('id', '')}: {status}".lstrip(": "))
+        return None
 
     def export(self, image_id: str, dest: Path) -> None:
         """`docker save` of one image into a file."""
