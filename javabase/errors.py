@@ -40,7 +40,8 @@ EXIT_CODES: dict[Exit, str] = {
     Exit.REGISTRY: "the registry cannot be reached or read, refused the credentials, or holds an immutable tag",
     Exit.IMAGE_FAILED: "an image failed to build or push, or what landed is not what was built "
                        "(the table and `--report` say which and why)",
-    Exit.LOCK: "the lock file is missing, unreadable or disagrees with the manifest (`--frozen`, `lock --check`)",
+    Exit.LOCK: "the lock file is missing, unreadable or disagrees with the manifest (`--frozen`, `lock --check`), "
+               "or `--frozen` has no reproducible time (no SOURCE_DATE_EPOCH, no commit)",
     Exit.USAGE: "the command line asks for something that does not exist: an unknown `--image`, `--format` or "
                 "registry, or an image to push or save that is not built with the current inputs",
     Exit.TEMPLATE: "a template failed to render (syntax error, undefined variable, missing template)",
