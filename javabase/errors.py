@@ -26,6 +26,7 @@ class Exit(IntEnum):
     CANNOT_WRITE = 11
     NOT_UP_TO_DATE = 12
     ARCHIVE = 13
+    UNVERIFIED = 16
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -50,6 +51,8 @@ EXIT_CODES: dict[Exit, str] = {
                          "before this one left work undone)",
     Exit.ARCHIVE: "an archive given to `load` is damaged, truncated or not one `invoke save` wrote; nothing was "
                   "loaded or tagged",
+    Exit.UNVERIFIED: "`verify`: an image's signature, provenance or SBOM is missing, does not verify with the key, "
+                     "or its provenance records other inputs than the manifest gives",
     Exit.INTERNAL: "a bug in javabase: run again with `--debug` and report the traceback",
     Exit.INTERRUPTED: "interrupted (Ctrl-C): running builds were cancelled, nothing of theirs was tagged",
 }
@@ -188,6 +191,12 @@ class Interrupted(JavabaseError):
     """The run was interrupted (Ctrl-C, SIGINT): running builds were cancelled."""
 
     exit_code = Exit.INTERRUPTED
+
+
+class Unverified(JavabaseError):
+    """verify found a check that does not hold."""
+
+    exit_code = Exit.UNVERIFIED
 
 
 class LockError(JavabaseError):

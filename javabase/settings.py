@@ -38,6 +38,9 @@ class Environment:
     docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST
     engine_stall: float = 900.0  # JAVABASE_ENGINE_TIMEOUT: seconds a build or pull may send nothing
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, seconds
+    signing_key: str | None = field(default=None, repr=False)  # JAVABASE_SIGNING_KEY: a PEM private key (CI secret)
+    signing_key_file: str | None = None  # JAVABASE_SIGNING_KEY_FILE: where one is
+    signing_key_password: str | None = field(default=None, repr=False)  # JAVABASE_SIGNING_KEY_PASSWORD
     process: Mapping[str, str] = field(default_factory=dict, repr=False)  # the whole of it, for child processes
 
     @classmethod
@@ -65,6 +68,9 @@ class Environment:
             docker_host=env.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
             engine_stall=float(stall) if (stall := env.get("JAVABASE_ENGINE_TIMEOUT", "")).isdigit() else 900.0,
             source_date_epoch=int(epoch) if epoch.isdigit() else None,
+            signing_key=env.get("JAVABASE_SIGNING_KEY") or None,
+            signing_key_file=env.get("JAVABASE_SIGNING_KEY_FILE") or None,
+            signing_key_password=env.get("JAVABASE_SIGNING_KEY_PASSWORD") or None,
             process=env,
         )
 

@@ -36,6 +36,7 @@ class FakeBackend:
     name: str = "fake"
     where: str = "memory"
     native: str = "linux/amd64"
+    version: str = "fake 1"
     stored: dict[str, LocalImage] = field(default_factory=dict)
     saved: dict[str, tuple[bytes, list[bytes]]] = field(default_factory=dict)  # id -> (config, layer tars)
     tags: dict[str, str] = field(default_factory=dict)
@@ -170,6 +171,7 @@ class FakeRegistry:
     uploads: list[str] = field(default_factory=list)
     manifests_put: list[str] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
+    data: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes of each blob uploaded
 
     def manifest(self, name: str, reference: str) -> Remote | None:
         self.asked.append(f"{name}:{reference}")
@@ -191,6 +193,7 @@ class FakeRegistry:
             return f"mounted from {mount_from}"
         data = body()
         assert sha(data) == digest
+        self.data[digest] = data
         self.uploads.append(f"{name}@{digest}")
         self.blobs.setdefault(name, set()).add(digest)
         return "uploaded"
@@ -211,5 +214,27 @@ class FakeRegistry:
         return sorted(ref.partition(":")[2] for ref in self.held if ref.partition(":")[0] == name
                       and not ref.partition(":")[2].startswith("sha256:"))
 
+    def put(self, name: str, reference: str, body: bytes, media_type: str) -> tuple[str, dict[str, str]]:
+        """put_manifest as a registry without the referrers API answers it (no OCI-Subject)."""
+        return self.put_manifest(name, reference, body, media_type), {}
+
+    def image_config(self, name: str, config_digest: str) -> LocalImage | None:
+        """The config blob as Registry.image_config reads it; None when it was not uploaded."""
+        if config_digest not in self.blobs.get(name, set()) or config_digest not in self.data:
+            return None
+        config = json.loads(self.data[config_digest])
+        history = config.get("history") or [{}]
+        return LocalImage(id=config_digest, labels=dict((config.get("config") or {}).get("Labels") or {}),
+                          layers=tuple((config.get("rootfs") or {}).get("diff_ids") or []),
+                          last_step=str(history[-1].get("created_by") or ""))
+
     def request(self, method: str, path: str, **_: object) -> tuple[int, dict[str, str], bytes]:
+        """Blobs uploaded; the referrers API is not there (Distribution 2.8): 404;
+        anything else is not faked."""
+        if method == "GET" and "/referrers/" in path:
+            return 404, {}, b""
+        name, _, digest = path.lstrip("/").rpartition("/blobs/")
+        if method == "GET" and digest:
+            found = digest in self.blobs.get(name, set()) and digest in self.data
+            return (200, {}, self.data[digest]) if found else (404, {}, b"")
         raise NotImplementedError(f"{method} {path}: this fake answers the client's methods only")

@@ -15,16 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from fakes import FakeBackend, FakeRegistry
 from javabase.build.artifacts import ArtifactStore
 from javabase.build.run import Builder, BuildOptions
-from javabase.errors import EngineError
+from javabase.errors import EngineError, StepError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
-from javabase.publish.referrers import Artifact
+from javabase.publish.referrers import Artifact, Layer
+from javabase.release import verify
 from javabase.release.provenance import Provenance
+from javabase.release.signing import Signer
 from javabase.report import Console
 from javabase.settings import Settings
 
@@ -187,11 +190,19 @@ def test_an_sbom_of_one_platform_is_attached_to_that_platforms_manifest(
     run.run()
     pusher = run.pusher
     assert pusher is not None
-    digest = pusher.attach(run.results["img@linux/arm64"], Artifact("sbom", "application/spdx+json", b"{}"))
+    result = run.results["img@linux/arm64"]
+    subject = pusher.subject(result, "linux/arm64")
     arm = json.loads(registry.held["base/img:1"].body)["manifests"][1]["digest"]
-    attached = json.loads(registry.held[f"base/img:{arm.replace(':', '-')}.sbom"].body)
-    assert attached["subject"]["digest"] == arm
-    assert registry.held[f"base/img:{digest}"].digest == digest
+    assert subject.digest == arm
+    sbom = Artifact("sbom", "application/spdx+json", (Layer("application/spdx+json", b"{}"),))
+    digest = pusher.attach(result, sbom, subject)
+    assert json.loads(registry.held[f"base/img:{digest}"].body)["subject"]["digest"] == arm
+    listed = json.loads(registry.held[f"base/img:{arm.replace(':', '-')}"].body)["manifests"]
+    assert [(m["digest"], m["artifactType"]) for m in listed] == [(digest, "application/spdx+json")]
+    assert pusher.attach(result, sbom, subject) == digest  # attached again: listed once
+    assert len(json.loads(registry.held[f"base/img:{arm.replace(':', '-')}"].body)["manifests"]) == 1
+    with pytest.raises(StepError, match=r"^img@linux/arm64: the index under r:5000/base/img:1 has no linux/s390x$"):
+        pusher.subject(result, "linux/s390x")
 
 
 def test_a_bug_in_one_image_fails_it_and_keeps_the_traceback_in_its_log(
@@ -212,3 +223,26 @@ def test_when_the_engine_dies_no_upload_starts_afterwards(valid: Callable[[str],
         run.run()
     assert run.pusher is not None and run.pusher.stopped.is_set()
     assert registry.manifests_put == []
+
+
+def test_every_platform_and_the_index_are_signed_and_each_platform_attested_once(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    registry = FakeRegistry()
+    manifest = valid(textwrap.dedent(PLATFORMS))
+    run = builder(manifest, FakeBackend(), tmp_path, registry=registry, signer=Signer(key))  # type: ignore[arg-type]
+    assert run.run().ok
+    index = registry.held["base/img:1"]
+    platforms = {m["platform"]["architecture"]: m["digest"] for m in json.loads(index.body)["manifests"]}
+    for digest in [index.digest, *platforms.values()]:
+        assert verify.check_signature(registry, "base/img", digest, key.public_key()).ok  # type: ignore[arg-type]
+    for arch, digest in platforms.items():
+        check = verify.check_provenance(registry, "base/img", digest, key.public_key(),  # type: ignore[arg-type]
+                                        run.results[f"img@linux/{arch}"].input_digest)
+        assert check.ok, check.detail
+    assert not verify.check_provenance(registry, "base/img", index.digest, key.public_key(),  # type: ignore[arg-type]
+                                       None).ok  # an index has no build of its own
+    puts = len(registry.manifests_put)
+    again = builder(manifest, run.backend, tmp_path, registry=registry, signer=Signer(key))  # type: ignore[arg-type]
+    assert again.run().ok
+    assert len(registry.manifests_put) == puts  # nothing signed or attested twice

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from conftest import BASE
 from javabase.decide.inputs import compute_inputs
-from javabase.decide.labels import INPUT_LABEL, INPUTS_LABEL
+from javabase.decide.labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
 from javabase.decide.rules import (
     AlreadyPushed,
     Build,
@@ -40,7 +41,8 @@ def test_an_image_with_the_same_inputs_is_reused_and_the_others_say_what_changed
     old_inputs, new_inputs = compute_inputs(old, ["root"], render_all(old)), compute_inputs(new, ["root"],
                                                                                            render_all(new))
     earlier = LocalImage(ID_A, labels={INPUT_LABEL: old_inputs["root"].digest,
-                                       INPUTS_LABEL: json.dumps(dict(old_inputs["root"].parts))})
+                                       INPUTS_LABEL: json.dumps(dict(old_inputs["root"].parts))},
+                         last_step=f'LABEL {INPUT_LABEL}="{old_inputs["root"].digest}"')
     local = by_input_digest([earlier])
     assert decide_builds(["root"], old_inputs, local, {}) == {"root": Reuse("root", ID_A, Where.LOCAL)}
     assert decide_builds(["root"], new_inputs, local, {"root": earlier}) == {
@@ -105,17 +107,66 @@ def test_the_first_candidate_that_javabase_built_is_reused(valid: Callable[[str]
                               "its last step is not javabase's LABEL (an image built FROM it?))")}
 
 
+def config_of(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def pushed(name: str, digest: str, parents: Mapping[str, str | None], last_step: str = "") -> Remote:
+    """What javabase pushes for `name`: its config (the image ID) built FROM its
+    parent's, ending with the LABEL step that names its input digest."""
+    chain = [name]
+    while (parent := parents.get(chain[-1])) is not None:
+        chain.append(parent)
+    labels = {INPUT_LABEL: digest, **({BASE_DIGEST_LABEL: config_of(chain[1])} if len(chain) > 1 else {})}
+    image = LocalImage(config_of(name), labels=labels, created=1.0,
+                       last_step=last_step or f'LABEL {INPUT_LABEL}="{digest}"',
+                       layers=tuple(config_of(n + "/layer") for n in reversed(chain)))
+    return Remote("sha256:" + "9" * 64, config_of(name), digest, image=image)
+
+
 def test_the_registry_is_a_cache_for_images_this_engine_lacks(valid: Callable[[str], Manifest]) -> None:
     manifest = valid(BASE)
     order = make_plan(manifest).order
     inputs = compute_inputs(manifest, order, render_all(manifest))
-    remote = {name: [(f"r/{name}:1", Remote("sha256:" + "9" * 64, ID_A, inputs[name].digest))] for name in order}
-    actions = decide_builds(order, inputs, {}, {}, parent_of={n: manifest.images[n].parent for n in order},
-                            remote=remote)
-    assert actions["jre8"] == Reuse("jre8", ID_A, Where.REGISTRY,
+    parents = {n: manifest.images[n].parent for n in order}
+    remote = {name: [(f"r/{name}:1", pushed(name, inputs[name].digest, parents))] for name in order}
+    actions = decide_builds(order, inputs, {}, {}, parent_of=parents, remote=remote)
+    assert actions["jre8"] == Reuse("jre8", config_of("jre8"), Where.REGISTRY,
                                     "up to date in the registry: r/jre8:1 holds an image of these inputs")
     stale = {**remote, "root": [("r/root:1", Remote("sha256:" + "9" * 64, ID_B, "sha256:" + "0" * 64))]}
     actions = decide_builds(order, inputs, {}, {}, parent_of={n: manifest.images[n].parent for n in order},
                             remote=stale)
     assert actions["root"] == Build("root", "build: no earlier build of this image")
     assert actions["jre8"] == Build("jre8", "build: no earlier build of this image")
+
+
+def test_a_registry_image_is_reused_only_when_it_is_what_javabase_builds_and_the_team_trusts_it(
+        valid: Callable[[str], Manifest]) -> None:
+    """Labels are public: anyone who can push can copy them onto an image of their own."""
+    manifest = valid(BASE)
+    order = make_plan(manifest).order
+    inputs = compute_inputs(manifest, order, render_all(manifest))
+    parents = {n: manifest.images[n].parent for n in order}
+    remote = {name: [(f"r/{name}:1", pushed(name, inputs[name].digest, parents))] for name in order}
+    forged = {**remote, "root": [("r/root:1", pushed("root", inputs["root"].digest, parents,
+                                                     last_step="/bin/sh -c echo mine"))]}
+    actions = decide_builds(order, inputs, {}, {}, parent_of=parents, remote=forged)
+    assert actions["root"] == Build("root", "build: no image in the engine or the registry with these inputs is "
+                                            "what javabase builds (r/root:1: its last step is not javabase's LABEL "
+                                            "(an image built FROM it?))")
+    unread = {**remote, "root": [("r/root:1", Remote("sha256:" + "9" * 64, ID_A, inputs["root"].digest))]}
+    assert decide_builds(order, inputs, {}, {}, parent_of=parents, remote=unread)["root"] == Build(
+        "root", "build: no image in the engine or the registry with these inputs is what javabase builds "
+                "(r/root:1: its config could not be read)")
+    asked: list[tuple[str, str]] = []
+
+    def trust(reference: str, there: object, digest: str) -> bool:
+        asked.append((reference, digest))
+        return reference != "r/jre8:1"
+
+    actions = decide_builds(order, inputs, {}, {}, parent_of=parents, remote=remote, trust=trust)
+    assert actions["root"].reason == "up to date in the registry: r/root:1 holds an image of these inputs"
+    assert actions["jre8"] == Build("jre8", "build: no image in the engine or the registry with these inputs is "
+                                            "what javabase builds (r/jre8:1: its signature or provenance does not "
+                                            "verify with the team's key)")
+    assert ("r/root:1", inputs["root"].digest) in asked

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,17 @@ def test_each_image_job_needs_exactly_its_parents_job(valid: Callable[[str], Man
         ".venv/bin/invoke build --image jre8 --push --frozen --manifest images.yaml")
     assert jobs["complete"]["steps"][-1]["run"] == (
         ".venv/bin/invoke build-all --push --frozen --manifest images.yaml --expect-up-to-date")
+
+
+def test_a_manifest_that_signs_gives_its_jobs_the_signing_key_secret(valid: Callable[[str], Manifest]) -> None:
+    unsigned = yaml.safe_load(github(make_plan(valid(BASE))))
+    assert set(unsigned["env"]) == {"JAVABASE_REGISTRY_USER", "JAVABASE_REGISTRY_PASSWORD"}
+    signed = github(make_plan(replace(valid(BASE), signing_key=Path("keys/cosign.pub"))))
+    assert yaml.safe_load(signed)["env"] == {
+        name: "${{ secrets." + name + " }}" for name in ("JAVABASE_REGISTRY_USER", "JAVABASE_REGISTRY_PASSWORD",
+                                                         "JAVABASE_SIGNING_KEY", "JAVABASE_SIGNING_KEY_PASSWORD")}
+    assert ("# The signing key comes from GitHub's repository secrets too: JAVABASE_SIGNING_KEY and "
+            "JAVABASE_SIGNING_KEY_PASSWORD.\n") in signed
 
 
 def test_names_that_differ_only_in_their_separators_get_jobs_of_their_own(

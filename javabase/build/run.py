@@ -19,10 +19,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ..decide.inputs import Inputs
 from ..decide.labels import base_of, build_labels
 from ..decide.prepare import plan_actions
-from ..decide.rules import Build, BuildAction, Reuse, Where
+from ..decide.rules import Build, BuildAction, Reuse, Trust, Where
 from ..engine import Backend, BuildRequest, LineSink, LocalImage
 from ..errors import CannotWrite, EngineError, Interrupted, JavabaseError, StepError
 from ..files import write_atomically
@@ -33,11 +35,13 @@ from ..plan.render import DOCKERFILE, dockerfile_path, with_labels
 from ..plan.schedule import run_tree
 from ..publish.pusher import Pusher, immutable_references
 from ..publish.registry import Registry
-from ..release import sbom
+from ..release import sbom, verify
 from ..release.provenance import Provenance
+from ..release.signing import Signer
 from ..report import Console, ImageResult, Report, Status
 from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
+from .attest import Attester
 from .reproducible import normalize_image
 
 PARENT_ARG = "JAVABASE_PARENT"
@@ -53,6 +57,8 @@ class BuildOptions:
     no_cache: bool = False
     reproducible: bool = False
     sbom_dir: Path | None = None  # --sbom: where the SPDX files go
+    signer: Signer | None = None  # --sign: sign every published image and attest its provenance
+    trust_key: ec.EllipticCurvePublicKey | None = None  # reuse from the registry only what verifies with it
 
 
 def keep_log(result: ImageResult, log_dir: Path) -> None:
@@ -146,7 +152,10 @@ class Builder:
         sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
         if self.pusher is not None:
             report.notes += self.push(self.pusher)
-            self.attach_sboms(self.pusher, sboms)
+            if sboms or self.options.signer is not None:
+                Attester(self.plan, self.rendered, self.inputs, self.provenance, self.backend, self.pusher,
+                         self.options.signer).attest(self.results, sboms,
+                                                     lambda result, why: self.fail(result, why, result.log.append))
         return report
 
     def decide(self) -> None:
@@ -156,7 +165,7 @@ class Builder:
         remote = self.pusher.lookup({n: self.results[n].references for n in single}) \
             if self.pusher is not None else None
         decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
-                               self.options.force, remote)
+                               self.options.force, remote, self.trust())
         self.inputs, self.actions, self.tags = decided.inputs, decided.actions, decided.tags
         self.known = {image.id: image for found in decided.local.values() for image in found}
         for key, unit in self.units.items():
@@ -186,14 +195,12 @@ class Builder:
             out[result.name] = data
         return out
 
-    def attach_sboms(self, pusher: Pusher, sboms: dict[str, bytes]) -> None:
-        for name, data in sboms.items():
-            result = self.results[name]
-            if result.status == Status.PUSHED or result.pushed:
-                try:
-                    result.sbom_pushed = pusher.attach(result, sbom.as_artifact(data))
-                except JavabaseError as exc:
-                    self.fail(result, str(exc), result.log.append)
+    def trust(self) -> Trust | None:
+        """With the team's public key: whether an image in the registry verifies with it."""
+        key, registry = self.options.trust_key, self.registry
+        if key is None or registry is None:
+            return None
+        return verify.trust_in(registry, key)
 
     def push(self, pusher: Pusher) -> list[str]:
         failed = [r.name for r in self.results.values() if r.status in (Status.FAILED, Status.SKIPPED)]

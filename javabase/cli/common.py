@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ..build.backends import open_backend
 from ..engine import Backend
 from ..errors import BuildFailed, Exit, JavabaseError, LockError, NotUpToDate, UsageError
@@ -20,6 +22,7 @@ from ..manifest.model import Manifest
 from ..manifest.references import REGISTRY_RE, split_reference
 from ..publish import registry as registries
 from ..release.lock import LOCK_NAME, apply_lock, differences, lock_path, read_lock
+from ..release.signing import Signer, key_id, load_public_key, load_signer
 from ..report import Console, Report, Status
 from ..settings import Environment, Settings, default_jobs, push_jobs
 
@@ -198,3 +201,34 @@ def pushed_summary(result: Report) -> str:
     if not fresh:
         return f"nothing pushed to {result.registry}: every tag already held its image"
     return f"pushed to {result.registry}: " + ", ".join(fresh)
+
+
+def signer_from(env: Environment) -> Signer:
+    """The team's private key from JAVABASE_SIGNING_KEY (PEM) or JAVABASE_SIGNING_KEY_FILE.
+    Raises UsageError when neither is set or the key cannot be read."""
+    if env.signing_key:
+        return load_signer(env.signing_key.encode(), env.signing_key_password, "JAVABASE_SIGNING_KEY")
+    if env.signing_key_file:
+        try:
+            pem = Path(env.signing_key_file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"JAVABASE_SIGNING_KEY_FILE {env.signing_key_file}: cannot read it "
+                             f"({exc.strerror or exc})") from None
+        return load_signer(pem, env.signing_key_password, f"JAVABASE_SIGNING_KEY_FILE {env.signing_key_file}")
+    raise UsageError("signing needs the team's private key: set JAVABASE_SIGNING_KEY (the PEM, a CI secret) or "
+                     "JAVABASE_SIGNING_KEY_FILE, and JAVABASE_SIGNING_KEY_PASSWORD when it is encrypted")
+
+
+def signing(manifest: Manifest, env: Environment, sign: bool, push: bool
+            ) -> tuple[Signer | None, ec.EllipticCurvePublicKey | None]:
+    """The run's signer and trust key: a manifest with signing.public_key signs
+    every push (with the matching private key) and reuses only what verifies;
+    --sign signs without one. Raises UsageError."""
+    trust = load_public_key(manifest.signing_key) if manifest.signing_key is not None else None
+    if not push or not (sign or trust is not None):
+        return None, trust
+    signer = signer_from(env)
+    if trust is not None and key_id(signer.public) != key_id(trust):
+        raise UsageError(f"the signing key (JAVABASE_SIGNING_KEY...) is not the one {manifest.shown}'s "
+                         f"signing.public_key names ({key_id(trust)[:16]}); use that key's private half")
+    return signer, trust

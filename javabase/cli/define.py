@@ -26,6 +26,8 @@ from ..release.lock import (
     registry_resolver,
     write_lock,
 )
+from ..release.signing import load_public_key
+from ..release.verify import trust_in
 from ..settings import Environment
 from .common import (
     DEFAULT_MANIFEST,
@@ -128,16 +130,18 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
         print(f"note: build/skip not shown: {exc}", file=err)
         return None
     manifest = the_plan.manifest
-    remote = None
-    if push:  # as build --push does: what the tags of single-platform images hold
+    remote, trust = None, None
+    if push:  # as build --push does: what the tags of single-platform images hold, and whether they verify
         single = [n for n in the_plan.order if not the_plan.image(n).platforms]
         try:
             client = open_registry(the_plan.registry, env, insecure(manifest, env), frozenset({the_plan.registry}))
             remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
                                           for n in single})
+            if manifest.signing_key is not None:
+                trust = trust_in(client, load_public_key(manifest.signing_key))
         except RegistryError as exc:
             print(f"note: the registry was not consulted: {exc}", file=err)
-    decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote)
+    decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote, trust=trust)
     return {key: action.reason for key, action in decided.actions.items()}
 
 

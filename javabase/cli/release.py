@@ -11,20 +11,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ..build.cache import CacheLock, plan_cache
+from ..decide.inputs import compute_inputs
+from ..decide.labels import IMAGE_LABEL
 from ..decide.prepare import Decided, plan_actions
 from ..decide.rules import Reuse, Where
 from ..engine import Backend
-from ..errors import JavabaseError, UsageError
+from ..errors import JavabaseError, Unverified, UsageError
 from ..manifest.load import load_manifest
 from ..manifest.model import Manifest
 from ..manifest.references import split_reference
 from ..plan import order
+from ..plan.order import Unit
 from ..plan.render import render_all
 from ..publish import registry as registries
 from ..publish.pusher import Pusher, immutable_references
 from ..release import archive, inspection
 from ..release import prune as pruning
+from ..release.signing import load_public_key
+from ..release.verify import check_signature, platforms_of, verify_image
 from ..report import Console, ImageResult, Progress, Report, Status
 from ..settings import Environment
 from .common import (
@@ -213,7 +220,8 @@ def _prune_cache(manifest: Manifest, dry_run: bool, out: TextIO) -> None:
 
 def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text", out: TextIO = sys.stdout) -> int:
     """What one image is: from its javabase labels (in this engine, or read from
-    the registry), its manifest entry, and its SBOM's package count."""
+    the registry), its manifest entry, its SBOM's package count, what refers to
+    it, and with the manifest's signing.public_key the checks `verify` makes."""
     if fmt not in ("text", "json"):
         raise UsageError(f"--format {fmt!r} is not one of: text, json")
     manifest = None
@@ -222,7 +230,66 @@ def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text",
     env = Environment.read()
     allowed = insecure(manifest, env)
     ours = frozenset({registry_override(None, env) or (manifest.registry if manifest else "")})
+    public = load_public_key(manifest.signing_key) if manifest is not None and manifest.signing_key else None
     info = inspection.describe(open_engine(), reference, manifest,
-                               lambda host: registries.open_registry(host, env, allowed, ours))
+                               lambda host: registries.open_registry(host, env, allowed, ours), public)
     out.write(json.dumps(info, indent=2, sort_keys=True) + "\n" if fmt == "json" else inspection.as_text(info))
     return 0
+
+
+def verify(reference: str, key: str | None = None, manifest_path: str | None = None,
+           out: TextIO = sys.stdout) -> int:
+    """Check what the registry holds under `reference` with the team's public key
+    (--key, else the manifest's signing.public_key): the signature of the tag's
+    manifest (an index's too), and per image (per platform) its signature, its
+    SLSA provenance and the inputs it records against what the manifest gives
+    today, and its SBOM. One line per check; Unverified (exit 16) when one fails."""
+    env = Environment.read()
+    manifest = None
+    with contextlib.suppress(JavabaseError):
+        manifest = load_locked(manifest_path)
+    public = _verify_key(key, manifest)
+    repository, tag = split_reference(reference)
+    host, _, name = repository.partition("/")
+    team = registry_override(None, env) or (manifest.registry if manifest else "")
+    client = registries.open_registry(host, env, insecure(manifest, env), frozenset({team}))
+    there = client.manifest(name, tag)
+    if there is None:
+        raise UsageError(f"{reference}: not in the registry")
+    checks = [check_signature(client, name, there.digest, public)] if there.config_digest is None else []
+    targets = platforms_of(there.body) if there.config_digest is None else [("", there.digest)]
+    for platform, digest in targets:
+        expected = _expected_input(client, name, digest, platform, manifest)
+        checks += verify_image(client, name, digest, public, expected, f"{platform} " if platform else "")
+    print(f"{reference}: {there.digest}" + (f" (an index of {', '.join(p for p, _ in targets)})" if targets[0][0]
+                                            else ""), file=out)
+    for check in checks:
+        print(f"  {'ok  ' if check.ok else 'FAIL'}  {check.what}: {check.detail}", file=out)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise Unverified(f"{reference}: {len(failed)} of {len(checks)} checks failed; first: {failed[0].what}: "
+                         f"{failed[0].detail}")
+    return 0
+
+
+def _verify_key(key: str | None, manifest: Manifest | None) -> ec.EllipticCurvePublicKey:
+    if key:
+        return load_public_key(Path(key))
+    if manifest is not None and manifest.signing_key is not None:
+        return load_public_key(manifest.signing_key)
+    raise UsageError("verify needs the team's public key: --key FILE, or signing.public_key in the manifest")
+
+
+def _expected_input(client: registries.Registry, name: str, digest: str, platform: str,
+                    manifest: Manifest | None) -> str | None:
+    """The input digest the manifest gives today for the image at `digest`, when
+    the manifest is at hand and names it (its io.javabase.image label)."""
+    there = client.manifest(name, digest)
+    config = client.image_config(name, there.config_digest) if there and there.config_digest else None
+    image = config.labels.get(IMAGE_LABEL) if config is not None else None
+    if manifest is None or image not in manifest.images:
+        return None
+    units = order.make_plan(manifest).units  # an image's inputs include its parent's
+    key = Unit(str(image), platform or None).key
+    return compute_inputs(manifest, units, render_all(manifest))[key].digest if key in {u.key for u in units} \
+        else None

@@ -30,6 +30,7 @@ from .common import (
     open_registry,
     resolve_manifest,
     run_settings,
+    signing,
     stopped_report,
 )
 
@@ -52,6 +53,7 @@ class BuildFlags:
     reproducible: bool = False
     expect_up_to_date: bool = False
     sbom: bool = False
+    sign: bool = False  # sign every published image and attest its provenance (JAVABASE_SIGNING_KEY)
 
 
 def build(manifest_path: str | None, flags: BuildFlags, out: TextIO = sys.stdout) -> int:
@@ -78,8 +80,9 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     write_builds(rendered, builds_dir(manifest))
     backend = open_engine(settings)
     sbom_dir = ((report_path.parent if report_path else settings.log_dir.parent) / "sbom") if flags.sbom else None
+    signer, trust = signing(manifest, settings.env, flags.sign, flags.push)
     options = BuildOptions(keep_going=flags.keep_going, force=flags.force, no_cache=flags.no_cache,
-                           overwrite_immutable=flags.overwrite_immutable,
+                           overwrite_immutable=flags.overwrite_immutable, signer=signer, trust_key=trust,
                            reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir)
     store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown, cache_max=settings.env.cache_max)
     source = provenance(manifest.path, manifest.templates, settings.env.source_date_epoch)

@@ -69,6 +69,8 @@ BUILD_HELP = {
     "jobs": "images built at the same time (default: 2 per CPU, at most 8)",
     "force": "rebuild even when an image with the same inputs exists (immutable tags still refuse another image)",
     "overwrite-immutable": "with --push: publish over immutable tags that hold another image (says so per tag)",
+    "sign": "with --push: sign every published image (cosign's format) and attach its SLSA provenance, with "
+            "JAVABASE_SIGNING_KEY (a manifest with signing.public_key always signs)",
     "no-cache": "build without the engine's layer cache",
     "dependents": "also build every image built FROM the selected ones",
     "frozen": "fail, building nothing, when images.lock.json disagrees with the manifest (CI); implies "
@@ -87,14 +89,14 @@ def build(c: Context, image: list[str] | None = None, manifest: str | None = Non
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
           reproducible: bool = False, expect_up_to_date: bool = False, sbom: bool = False,
-          overwrite_immutable: bool = False, debug: bool = False) -> None:
+          overwrite_immutable: bool = False, sign: bool = False, debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         images=image or [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
         force=force, no_cache=no_cache, dependents=dependents, frozen=frozen, reproducible=reproducible,
-        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable)), debug))
+        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign)), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
@@ -102,12 +104,12 @@ def build_all(c: Context, manifest: str | None = None, push: bool = False, regis
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
               no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
               expect_up_to_date: bool = False, sbom: bool = False, overwrite_immutable: bool = False,
-              debug: bool = False) -> None:
+              sign: bool = False, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None, force=force,
         no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
-        sbom=sbom, overwrite_immutable=overwrite_immutable)), debug))
+        sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign)), debug))
 
 
 @task(iterable=["image"], help={
@@ -180,6 +182,15 @@ def inspect(c: Context, reference: str, manifest: str | None = None, format: str
     _exit(run(lambda: release.inspect(reference, manifest, format), debug))
 
 
+@task(help={"key": "the team's public key, PEM (default: the manifest's signing.public_key)",
+            "manifest": "manifest whose inputs the provenance must record (default: images.yaml here or above)",
+            "debug": "show tracebacks"})
+def verify(c: Context, reference: str, key: str | None = None, manifest: str | None = None,
+           debug: bool = False) -> None:
+    """Check an image in the registry: signature, SLSA provenance (and the inputs it records), SBOM."""
+    _exit(run(lambda: release.verify(reference, key, manifest), debug))
+
+
 @task(help={"manifest": "manifest to read for the registry and namespace (default: images.yaml)",
             "registry": "registry HOST[:PORT] to check (default: JAVABASE_REGISTRY, then the manifest)",
             "debug": "show tracebacks"})
@@ -188,4 +199,5 @@ def doctor(c: Context, manifest: str | None = None, registry: str | None = None,
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 
-namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, save, load, prune, inspect, doctor)
+namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, save, load, prune, inspect, verify,
+                       doctor)

@@ -16,7 +16,7 @@ from ..engine import Backend, LocalImage
 from ..plan.order import Plan, Unit
 from .inputs import Inputs, compute_inputs
 from .labels import ARTIFACTS_LABEL, INPUT_LABEL, INPUTS_LABEL, stable_labels
-from .rules import TAGGED, BuildAction, Held, by_input_digest, decide_builds
+from .rules import TAGGED, BuildAction, Held, Trust, by_input_digest, decide_builds
 
 
 def local_images(backend: Backend) -> dict[str, list[LocalImage]]:
@@ -87,9 +87,11 @@ class Decided:
 
 
 def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str, force: bool = False,
-                 remote: Mapping[str, Sequence[tuple[str, Held | None]]] | None = None) -> Decided:
+                 remote: Mapping[str, Sequence[tuple[str, Held | None]]] | None = None,
+                 trust: Trust | None = None) -> Decided:
     """The decision for every unit of the plan; `remote` is what the tags of the
-    single-platform images hold in the registry, when it is consulted."""
+    single-platform images hold in the registry, when it is consulted; `trust`
+    says whether an image there verifies with the team's key (when there is one)."""
     units = plan.units
     native = backend.native if any(u.platform for u in units) else ""
     inputs = compute_inputs(plan.manifest, units, rendered)
@@ -98,5 +100,5 @@ def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registr
     previous = {} if force else previous_builds(backend, units, tags, inputs, local)
     parent_of = {u.key: parent.key if (parent := plan.parent_unit(u)) else None for u in units}
     actions = decide_builds([u.key for u in units], inputs, local, previous, force, parent_of,
-                            expected_labels(plan, units, inputs), remote)
+                            expected_labels(plan, units, inputs), remote, trust)
     return Decided(inputs, local, actions, tags)

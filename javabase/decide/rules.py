@@ -10,7 +10,7 @@ push is refused."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -59,6 +59,12 @@ class Held(Protocol):
     @property
     def input_digest(self) -> str | None: ...
 
+    @property
+    def image(self) -> LocalImage | None:
+        """The image's config as the engine would show it (labels, layers, last
+        step), when it was read from the registry."""
+        ...
+
 
 def by_input_digest(images: Iterable[LocalImage]) -> dict[str, list[LocalImage]]:
     """Local images by the input digest they carry, in the order they are tried:
@@ -71,6 +77,9 @@ def by_input_digest(images: Iterable[LocalImage]) -> dict[str, list[LocalImage]]
     return out
 
 
+Trust = Callable[[str, "Held", str], bool]  # (reference, what it holds, the run's input digest) -> verified
+
+
 def decide_builds(
     order: Iterable[str],
     inputs: Mapping[str, Inputs],
@@ -80,52 +89,81 @@ def decide_builds(
     parent_of: Mapping[str, str | None] | None = None,
     expected: Mapping[str, Mapping[str, str]] | None = None,
     remote: Mapping[str, Sequence[tuple[str, Held | None]]] | None = None,
+    trust: Trust | None = None,
 ) -> dict[str, BuildAction]:
     """Per image (parents before children): reuse a local image with the same
     input digest, or build. A local image is reused only when it is what javabase
     would have built (`reuse_problem`) and its parent is reused too; of several,
     the first that is. `previous` is what each image's first tag points to now,
     to say what changed. `remote` is what each image's tags hold in the registry
-    (reference, Held or None): an image not reusable locally whose tag holds
-    an image of the same inputs is reused from the registry (not built, not
-    pulled), when its parent is reused too."""
-    out: dict[str, BuildAction] = {}
-    parents = parent_of or {}
-    chosen: dict[str, LocalImage] = {}
+    (reference, Held or None): an image not reusable locally whose tag holds an
+    image of the same inputs that passes the same checks (its config read from
+    the registry) is reused from the registry (not built, not pulled), when its
+    parent is reused too; with `trust` (a team's key), only when its signature
+    and provenance verify too."""
+    deciding = _Deciding(inputs, local, previous, parent_of or {}, expected or {}, remote or {}, trust)
     for name in order:
-        candidates = local.get(inputs[name].digest, [])
-        parent = parents.get(name)
-        parent_built = parent is not None and isinstance(out.get(parent), Build)
-        if force:
-            out[name] = Build(name, "rebuild forced (--force)")
-        elif not candidates:
-            in_registry = None if parent_built else _in_registry(name, inputs[name].digest,
-                                                                 (remote or {}).get(name, ()))
-            out[name] = in_registry or Build(name, _why(inputs[name], previous.get(name)))
-        elif parent_built:
-            out[name] = Build(name, f"build: its parent {parent} is built anew")
-        else:
-            problems = []
-            for candidate in candidates:
-                problem = reuse_problem(candidate, (expected or {}).get(name, {}), chosen.get(parent or ""))
-                if problem is None:
-                    chosen[name] = candidate
-                    out[name] = Reuse(name, candidate.id, Where.LOCAL)
-                    break
-                problems.append(f"{candidate.id[7:19]}: {problem}")
-            else:
-                in_registry = _in_registry(name, inputs[name].digest, (remote or {}).get(name, ()))
-                out[name] = in_registry or Build(name, "build: no local image with these inputs is what javabase "
-                                                       "builds (" + "; ".join(problems) + ")")
-    return out
+        deciding.out[name] = Build(name, "rebuild forced (--force)") if force else deciding.one(name)
+    return deciding.out
 
 
-def _in_registry(name: str, digest: str, tags: Sequence[tuple[str, Held | None]]) -> Reuse | None:
-    for reference, there in tags:
-        if there is not None and there.input_digest == digest and there.config_digest:
+class _Deciding:
+    """The state of one decide_builds: the actions so far and the images chosen."""
+
+    def __init__(self, inputs: Mapping[str, Inputs], local: Mapping[str, Sequence[LocalImage]],
+                 previous: Mapping[str, LocalImage | None], parents: Mapping[str, str | None],
+                 expected: Mapping[str, Mapping[str, str]], remote: Mapping[str, Sequence[tuple[str, Held | None]]],
+                 trust: Trust | None) -> None:
+        self.inputs, self.local, self.previous, self.parents = inputs, local, previous, parents
+        self.expected, self.remote, self.trust = expected, remote, trust
+        self.out: dict[str, BuildAction] = {}
+        self.chosen: dict[str, LocalImage] = {}
+
+    def one(self, name: str) -> BuildAction:
+        parent = self.parents.get(name)
+        candidates = self.local.get(self.inputs[name].digest, [])
+        if parent is not None and isinstance(self.out.get(parent), Build):
+            return Build(name, f"build: its parent {parent} is built anew" if candidates
+                         else _why(self.inputs[name], self.previous.get(name)))
+        problems = []
+        for candidate in candidates:
+            problem = reuse_problem(candidate, self.labels(name), self.chosen.get(parent or ""))
+            if problem is None:
+                self.chosen[name] = candidate
+                return Reuse(name, candidate.id, Where.LOCAL)
+            problems.append(f"{candidate.id[7:19]}: {problem}")
+        found, why = self.in_registry(name, self.chosen.get(parent or ""))
+        if found is not None:
+            return found
+        if problems or why:
+            where = "image in the engine or the registry" if why else "local image"
+            return Build(name, f"build: no {where} with these inputs is what javabase builds ("
+                         + "; ".join(problems + why) + ")")
+        return Build(name, _why(self.inputs[name], self.previous.get(name)))
+
+    def labels(self, name: str) -> dict[str, str]:
+        """The javabase labels the image must carry: at least its input digest."""
+        return {INPUT_LABEL: self.inputs[name].digest, **self.expected.get(name, {})}
+
+    def in_registry(self, name: str, parent: LocalImage | None) -> tuple[Reuse | None, list[str]]:
+        """A tag that holds an image of these inputs that passes the checks; else why none does."""
+        digest, problems = self.inputs[name].digest, []
+        for reference, there in self.remote.get(name, ()):
+            if there is None or there.input_digest != digest or not there.config_digest:
+                continue
+            image = there.image
+            problem = ("its config could not be read" if image is None
+                       else reuse_problem(image, self.labels(name), parent))
+            if problem is None and self.trust is not None and not self.trust(reference, there, digest):
+                problem = "its signature or provenance does not verify with the team's key"
+            if problem is not None:
+                problems.append(f"{reference}: {problem}")
+                continue
+            if image is not None:
+                self.chosen[name] = image
             return Reuse(name, there.config_digest, Where.REGISTRY,
-                         f"up to date in the registry: {reference} holds an image of these inputs")
-    return None
+                         f"up to date in the registry: {reference} holds an image of these inputs"), []
+        return None, problems
 
 
 def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], parent: LocalImage | None) -> str | None:

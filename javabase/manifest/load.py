@@ -44,6 +44,9 @@ def parse_manifest(text: str, shown: str, path: Path) -> Manifest:
     templates = template_dirs.search_path(path.resolve().parent)
     expander = Expander(doc, path.resolve().parent, template_dirs.available(templates))
     images = expander.expand()
+    signing = doc.data.get("signing") if isinstance(doc.data.get("signing"), dict) else {}
+    key = signing.get("public_key")
+    signing_key = expander.inside(key, ("signing", "public_key")) if isinstance(key, str) else None
     problems.extend(expander.problems)
     data = doc.data
     source = data.get("source")
@@ -62,6 +65,7 @@ def parse_manifest(text: str, shown: str, path: Path) -> Manifest:
         images=images,
         insecure_registries=tuple(data.get("insecure_registries", ())),
         templates=templates,
+        signing_key=signing_key,
     )
 
 

@@ -104,6 +104,7 @@ class Manifest:
     images: Mapping[str, Image]
     insecure_registries: tuple[str, ...] = ()
     templates: tuple[Path, ...] = ()  # where its templates are looked up, first match wins
+    signing_key: Path | None = None  # signing.public_key: the team's public key, resolved inside its directory
 
     @property
     def directory(self) -> Path:

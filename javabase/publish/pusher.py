@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..decide.labels import INPUT_LABEL
@@ -80,11 +80,21 @@ def held(registry: Registry, reference: str) -> Remote | None:
 
 
 def lookup_tags(registry: Registry, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
-    """What every tag holds in the registry, by image, looked up a few at a time."""
+    """What every tag holds in the registry, by image, looked up a few at a time;
+    for an image javabase pushed (its input digest known), its config too, so
+    that it can be checked as a local image is before it is reused."""
     flat = [ref for refs in references.values() for ref in refs]
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup") as pool:
-        found = dict(zip(flat, pool.map(lambda ref: held(registry, ref), flat), strict=True))
+        found = dict(zip(flat, pool.map(lambda ref: held_with_config(registry, ref), flat), strict=True))
     return {name: [(ref, found[ref]) for ref in refs] for name, refs in references.items()}
+
+
+def held_with_config(registry: Registry, reference: str) -> Remote | None:
+    """held(), with the image's config read when the manifest names one and an input digest."""
+    there = held(registry, reference)
+    if there is None or there.config_digest is None or there.input_digest is None:
+        return there
+    return replace(there, image=registry.image_config(repository_name(reference), there.config_digest))
 
 
 @dataclass(frozen=True)
@@ -393,21 +403,36 @@ class Pusher:
                 raise StepError(f"push {reference}: the {platform or 'platform'} manifest "
                                 f"{digest_of(child)[:19]} was refused: {exc}") from None
 
-    def attach(self, result: ImageResult, artifact: referrers.Artifact) -> str:
-        """Push an artifact (an SBOM) whose subject is the image's manifest in the
-        registry (for one platform of a multi-platform image, that platform's
-        manifest in the index); return the artifact manifest's digest."""
+    def subject(self, result: ImageResult, platform: str | None) -> referrers.Descriptor:
+        """The manifest in the registry that artifacts of `result` are about: its
+        tag's manifest, or for `platform`, that platform's manifest in the index.
+        Raises StepError when it is not there."""
         name, tag = repository_name(result.references[0]), split_reference(result.references[0])[1]
         there = self.registry.manifest(name, tag)
         if there is None:
-            raise StepError(f"{artifact.kind} of {result.name}: {result.references[0]} is not in the registry")
-        subject = referrers.subject_of(there, result.platform)
-        if subject is None:
-            raise StepError(f"{artifact.kind} of {result.name}: the index under {result.references[0]} has no "
-                            f"{result.platform}")
-        digest, tag = referrers.attach(self.registry, name, artifact, subject)
-        self.log(result, f"{artifact.kind} attached to {subject.digest[:19]} as {digest[:19]} ({tag})")
-        return digest
+            raise StepError(f"{result.name}: {result.references[0]} is not in the registry")
+        found = referrers.subject_of(there, platform)
+        if found is None:
+            raise StepError(f"{result.name}: the index under {result.references[0]} has no {platform}")
+        return found
+
+    def attach(self, result: ImageResult, artifact: referrers.Artifact, subject: referrers.Descriptor,
+               cosign_layer: referrers.Layer | None = None) -> str:
+        """Push an artifact (SBOM, signature, provenance) as a referrer of
+        `subject`, and a signature or attestation also where cosign looks
+        (`cosign_layer`, under sha256-<hex>.<kind>); the artifact's digest.
+        Raises RegistryError."""
+        name = repository_name(result.references[0])
+        attached = referrers.attach(self.registry, name, artifact, subject)
+        where = ""
+        if cosign_layer is not None:
+            referrers.add_to_cosign_tag(self.registry, name, subject.digest, artifact.kind, cosign_layer)
+            where = f", {referrers.cosign_tag(subject.digest, artifact.kind)}"
+        self.log(result, f"{artifact.kind} attached to {subject.digest[:19]} as {attached.digest[:19]} "
+                         f"(referrer{where})")
+        if attached.note:
+            self.log(result, f"note: {attached.note}")
+        return attached.digest
 
     def verify(self, action: Push, digest: str) -> None:
         """What landed under the tag is the manifest just pushed, whose config

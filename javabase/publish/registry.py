@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..clock import retry_after
 from ..decide.labels import INPUT_LABEL
+from ..engine import LocalImage
 from ..errors import RegistryError
 from ..settings import Environment
 from . import tls
@@ -51,6 +52,7 @@ class Remote:
     input_digest: str | None = None
     body: bytes = field(default=b"", repr=False, compare=False)
     media_type: str = ""
+    image: LocalImage | None = field(default=None, compare=False)  # its config, when read (image_config)
 
 
 class RegistryAnswer(RegistryError):
@@ -186,6 +188,24 @@ class Registry:
         return Remote(digest, str(config) if config else None, inputs, body,
                       str(data.get("mediaType") or headers.get("content-type") or ""))
 
+    def image_config(self, name: str, config_digest: str) -> LocalImage | None:
+        """An image's config blob as the engine would show the image: its ID (the
+        config digest, checked), labels, layers (diff IDs) and the instruction of
+        its last history entry. None when the blob is missing or not a config."""
+        status, _, body = self.request("GET", f"/{name}/blobs/{config_digest}", scope=_pull(name))
+        if status != 200 or "sha256:" + hashlib.sha256(body).hexdigest() != config_digest:
+            return None
+        try:
+            config = json.loads(body)
+            history = [h for h in config.get("history") or [] if isinstance(h, dict)]
+            return LocalImage(id=config_digest, labels=dict((config.get("config") or {}).get("Labels") or {}),
+                              layers=tuple(str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []),
+                              last_step=str(history[-1].get("created_by") or "") if history else "",
+                              platform="/".join(str(config[k]) for k in ("os", "architecture", "variant")
+                                                if config.get(k)))
+        except (ValueError, AttributeError, TypeError):
+            return None
+
     def _config_label(self, name: str, config: str, label: str) -> str | None:
         """A label of an image's config blob (for manifests javabase did not write)."""
         status, _, body = self.request("GET", f"/{name}/blobs/{config}", scope=_pull(name))
@@ -267,6 +287,10 @@ class Registry:
         """PUT a manifest under a tag (or digest); returns the digest the registry
         gives it. Raises RegistryError; when the registry keeps its tags immutable
         (ECR's immutable repositories, Harbor's immutability rules), it says so."""
+        return self.put(name, reference, body, media_type)[0]
+
+    def put(self, name: str, reference: str, body: bytes, media_type: str) -> tuple[str, dict[str, str]]:
+        """put_manifest, with the answer's headers (OCI-Subject: the registry has the referrers API)."""
         try:
             _, headers, _ = self.request("PUT", f"/{name}/manifests/{reference}", scope=_push(name), body=body,
                                          headers={"Content-Type": media_type})
@@ -277,7 +301,7 @@ class Registry:
                                     f"{exc.says}); publish under a new tag, or change the repository's "
                                     "immutability rule") from None
             raise
-        return headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        return headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest(), headers
 
 
 def _pull(name: str) -> str:

@@ -1,6 +1,7 @@
 """`invoke inspect`: what one built or pushed image is, read from the labels
 javabase wrote into it (in this engine, or from its config in the registry),
-its manifest entry, and the SBOM attached to it in the registry."""
+its manifest entry, the artifacts that refer to it in the registry (SBOM,
+signature, provenance) and, with the team's public key, what `verify` checks."""
 
 from __future__ import annotations
 
@@ -8,20 +9,26 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ..decide.labels import ARTIFACTS_LABEL, BASE_DIGEST_LABEL, IMAGE_LABEL, INPUT_LABEL, INPUTS_LABEL
 from ..engine import Backend
 from ..errors import UsageError
 from ..manifest.model import Manifest
 from ..manifest.references import split_reference
-from ..publish.referrers import referrer_tag
-from ..publish.registry import Registry
+from ..publish.referrers import referrers
+from ..publish.registry import Registry, Remote
+from . import verify
+from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .sbom import package_count
 
 
 def describe(backend: Backend, reference: str, manifest: Manifest | None,
-             open_registry: Callable[[str], Registry]) -> dict[str, Any]:
+             open_registry: Callable[[str], Registry], public: ec.EllipticCurvePublicKey | None = None
+             ) -> dict[str, Any]:
     """What `reference` is, from this engine or else its registry (opened with
-    `open_registry(host)`). Raises UsageError when neither has it."""
+    `open_registry(host)`); with `public`, the checks of its signature,
+    provenance and SBOM. Raises UsageError when neither has it."""
     found = backend.image(reference)
     repository, tag = split_reference(reference)
     host, name = repository.split("/", 1) if "/" in repository else ("", repository)
@@ -52,7 +59,19 @@ def describe(backend: Backend, reference: str, manifest: Manifest | None,
                       for source, sha in json.loads(labels.get(ARTIFACTS_LABEL, "[]"))],
         "labels": labels,
         "sbom_packages": _sbom_packages(client, name, remote.digest) if client and remote else None,
+        "referrers": [{"artifact_type": r.get("artifactType"), "digest": r.get("digest")}
+                      for r in referrers(client, name, remote.digest)] if client and remote else [],
+        "checks": _checks(client, name, remote, public) if client and remote and public else [],
     }
+
+
+def _checks(client: Registry, name: str, remote: Remote, public: ec.EllipticCurvePublicKey) -> list[dict[str, Any]]:
+    """What `verify` checks of the manifest under the reference (an index: its signature only)."""
+    if remote.config_digest is None:
+        checks = [verify.check_signature(client, name, remote.digest, public)]
+    else:
+        checks = verify.verify_image(client, name, remote.digest, public, None, "")
+    return [{"what": c.what, "ok": c.ok, "detail": c.detail} for c in checks]
 
 
 def _from_registry(client: Registry, name: str, body: dict[str, Any], config_digest: str | None
@@ -72,7 +91,9 @@ def _from_registry(client: Registry, name: str, body: dict[str, Any], config_dig
 
 
 def _sbom_packages(client: Registry, name: str, digest: str) -> int | None:
-    sbom = client.manifest(name, referrer_tag(digest, "sbom"))
+    """The package count of the SPDX SBOM that refers to `digest`, or None."""
+    found = [r for r in referrers(client, name, digest) if r.get("artifactType") == SBOM_TYPE]
+    sbom = client.manifest(name, str(found[0].get("digest"))) if found else None
     if sbom is None:
         return None
     layer = json.loads(sbom.body)["layers"][0]["digest"]
@@ -90,4 +111,6 @@ def as_text(info: dict[str, Any]) -> str:
     lines += [f"  input {key}: {value}" for key, value in sorted(info["inputs"].items())]
     lines += [f"  label {key}={value}" for key, value in sorted(info["labels"].items())]
     lines.append(f"  sbom: {'-' if info['sbom_packages'] is None else str(info['sbom_packages']) + ' packages'}")
+    lines += [f"  referrer: {r['artifact_type']} {r['digest']}" for r in info["referrers"]]
+    lines += [f"  {'ok  ' if c['ok'] else 'FAIL'}  {c['what']}: {c['detail']}" for c in info["checks"]]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import StepError
-from ..publish.referrers import Artifact
+from ..publish.referrers import Artifact, Layer
 
 MEDIA_TYPE = "application/spdx+json"
 
@@ -53,5 +53,5 @@ def package_count(sbom: bytes) -> int:
 
 
 def as_artifact(sbom: bytes) -> Artifact:
-    """The SBOM as an artifact to attach to its image (tag sha256-<hex>.sbom)."""
-    return Artifact("sbom", MEDIA_TYPE, sbom)
+    """The SBOM as an artifact to attach to its image (a referrer of artifactType application/spdx+json)."""
+    return Artifact("sbom", MEDIA_TYPE, (Layer(MEDIA_TYPE, sbom),))

@@ -32,10 +32,16 @@ def test_sboms_are_reproducible_attached_and_inspect_reads_them(
     assert jre["sbom_packages"] == len(sbom["packages"])
     assert sbom["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
 
-    # attached: an OCI artifact whose subject is the pushed manifest, under the referrers-tag convention
+    # attached: an OCI artifact whose subject is the pushed manifest, listed in the referrers tag schema's
+    # index (this registry has no referrers API); no cosign-style `.sbom` tag
     digest = next(iter(jre["pushed"].values()))
-    attached = registry.reader.manifest(f"{namespace}/jre25", digest.replace(":", "-") + ".sbom")
-    assert attached is not None and attached.digest == jre["sbom_pushed"]
+    listed = registry.reader.manifest(f"{namespace}/jre25", digest.replace(":", "-"))
+    assert listed is not None and json.loads(listed.body)["manifests"] == [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": jre["sbom_pushed"],
+        "size": json.loads(listed.body)["manifests"][0]["size"], "artifactType": "application/spdx+json"}]
+    assert registry.reader.manifest(f"{namespace}/jre25", digest.replace(":", "-") + ".sbom") is None
+    attached = registry.reader.manifest(f"{namespace}/jre25", jre["sbom_pushed"])
+    assert attached is not None
     artifact = json.loads(attached.body)
     assert artifact["artifactType"] == "application/spdx+json"
     assert artifact["subject"]["digest"] == digest

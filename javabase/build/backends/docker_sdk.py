@@ -122,6 +122,11 @@ class DockerBackend:
             raise error(f"{what}: {_whole(exc)}") from None
 
     @property
+    def version(self) -> str:
+        with self._calling("cannot ask the engine its version", EngineError):
+            return str(self.api.version().get("Version") or "unknown")
+
+    @property
     def native(self) -> str:
         with self._calling("cannot ask the engine its version", EngineError):
             version = self.api.version()

@@ -1,0 +1,273 @@
+"""Signatures and provenance, checked by independent readings of each format:
+the Simple Signing payload against the cosign specification's field list, the
+ECDSA signature with `cryptography` against the payload bytes, the DSSE
+envelope's pre-authentication encoding computed by hand, the referrers
+fallback index read back as plain OCI JSON."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from conftest import BASE
+from fakes import FakeRegistry
+from javabase.cli.common import signing
+from javabase.errors import RegistryError, UsageError
+from javabase.manifest.model import Manifest
+from javabase.publish import referrers
+from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
+from javabase.release import slsa, verify
+from javabase.release.signing import (
+    IN_TOTO_TYPE,
+    SIMPLE_SIGNING_TYPE,
+    check_payload,
+    key_id,
+    load_public_key,
+    load_signer,
+    open_envelope,
+    simple_signing_payload,
+)
+from javabase.settings import Environment
+
+DIGEST = "sha256:" + "ab" * 32
+OTHER = "sha256:" + "cd" * 32
+
+
+def pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, password: bytes | None = None) -> bytes:
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+@pytest.fixture(scope="module")
+def key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def test_the_simple_signing_payload_has_cosigns_fields_and_the_signature_verifies_over_its_bytes(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    signer = load_signer(pem(key), None, "test key")
+    payload = simple_signing_payload("r:5000/base/jre25", DIGEST)
+    body = json.loads(payload)
+    # SIGNATURE_SPEC.md: critical.identity.docker-reference, critical.image.docker-manifest-digest,
+    # critical.type "cosign container image signature", optional (may be null)
+    assert body == {"critical": {"identity": {"docker-reference": "r:5000/base/jre25"},
+                                 "image": {"docker-manifest-digest": DIGEST},
+                                 "type": "cosign container image signature"},
+                    "optional": None}
+    signature = signer.sign(payload)
+    key.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))  # raises when it does not hold
+    encoded = base64.b64encode(signature).decode()
+    assert check_payload(payload, encoded, key.public_key(), DIGEST) is None
+    assert check_payload(payload, encoded, key.public_key(), OTHER) == f"it signs {DIGEST}, not {OTHER}"
+    tampered = payload.replace(b"jre25", b"jre26")
+    assert check_payload(tampered, encoded, key.public_key(), DIGEST) == "its signature does not verify with the key"
+    stranger = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert check_payload(payload, encoded, stranger, DIGEST) == "its signature does not verify with the key"
+    assert check_payload(payload, "not base64!", key.public_key(), DIGEST) == \
+        "its signature does not verify with the key"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding, from the protocol's text."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def test_the_provenance_envelope_is_dsse_signed_over_the_pae_with_cosigns_key_id(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    signer = load_signer(pem(key), None, "test key")
+    facts = slsa.BuildFacts(
+        repository="r:5000/base/jre25", manifest_digest=DIGEST, image="jre25", entry="images.yaml:12 (images.jre)",
+        platform="linux/arm64", input_digest=OTHER, input_parts={"dockerfile": "sha256:" + "1" * 64},
+        dependencies=(slsa.Dependency("Dockerfile", "2" * 64, "builds/jre25/Dockerfile"),
+                      slsa.Dependency("OpenJDK.tar.gz", "3" * 64, "https://example.invalid/jre.tar.gz")),
+        revision="git:0123abc", started="2026-11-30T09:00:00Z", finished="2026-11-30T09:01:00Z",
+        builder={"javabase": "1.0", "backend": "docker", "engine": "26.1.5"})
+    envelope = json.loads(signer.envelope(slsa.statement(facts)))
+    assert envelope["payloadType"] == IN_TOTO_TYPE == "application/vnd.in-toto+json"
+    payload = base64.b64decode(envelope["payload"])
+    [signature] = envelope["signatures"]
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert signature["keyid"] == hashlib.sha256(der).hexdigest() == key_id(key.public_key())
+    key.public_key().verify(base64.b64decode(signature["sig"]), pae(IN_TOTO_TYPE, payload),
+                            ec.ECDSA(hashes.SHA256()))
+    stated = json.loads(payload)
+    assert stated["_type"] == "https://in-toto.io/Statement/v1"
+    assert stated["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert stated["subject"] == [{"name": "r:5000/base/jre25", "digest": {"sha256": "ab" * 32}}]
+    definition = stated["predicate"]["buildDefinition"]
+    assert definition["externalParameters"] == {"image": "jre25", "entry": "images.yaml:12 (images.jre)",
+                                                "platform": "linux/arm64", "revision": "git:0123abc"}
+    assert definition["resolvedDependencies"][1] == {"name": "OpenJDK.tar.gz", "digest": {"sha256": "3" * 64},
+                                                     "uri": "https://example.invalid/jre.tar.gz"}
+    assert stated["predicate"]["runDetails"]["builder"]["version"]["engine"] == "26.1.5"
+    assert slsa.subject_digests(stated) == {DIGEST} and slsa.input_digest(stated) == OTHER
+    assert open_envelope(json.dumps(envelope).encode(), key.public_key()) == (stated, None)
+
+
+def test_an_envelope_that_was_changed_or_signed_by_another_key_does_not_open(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    signer = load_signer(pem(key), None, "test key")
+    envelope = json.loads(signer.envelope(b'{"_type": "https://in-toto.io/Statement/v1", "subject": []}'))
+    changed = {**envelope, "payload": base64.b64encode(b'{"_type": "x", "subject": []}').decode()}
+    assert open_envelope(json.dumps(changed).encode(), key.public_key()) == (
+        None, "its signature does not verify with the key")
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    assert open_envelope(json.dumps(envelope).encode(), stranger.public_key()) == (
+        None, "its signature does not verify with the key")
+    retyped = {**envelope, "payloadType": "text/plain"}
+    assert open_envelope(json.dumps(retyped).encode(), key.public_key()) == (
+        None, "its payload type is 'text/plain', not an in-toto Statement")
+    assert open_envelope(b"[]", key.public_key()) == (None, "it is not a DSSE envelope")
+
+
+def test_keys_that_cannot_sign_say_what_to_do_and_never_show_the_key(key: ec.EllipticCurvePrivateKey) -> None:
+    secret = pem(key, b"hunter2-canary")
+    with pytest.raises(UsageError) as caught:
+        load_signer(secret, None, "JAVABASE_SIGNING_KEY")
+    assert str(caught.value) == "JAVABASE_SIGNING_KEY: the key is encrypted; set JAVABASE_SIGNING_KEY_PASSWORD"
+    with pytest.raises(UsageError) as caught:
+        load_signer(secret, "wrong", "JAVABASE_SIGNING_KEY")
+    assert str(caught.value).startswith("JAVABASE_SIGNING_KEY: not a PEM private key, or the password "
+                                        "(JAVABASE_SIGNING_KEY_PASSWORD) is wrong; make one with `openssl")
+    assert load_signer(secret, "hunter2-canary", "x").public.public_numbers() == key.public_key().public_numbers()
+    with pytest.raises(UsageError) as caught:
+        load_signer(pem(rsa.generate_private_key(65537, 2048)), None, "JAVABASE_SIGNING_KEY_FILE k.pem")
+    assert str(caught.value) == ("JAVABASE_SIGNING_KEY_FILE k.pem: javabase signs with ECDSA P-256 (what cosign "
+                                 "uses); this key is another kind")
+    garbage = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWNhbmFyeQ==\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(UsageError) as caught:
+        load_signer(garbage, None, "JAVABASE_SIGNING_KEY")
+    assert "c2VjcmV0" not in str(caught.value) and "canary" not in str(caught.value)
+    assert "c2VjcmV0" not in repr(load_signer(pem(key), None, "x"))
+
+
+def test_a_public_key_that_is_not_p256_is_refused(tmp_path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    public = tmp_path / "cosign.pub"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert key_id(load_public_key(public)) == key_id(key.public_key())
+    public.write_bytes(ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(UsageError, match=f"^{public}: not an ECDSA P-256 public key$"):
+        load_public_key(public)
+    public.write_text("hello")
+    with pytest.raises(UsageError, match=rf"^{public}: not a PEM public key \(`cosign public-key"):
+        load_public_key(public)
+    with pytest.raises(UsageError, match=rf"^{tmp_path}/missing.pub: cannot read the public key \(No such file"):
+        load_public_key(tmp_path / "missing.pub")
+
+
+def subject_in(registry: FakeRegistry) -> referrers.Descriptor:
+    body = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": {}, "layers": []}).encode()
+    digest = registry.put_manifest("base/jre25", "25", body, MANIFEST_TYPE)
+    return referrers.Descriptor(digest, len(body), MANIFEST_TYPE)
+
+
+def test_without_the_referrers_api_the_fallback_index_lists_each_artifact_once() -> None:
+    registry = FakeRegistry()
+    subject = subject_in(registry)
+    sbom = referrers.Artifact("sbom", "application/spdx+json", (referrers.Layer("application/spdx+json", b"{}"),))
+    first = referrers.attach(registry, "base/jre25", sbom, subject)
+    again = referrers.attach(registry, "base/jre25", sbom, subject)
+    assert first == again == referrers.Attached(first.digest)
+    index = json.loads(registry.held[f"base/jre25:{referrers.fallback_tag(subject.digest)}"].body)
+    assert index["mediaType"] == INDEX_TYPE
+    assert [(m["digest"], m["artifactType"], m["mediaType"]) for m in index["manifests"]] == [
+        (first.digest, "application/spdx+json", MANIFEST_TYPE)]
+    artifact = json.loads(registry.held[f"base/jre25:{first.digest}"].body)
+    assert artifact["subject"] == {"mediaType": MANIFEST_TYPE, "digest": subject.digest, "size": subject.size}
+    assert artifact["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert referrers.referrers(registry, "base/jre25", subject.digest) == index["manifests"]
+
+
+def test_a_fallback_tag_that_cannot_be_written_keeps_the_artifact_and_says_so_in_one_line() -> None:
+    registry = FakeRegistry()
+    subject = subject_in(registry)
+    real_put = registry.put_manifest
+
+    def immutable(name: str, reference: str, body: bytes, media_type: str) -> str:
+        if not reference.startswith("sha256:"):
+            raise RegistryError(f"registry r:5000: the repository {name} has immutable tags: {reference} already "
+                                "exists there and cannot be overwritten")
+        return real_put(name, reference, body, media_type)
+
+    registry.put_manifest = immutable  # type: ignore[method-assign]
+    sbom = referrers.Artifact("sbom", "application/spdx+json", (referrers.Layer("application/spdx+json", b"{}"),))
+    attached = referrers.attach(registry, "base/jre25", sbom, subject)
+    tag = referrers.fallback_tag(subject.digest)
+    assert attached.note == (f"sbom pushed as {attached.digest[:19]}, but the referrers list (tag {tag}) was not "
+                             f"updated: registry r:5000: the repository base/jre25 has immutable tags: {tag} already "
+                             "exists there and cannot be overwritten")
+    assert f"base/jre25:{attached.digest}" in registry.held  # the artifact itself is published
+
+
+def test_a_fallback_tag_that_holds_something_else_is_not_overwritten() -> None:
+    registry = FakeRegistry()
+    subject = subject_in(registry)
+    registry.put_manifest("base/jre25", referrers.fallback_tag(subject.digest), b'{"mediaType": "x"}', "x")
+    sbom = referrers.Artifact("sbom", "application/spdx+json", (referrers.Layer("application/spdx+json", b"{}"),))
+    attached = referrers.attach(registry, "base/jre25", sbom, subject)
+    assert attached.note.endswith(f"base/jre25:{referrers.fallback_tag(subject.digest)} holds something that is not "
+                                  "a referrers index; leave that tag to the referrers list")
+
+
+def test_cosigns_signature_tag_keeps_the_signatures_already_there(key: ec.EllipticCurvePrivateKey) -> None:
+    registry = FakeRegistry()
+    subject = subject_in(registry)
+    payload = simple_signing_payload("r:5000/base/jre25", subject.digest)
+
+    def layer(signature: bytes) -> referrers.Layer:
+        return referrers.Layer(SIMPLE_SIGNING_TYPE, payload,
+                               {"dev.cosignproject.cosign/signature": base64.b64encode(signature).decode()})
+
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    referrers.add_to_cosign_tag(registry, "base/jre25", subject.digest, "sig",
+                                layer(stranger.sign(payload, ec.ECDSA(hashes.SHA256()))))
+    assert not verify.check_signature(registry, "base/jre25", subject.digest, key.public_key()).ok
+    ours = layer(key.sign(payload, ec.ECDSA(hashes.SHA256())))
+    referrers.add_to_cosign_tag(registry, "base/jre25", subject.digest, "sig", ours)
+    referrers.add_to_cosign_tag(registry, "base/jre25", subject.digest, "sig", ours)
+    held = json.loads(registry.held[f"base/jre25:{referrers.cosign_tag(subject.digest, 'sig')}"].body)
+    assert [d["mediaType"] for d in held["layers"]] == [SIMPLE_SIGNING_TYPE, SIMPLE_SIGNING_TYPE]
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(base64.b64decode(held["layers"][0]["annotations"]
+                                                 ["dev.cosignproject.cosign/signature"]),
+                                payload, ec.ECDSA(hashes.SHA256()))
+    assert verify.check_signature(registry, "base/jre25", subject.digest, key.public_key()) == verify.Check(
+        "signature", True, f"cosign signature of {subject.digest[:19]} verifies with the key")
+
+
+def test_a_manifest_with_a_public_key_signs_every_push_with_its_other_half_only(
+        valid: Callable[[str], Manifest], key: ec.EllipticCurvePrivateKey, tmp_path: Path) -> None:
+    public = tmp_path / "cosign.pub"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    manifest = replace(valid(BASE), signing_key=public)
+    assert signing(manifest, Environment(), sign=False, push=False)[0] is None  # a build without --push signs nothing
+    with pytest.raises(UsageError, match=r"^signing needs the team's private key: set JAVABASE_SIGNING_KEY"):
+        signing(manifest, Environment(), sign=False, push=True)
+    signer, trust = signing(manifest, Environment(signing_key=pem(key).decode()), sign=False, push=True)
+    assert signer is not None and trust is not None and key_id(signer.public) == key_id(trust)
+    other = pem(ec.generate_private_key(ec.SECP256R1())).decode()
+    with pytest.raises(UsageError) as caught:
+        signing(manifest, Environment(signing_key=other), sign=False, push=True)
+    assert str(caught.value) == (f"the signing key (JAVABASE_SIGNING_KEY...) is not the one {manifest.shown}'s "
+                                 f"signing.public_key names ({key_id(key.public_key())[:16]}); use that key's "
+                                 "private half")
+    assert other.splitlines()[1] not in str(caught.value)
+    key_file = tmp_path / "cosign.key"
+    key_file.write_bytes(pem(key))
+    assert signing(valid(BASE), Environment(signing_key_file=str(key_file)), sign=True, push=True)[0] is not None
+    with pytest.raises(UsageError, match=f"^JAVABASE_SIGNING_KEY_FILE {tmp_path}/gone.key: cannot read it "):
+        signing(valid(BASE), Environment(signing_key_file=str(tmp_path / "gone.key")), sign=True, push=True)
