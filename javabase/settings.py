@@ -37,6 +37,7 @@ class Environment:
     docker_config: Path = Path(".docker/config.json")  # $DOCKER_CONFIG/config.json, else ~/.docker/config.json
     docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, seconds
+    proxies: Mapping[str, str] = field(default_factory=dict)  # http_proxy, https_proxy, no_proxy (either case)
     process: Mapping[str, str] = field(default_factory=dict, repr=False)  # the whole of it, for child processes
 
     @classmethod
@@ -62,6 +63,7 @@ class Environment:
                            else home / ".docker" / "config.json"),
             docker_host=env.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
             source_date_epoch=int(epoch) if epoch.isdigit() else None,
+            proxies=_proxies(env),
             process=env,
         )
 
@@ -76,6 +78,16 @@ class Environment:
         except ValueError:
             raise UsageError(f"JAVABASE_CACHE_MAX={value!r} is not a size (bytes, or a number with k, m, g or "
                              "t)") from None
+
+
+def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """{"http": URL, "https": URL, "no": "host,host"} from the usual variables, lower case first (as curl)."""
+    out = {}
+    for scheme in ("http", "https", "no"):
+        value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
+        if value:
+            out[scheme] = value
+    return out
 
 
 @dataclass(frozen=True)
