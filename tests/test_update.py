@@ -292,3 +292,17 @@ def test_without_gpgv_the_signature_cannot_be_checked_and_says_so(tmp_path: Path
     assert str(caught.value) == ("gpgv is not installed, so jdk-17.0.11+9 x64 (f.tar.gz) cannot be checked against "
                                  "keys/k.gpg; install Debian's gpgv (apt-get install gpgv) and run again; nothing was "
                                  "changed")
+
+
+def test_a_signing_key_that_cannot_be_read_fails_before_any_request(write_manifest: Callable[[str], Path]) -> None:
+    import io
+
+    from javabase.cli import common
+    from javabase.cli import update as updating
+
+    path = write_manifest(SIGNED.format(key="keys/missing.asc", source="adoptium", sha="a" * 64))
+    err = io.StringIO()
+    flags = updating.Flags(api="http://127.0.0.1:9", eol_api="off")  # a request would be exit 15
+    assert common.run(lambda: updating.update(str(path), flags, out=io.StringIO()), err=err) == 4
+    assert err.getvalue() == ("error: cannot read the signing key keys/missing.asc: No such file or directory; fix "
+                              "update.adoptium.signing_key in the manifest\n")

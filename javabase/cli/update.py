@@ -128,6 +128,8 @@ def _start(manifest_path: str | None, flags: Flags) -> _Run:
         return memo[reference]
 
     config = upd.config(doc, manifest.directory, flags.api)
+    if config.key is not None:
+        config.key.packets()  # a key that cannot be read fails now, before any request
     return _Run(path, manifest, text, doc, env, config, webapi.opener(env.proxies), resolve)
 
 

@@ -28,6 +28,15 @@ class SigningKey:
     shown: str  # as the manifest names it
     fingerprint: str  # 40 upper-case hex digits
 
+    def packets(self) -> bytes:
+        """The key as OpenPGP packets. Raises ArtifactError when it cannot be read or is not a key."""
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"cannot read the signing key {self.shown}: {exc.strerror or exc}; fix "
+                                "update.adoptium.signing_key in the manifest") from None
+        return dearmor(data, self.shown)
+
     @property
     def spaced(self) -> str:
         """3B04 D753 ... F04B, as OpenPGP tools print it."""
@@ -64,7 +73,7 @@ def verify(data: Path, signature: bytes, key: SigningKey, what: str,
            environ: Mapping[str, str] | None = None) -> None:
     """Check that `signature` is a good detached signature of the file `data` by
     `key`. Raises ArtifactError, naming `what`, when it is not, or when gpgv is missing."""
-    packets = dearmor(_read(key), key.shown)
+    packets = key.packets()
     with tempfile.TemporaryDirectory(prefix="javabase-gpgv-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir(mode=0o700)
@@ -79,14 +88,6 @@ def verify(data: Path, signature: bytes, key: SigningKey, what: str,
             raise ArtifactError(f"gpgv is not installed, so {what} cannot be checked against {key.shown}; install "
                                 "Debian's gpgv (apt-get install gpgv) and run again; nothing was changed") from None
     _judge(done.returncode, done.stdout, key, what)
-
-
-def _read(key: SigningKey) -> bytes:
-    try:
-        return key.path.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"cannot read the signing key {key.shown}: {exc.strerror or exc}; fix "
-                            "update.adoptium.signing_key in the manifest") from None
 
 
 def _judge(code: int, status: str, key: SigningKey, what: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..errors import LockError, ManifestError, UpstreamError, UsageError
+from ..errors import LockError, ManifestError, RegistryError, UpstreamError, UsageError
 from ..manifest import eol
 from ..manifest import references as refs
 from ..manifest.expand import derive_major
@@ -233,7 +233,8 @@ def bases(manifest: Manifest, doc: Located, chosen: set[str]) -> list[Base]:
 
 def moved(found: Sequence[Base], resolve: Callable[[str], str], lock: Mapping[str, Any] | None) -> list[Moved]:
     """Bases whose tag now resolves to another digest than the manifest pins (or,
-    unpinned, than the lock records). resolve(NAME:TAG) -> digest; raises RegistryError."""
+    unpinned, than the lock records). resolve(NAME:TAG) -> digest. Raises
+    RegistryError when the registry cannot be read or no longer has the tag."""
     out = []
     locked = (lock or {}).get("images", {})
     for base in found:
@@ -246,7 +247,7 @@ def moved(found: Sequence[Base], resolve: Callable[[str], str], lock: Mapping[st
         try:
             new = resolve(base.tagged)
         except LockError as exc:
-            raise UsageError(f"{base.entry}: cannot follow {base.tagged}: {exc}") from None
+            raise RegistryError(f"{base.entry}: cannot follow {base.tagged}: {exc}; nothing was changed") from None
         if new != old:
             out.append(Moved(base, old, new))
     return out
