@@ -94,7 +94,7 @@ def update(manifest_path: str | None, flags: Flags, out: TextIO = sys.stdout, to
               file=out)
         return 0
     homes = _fetch_all(run, bumps, out) if not flags.dry_run else {}
-    for line in [m.line() for m in moves] + ([b.line() for b in bumps] if flags.dry_run else []):
+    for line in ([b.line() for b in bumps] if flags.dry_run else []) + [m.line() for m in moves]:
         print(line, file=out)
     edits = [e for b in bumps for e in b.edits(homes.get(b.item.image))] + [e for m in moves for e in m.edits()]
     files = _outcome(run, yamledit.apply(run.text, edits))

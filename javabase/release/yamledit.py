@@ -14,13 +14,19 @@ from typing import Any
 
 import yaml
 
-from ..errors import JavabaseError
+from ..errors import Exit, JavabaseError
 from ..manifest.yamlsource import Path_, format_key
 
 
 class EditError(JavabaseError):
     """A scalar cannot be edited in place (not there, not a scalar, behind a YAML alias).
-    Raised before anything is written; the caller says which command gave up."""
+    Raised before anything is written."""
+
+    exit_code = Exit.MANIFEST
+
+
+class EditBug(JavabaseError):
+    """The edited text does not read back as the edits say: a bug, nothing is written."""
 
 
 @dataclass(frozen=True)
@@ -110,5 +116,5 @@ def _check(before: str, after: str, edits: Sequence[Edit]) -> None:
             target = target[part]
         target[edit.path[-1]] = edit.value
     if yaml.safe_load(after) != expected:
-        raise EditError("editing the manifest in place changed more than the values asked for; nothing was "
+        raise EditBug("editing the manifest in place changed more than the values asked for; nothing was "
                         "changed (please report this with the manifest)")
