@@ -306,3 +306,25 @@ def test_a_signing_key_that_cannot_be_read_fails_before_any_request(write_manife
     assert common.run(lambda: updating.update(str(path), flags, out=io.StringIO()), err=err) == 4
     assert err.getvalue() == ("error: cannot read the signing key keys/missing.asc: No such file or directory; fix "
                               "update.adoptium.signing_key in the manifest\n")
+
+
+def test_a_registry_that_cannot_be_reached_is_one_line_and_nothing_changes(
+        write_manifest: Callable[[str], Path]) -> None:
+    import io
+    import socket
+
+    from javabase.cli import common
+    from javabase.cli import update as updating
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = (f"schema: 1\nregistry: repo.abc.com\nimages:\n  app:\n"
+            f"    from: 127.0.0.1:{port}/library/alpine:3.22@sha256:{'a' * 64}\n    template: layer\n    tags: ['1']\n")
+    path = write_manifest(text)
+    err = io.StringIO()
+    flags = updating.Flags(api="http://127.0.0.1:9", eol_api="off")
+    assert common.run(lambda: updating.update(str(path), flags, out=io.StringIO()), err=err) == 6
+    assert err.getvalue() == (f"error: cannot reach the registry 127.0.0.1:{port} ([Errno 111] Connection refused); "
+                              "is it running? `scripts/services.sh start` starts one on 127.0.0.1:5000\n")
+    assert path.read_text() == text and not (path.parent / "images.lock.json").exists()
