@@ -26,6 +26,8 @@ class Exit(IntEnum):
     CANNOT_WRITE = 11
     NOT_UP_TO_DATE = 12
     ARCHIVE = 13
+    BEHIND = 14
+    UPSTREAM = 15
     UNVERIFIED = 16
     INTERNAL = 70
     INTERRUPTED = 130
@@ -36,7 +38,7 @@ EXIT_CODES: dict[Exit, str] = {
     Exit.MANIFEST: "the manifest is invalid (every problem is listed, with file:line and key)",
     Exit.DRIFT: "a generated file (`builds/` with `render --check`, a pipeline with `ci --check`) differs from what "
                 "the manifest generates",
-    Exit.ARTIFACT: "an artifact could not be downloaded or read, or its sha256 does not match",
+    Exit.ARTIFACT: "an artifact could not be downloaded or read, or its sha256 or signature does not match",
     Exit.ENGINE: "the Docker engine cannot be reached, stopped answering, or refused a request",
     Exit.REGISTRY: "the registry cannot be reached or read, refused the credentials, or holds an immutable tag",
     Exit.IMAGE_FAILED: "an image failed to build or push, or what landed is not what was built "
@@ -51,6 +53,10 @@ EXIT_CODES: dict[Exit, str] = {
                          "before this one left work undone)",
     Exit.ARCHIVE: "an archive given to `load` is damaged, truncated or not one `invoke save` wrote; nothing was "
                   "loaded or tagged",
+    Exit.BEHIND: "`update --check`: a JRE or a base is behind its publisher (each is listed); `invoke update` "
+                 "brings it up to date",
+    Exit.UPSTREAM: "a publisher's API (`update`: Adoptium's) cannot be reached or answered something that is not "
+                   "its format; nothing was changed",
     Exit.UNVERIFIED: "`verify`: an image's signature, provenance or SBOM is missing, does not verify with the key, "
                      "or its provenance records other inputs than the manifest gives",
     Exit.INTERNAL: "a bug in javabase: run again with `--debug` and report the traceback",
@@ -168,6 +174,25 @@ class ArchiveError(JavabaseError):
     """An archive to load is damaged, truncated or not javabase's."""
 
     exit_code = Exit.ARCHIVE
+
+
+class Behind(JavabaseError):
+    """`update --check`: something is behind its publisher; one line per item."""
+
+    exit_code = Exit.BEHIND
+
+    def __init__(self, items: list[str]) -> None:
+        self.items = items
+        super().__init__("\n".join(items))
+
+    def lines(self) -> list[str]:
+        return [*self.items, f"{len(self.items)} item(s) behind; run `invoke update` and commit the result"]
+
+
+class UpstreamError(JavabaseError):
+    """A publisher's API (Adoptium's) cannot be reached or answered garbage."""
+
+    exit_code = Exit.UPSTREAM
 
 
 class RenderError(JavabaseError):

@@ -41,6 +41,7 @@ class Environment:
     signing_key: str | None = field(default=None, repr=False)  # JAVABASE_SIGNING_KEY: a PEM private key (CI secret)
     signing_key_file: str | None = None  # JAVABASE_SIGNING_KEY_FILE: where one is
     signing_key_password: str | None = field(default=None, repr=False)  # JAVABASE_SIGNING_KEY_PASSWORD
+    proxies: Mapping[str, str] = field(default_factory=dict)  # http_proxy, https_proxy, no_proxy (either case)
     process: Mapping[str, str] = field(default_factory=dict, repr=False)  # the whole of it, for child processes
 
     @classmethod
@@ -71,6 +72,7 @@ class Environment:
             signing_key=env.get("JAVABASE_SIGNING_KEY") or None,
             signing_key_file=env.get("JAVABASE_SIGNING_KEY_FILE") or None,
             signing_key_password=env.get("JAVABASE_SIGNING_KEY_PASSWORD") or None,
+            proxies=_proxies(env),
             process=env,
         )
 
@@ -85,6 +87,16 @@ class Environment:
         except ValueError:
             raise UsageError(f"JAVABASE_CACHE_MAX={value!r} is not a size (bytes, or a number with k, m, g or "
                              "t)") from None
+
+
+def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """{"http": URL, "https": URL, "no": "host,host"} from the usual variables, lower case first (as curl)."""
+    out = {}
+    for scheme in ("http", "https", "no"):
+        value = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
+        if value:
+            out[scheme] = value
+    return out
 
 
 @dataclass(frozen=True)

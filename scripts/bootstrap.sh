@@ -12,6 +12,12 @@ fi
 if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
+# `invoke update` checks Temurin's detached signatures with gpgv (Debian's gpgv:
+# apt depends on it, so a Debian machine nearly always has it already).
+if ! command -v gpgv >/dev/null && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gpgv \
+        >/dev/null; } || echo "bootstrap: could not install gpgv; \`invoke update\` cannot check signatures" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
     "$PYTHON" -m venv .venv

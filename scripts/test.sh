@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
 # javac compiles the Java program an end-to-end test runs in a JRE image;
-# docker-compose is what the benchmark compares the cold build + push with.
+# docker-compose is what the benchmark compares the cold build + push with;
+# gpg (with its agent) makes the OpenPGP keys that `invoke update`'s tests sign with.
 need=()
 command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v gpg >/dev/null || need+=(gpg)
+command -v gpg-agent >/dev/null || need+=(gpg-agent)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -37,8 +40,10 @@ echo "== drift check and hadolint"
 .venv/bin/invoke lock --check
 .venv/bin/invoke ci --check --format github --output ci/github-workflow.yml
 .venv/bin/invoke ci --check --format gitlab --output ci/gitlab-ci.yml
-.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows ci/github-workflow.yml
-.venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci ci/gitlab-ci.yml
+.venv/bin/invoke ci --check --format github --job update --output ci/github-update.yml
+.venv/bin/invoke ci --check --format gitlab --job update --output ci/gitlab-update.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows ci/github-workflow.yml ci/github-update.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.gitlab-ci ci/gitlab-ci.yml ci/gitlab-update.yml
 for dockerfile in builds/*/Dockerfile tests/data/golden/builds/*/Dockerfile; do
     .venv/bin/hadolint --config .hadolint.yaml "$dockerfile"
 done

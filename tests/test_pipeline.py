@@ -100,3 +100,38 @@ def test_the_readme_shows_the_committed_workflow() -> None:
                       readme, re.DOTALL)
     assert shown is not None
     assert shown.group(1) == (PROJECT_ROOT / "ci" / "github-workflow.yml").read_text()
+
+
+@pytest.mark.parametrize(("fmt", "schema"), [("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")])
+@pytest.mark.parametrize("job", ["update", "update-check"])
+def test_the_scheduled_update_job_validates_against_the_public_schema(fmt: str, schema: str, job: str,
+                                                                      tmp_path: Path) -> None:
+    out = tmp_path / "scheduled.yml"
+    assert common.run(lambda: define.ci(str(PROJECT_ROOT / "images.yaml"), fmt, output=str(out), job=job,
+                                        cron="0 3 * * 1-5", out=io.StringIO())) == 0
+    result = subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(out)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = yaml.safe_load(out.read_text())
+    check = " --check" if job == "update-check" else ""
+    if fmt == "github":
+        assert document["on"] == {"schedule": [{"cron": "0 3 * * 1-5"}], "workflow_dispatch": {}}
+        steps = document["jobs"][job]["steps"]
+        assert steps[2] == {"run": f".venv/bin/invoke update{check} --manifest {PROJECT_ROOT / 'images.yaml'}"}
+        assert len(steps) == (4 if job == "update" else 3)
+        assert document["permissions"]["contents"] == ("write" if job == "update" else "read")
+    else:
+        body = document[f"javabase-{job}"]
+        assert body["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+        assert body["script"][1] == f".venv/bin/invoke update{check} --manifest {PROJECT_ROOT / 'images.yaml'}"
+        assert ("merge_request.create" in body["script"][-1]) == (job == "update")
+
+
+def test_an_unknown_job_or_a_cron_that_is_not_one_is_exit_9() -> None:
+    for job, cron, message in (("nightly", "0 3 * * *", "--job 'nightly' is not one of: build, update, update-check"),
+                               ("update", "daily", "--cron 'daily' is not a cron expression of five fields (minute "
+                                                   "hour day month weekday)")):
+        err = io.StringIO()
+        code = common.run(lambda job=job, cron=cron: define.ci(str(PROJECT_ROOT / "images.yaml"), job=job, cron=cron,
+                                                               out=io.StringIO()), err=err)
+        assert (code, err.getvalue()) == (9, f"error: {message}\n")

@@ -146,16 +146,22 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
 
 
 def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", output: str | None = None,
-       check: bool = False, out: TextIO = sys.stdout) -> int:
-    """Write the CI pipeline for the manifest (or with check raise PipelineDrift
-    when the committed one differs)."""
+       check: bool = False, out: TextIO = sys.stdout, job: str = "build", cron: str = pipeline.DEFAULT_CRON) -> int:
+    """Write the CI pipeline for the manifest, or the scheduled update job (job
+    update or update-check), or with check raise PipelineDrift when the committed
+    one differs."""
     if fmt not in pipeline.FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of: {', '.join(pipeline.FORMATS)}")
     if per not in pipeline.PER:
         raise UsageError(f"--per {per!r} is not one of: {', '.join(pipeline.PER)}")
+    if job not in pipeline.JOBS:
+        raise UsageError(f"--job {job!r} is not one of: {', '.join(pipeline.JOBS)}")
+    if not pipeline.CRON_RE.match(cron):
+        raise UsageError(f"--cron {cron!r} is not a cron expression of five fields (minute hour day month weekday)")
     manifest = load_locked(manifest_path)
     the_plan = order.make_plan(manifest, (), False, manifest.registry)
-    text = pipeline.render(the_plan, fmt, per, manifest_path or DEFAULT_MANIFEST)
+    text = (pipeline.render(the_plan, fmt, per, manifest_path or DEFAULT_MANIFEST) if job == "build"
+            else pipeline.scheduled(the_plan, fmt, job, manifest_path or DEFAULT_MANIFEST, cron))
     if check:
         if not output:
             raise UsageError("ci --check needs --output FILE (the committed pipeline)")
@@ -168,7 +174,8 @@ def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", outpu
         return 0
     if output:
         write_atomically(Path(output), text, "the pipeline")
-        print(f"{output}: written ({len(the_plan.order)} images, {fmt}, one job per {per})", file=out)
+        what = f"one job per {per}" if job == "build" else f"scheduled {job} job, cron '{cron}'"
+        print(f"{output}: written ({len(the_plan.order)} images, {fmt}, {what})", file=out)
     else:
         out.write(text)
     return 0

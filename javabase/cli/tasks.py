@@ -2,8 +2,8 @@
 the command's code. The same collection is this repository's tasks.py and the
 installed `javabase` program (javabase.cli.program).
 
-    validate | render [--check] | lock | plan | build | build-all | push | ci | save | load | prune
-    | inspect | doctor
+    validate | render [--check] | lock | plan | build | build-all | push | ci | update | save | load
+    | prune | inspect | doctor
 Every task takes --manifest PATH (default images.yaml here or above) and --debug."""
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from ..plan import pipeline
+from ..release.update import EOL_API
 from . import define, release, ship
 from . import registry as registry_cmds
+from . import update as updating
 from .common import run
 
 
@@ -130,13 +133,43 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
 @task(help={"manifest": "manifest to read (default: images.yaml)",
             "format": "github (a GitHub Actions workflow) or gitlab (.gitlab-ci.yml)",
             "per": "image (one job per image, needing its parent's job) or wave (one job per wave)",
+            "job": "build (the pipeline that builds and pushes), update (a scheduled job: `invoke update`, then a "
+                   "merge request with the diff) or update-check (a scheduled job that fails while anything is "
+                   "behind)",
+            "cron": "when the scheduled job runs, as a cron expression in UTC (default '17 5 * * *')",
             "output": "write the pipeline to this file (default: print it)",
             "check": "do not write; fail if --output differs from what would be written",
             "debug": "show tracebacks"})
-def ci(c: Context, manifest: str | None = None, format: str = "github", per: str = "image",
-       output: str | None = None, check: bool = False, debug: bool = False) -> None:
-    """Generate the CI pipeline that builds and pushes the images, fanned out over the CI's runners."""
-    _exit(run(lambda: define.ci(manifest, format, per, output, check), debug))
+def ci(c: Context, manifest: str | None = None, format: str = "github", per: str = "image", job: str = "build",
+       cron: str = pipeline.DEFAULT_CRON, output: str | None = None, check: bool = False,
+       debug: bool = False) -> None:
+    """Generate the CI pipeline that builds and pushes the images, or the scheduled job that keeps them current."""
+    _exit(run(lambda: define.ci(manifest, format, per, output, check, job=job, cron=cron), debug))
+
+
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "update only this image's JRE item and base (repeatable; default: every image)",
+    "major": "update only the JRE items of this major version (e.g. 17); bases are left alone",
+    "dry-run": "print the diff update would make (manifest, lock, builds/) and write nothing",
+    "check": "write nothing; fail (exit 14) listing every JRE and base that is behind (a scheduled CI job)",
+    "api": "the Adoptium API, or a company mirror of it (default: the manifest's update.adoptium.api, then "
+           "https://api.adoptium.net)",
+    "eol-api": "where the end-of-life table is refreshed from (endoflife.date's API; default "
+               "https://endoflife.date; 'off' to use the table as it is)",
+    "debug": "show tracebacks",
+})
+def update(c: Context, manifest: str | None = None, image: list[str] | None = None, major: int = 0,
+           dry_run: bool = False, check: bool = False, api: str | None = None, eol_api: str = EOL_API,
+           debug: bool = False) -> None:
+    """Bump Temurin JREs and moved base digests from their publishers (verified), then lock and render.
+
+    Per Temurin item: URL and sha256 per platform, version, home and the tags derived from them; each new
+    tarball is downloaded once, checked against the API's sha256 and (with a key) its signature before
+    anything is written. Bases past their end of life are reported with what replaces them."""
+    flags = updating.Flags(images=image or [], major=major or None, dry_run=dry_run, check=check, api=api,
+                           eol_api=eol_api)
+    _exit(run(lambda: updating.update(manifest, flags), debug))
 
 
 @task(iterable=["image"], help={
@@ -199,5 +232,5 @@ def doctor(c: Context, manifest: str | None = None, registry: str | None = None,
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 
-namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, save, load, prune, inspect, verify,
-                       doctor)
+namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, update, save, load, prune, inspect,
+                       verify, doctor)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -36,15 +37,19 @@ def table(path: Path = TABLE) -> dict[str, Any]:
     return loaded
 
 
-def releases(path: Path = TABLE) -> list[Release]:
+Table = Path | Mapping[str, Any]  # the file, or a table as stored, already read (a refreshed one)
+
+
+def releases(path: Table = TABLE) -> list[Release]:
     out = []
-    for distribution, rows in table(path)["distributions"].items():
+    stored = table(path) if isinstance(path, Path) else path
+    for distribution, rows in stored["distributions"].items():
         out += [Release(distribution, str(row["release"]), date.fromisoformat(row["eol"]), row.get("codename"))
                 for row in rows]
     return out
 
 
-def release_of(reference: str, path: Path = TABLE) -> Release | None:
+def release_of(reference: str, path: Table = TABLE) -> Release | None:
     """The distribution release an outside reference names (alpine:3.20.10@sha256:...
     -> alpine 3.20; debian:bookworm-slim -> debian 12), or None when it names none
     the table knows."""
@@ -60,7 +65,7 @@ def release_of(reference: str, path: Path = TABLE) -> Release | None:
     return None
 
 
-def past_end_of_life(reference: str, today: date, path: Path = TABLE) -> tuple[Release, Release | None] | None:
+def past_end_of_life(reference: str, today: date, path: Table = TABLE) -> tuple[Release, Release | None] | None:
     """(the release, the oldest supported release of the same distribution that
     replaces it) when `reference` names a release whose support ended before
     `today`; else None."""

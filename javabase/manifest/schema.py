@@ -75,6 +75,13 @@ def _message(error: ValidationError, schema_part: dict[str, Any], instance: Any)
         return "must not be empty"
     if error.validator == "const":
         return f"must be {error.validator_value!r}"
+    if error.validator == "enum" and isinstance(error.validator_value, list):
+        return f"{instance!r} is not one of: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "dependentRequired" and isinstance(instance, dict) and isinstance(error.validator_value,
+                                                                                           dict):
+        pairs = [(key, dep) for key, deps in error.validator_value.items() if key in instance
+                 for dep in deps if dep not in instance]
+        return "; ".join(f"'{key}' needs '{dep}' too" for key, dep in pairs) or error.message
     return error.message
 
 
