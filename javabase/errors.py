@@ -49,8 +49,8 @@ EXIT_CODES: dict[Exit, str] = {
                 "registry, or an image to push or save that is not built with the current inputs",
     Exit.TEMPLATE: "a template failed to render (syntax error, undefined variable, missing template)",
     Exit.CANNOT_WRITE: "a file or directory javabase must write cannot be written (permissions, full disk)",
-    Exit.NOT_UP_TO_DATE: "`--expect-up-to-date`: an image had to be built or a tag pushed (the pipeline's jobs "
-                         "before this one left work undone)",
+    Exit.NOT_UP_TO_DATE: "`--expect-up-to-date`: an image had to be built or a tag pushed; `publish`: a "
+                         "platform is not in the registry (the pipeline's jobs before this one left work undone)",
     Exit.ARCHIVE: "an archive given to `load` is damaged, truncated or not one `invoke save` wrote; nothing was "
                   "loaded or tagged",
     Exit.BEHIND: "`update --check`: a JRE or a base is behind its publisher (each is listed); `invoke update` "

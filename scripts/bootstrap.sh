@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Install javabase and its tools into .venv/ at the repository root.
 # Idempotent: a second run only checks that everything is there.
+# --runtime: javabase and what it runs only, not the development tools (CI jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+extras='[dev]'
+if [ "${1:-}" = --runtime ]; then
+    extras=''
+elif [ -n "${1:-}" ]; then
+    echo "usage: scripts/bootstrap.sh [--runtime]" >&2
+    exit 2
+fi
 
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -23,10 +31,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.javabase-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)$extras"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [ "$have" != "$want" ] && [ "$have" != "$want[dev]" ]; then  # a development install has the runtime too
     echo "bootstrap: installing javabase and its tools into .venv" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
     echo "$want" >"$stamp"
 fi

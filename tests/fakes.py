@@ -4,6 +4,7 @@ end to end in tests/e2e."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -50,6 +51,10 @@ class FakeBackend:
     pause: float = 0.0  # seconds each build takes
     bug: set[str] = field(default_factory=set)  # images whose build raises an unexpected exception
     engine_dies: set[str] = field(default_factory=set)  # images whose build loses the engine
+    source: FakeRegistry | None = None  # what pull() pulls from
+    pulled: list[str] = field(default_factory=list)
+    no_emulator: set[str] = field(default_factory=set)  # platforms whose programs this engine cannot run
+    probed: list[str] = field(default_factory=list)
 
     def add_image(self, *contents: bytes, below: tuple[str, ...] = (), labels: dict[str, str] | None = None,
                   platform: str | None = None) -> str:
@@ -66,10 +71,11 @@ class FakeBackend:
         os_name, arch = (platform or self.native).split("/")[:2]
         layers = [self.layer_data[diff_id] for diff_id in below] + layers
         diff_ids = [sha(layer) for layer in layers]
-        config = json.dumps({"architecture": arch, "os": os_name, "config": {"Labels": labels or {}},
-                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-        image_id = sha(config)
         step = f"LABEL {' '.join(f'{k}={v}' for k, v in sorted((labels or {}).items()))}"
+        config = json.dumps({"architecture": arch, "os": os_name, "config": {"Labels": labels or {}},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                             "history": [{"created_by": step}]}).encode()
+        image_id = sha(config)
         with self.lock:
             self.layer_data.update({sha(layer): layer for layer in layers})
             self.saved[image_id] = (config, layers)
@@ -105,6 +111,13 @@ class FakeBackend:
         on_line("built")
         return BuildOutcome(image_id, 1)
 
+    def run_probe(self, platform: str, program: bytes) -> str | None:
+        """An engine without an emulator for the platforms in `no_emulator`."""
+        self.probed.append(platform)
+        if platform in self.no_emulator:
+            return "The command '/probe' returned a non-zero code: 1 (exec format error)"
+        return None
+
     def images(self, label: str) -> list[LocalImage]:
         return [self._tagged(i) for i in self.stored.values() if label in i.labels]
 
@@ -120,7 +133,27 @@ class FakeBackend:
             self.tags[reference] = image_id
 
     def pull(self, reference: str, on_line: LineSink, credential: object = None) -> str:
-        raise NotImplementedError
+        """NAME@DIGEST from `source` (a FakeRegistry): its config and layers, as the engine stores them."""
+        if self.source is None:
+            raise NotImplementedError(f"pull {reference}: this fake has no registry to pull from")
+        repository, _, digest = reference.partition("@")
+        name = repository.split("/", 1)[1]
+        manifest = json.loads(self.source.held[f"{name}:{digest}"].body)
+        config = self.source.data[manifest["config"]["digest"]]
+        layers = [gzip.decompress(self.source.data[layer["digest"]]) for layer in manifest["layers"]]
+        image_id = sha(config)
+        data = json.loads(config)
+        history = data.get("history") or [{}]
+        with self.lock:
+            self.pulled.append(reference)
+            self.layer_data.update({sha(layer): layer for layer in layers})
+            self.saved[image_id] = (config, layers)
+            self.stored[image_id] = LocalImage(image_id, labels=dict(data["config"]["Labels"]),
+                                               layers=tuple(sha(layer) for layer in layers),
+                                               last_step=str(history[-1].get("created_by") or ""),
+                                               platform=f"{data['os']}/{data['architecture']}")
+        on_line(f"pulled {reference}")
+        return image_id
 
     def export(self, image_id: str, dest: Path) -> None:
         config, layers = self.saved[image_id]
@@ -226,7 +259,8 @@ class FakeRegistry:
         history = config.get("history") or [{}]
         return LocalImage(id=config_digest, labels=dict((config.get("config") or {}).get("Labels") or {}),
                           layers=tuple((config.get("rootfs") or {}).get("diff_ids") or []),
-                          last_step=str(history[-1].get("created_by") or ""))
+                          last_step=str(history[-1].get("created_by") or ""),
+                          platform=f"{config.get('os')}/{config.get('architecture')}")
 
     def request(self, method: str, path: str, **_: object) -> tuple[int, dict[str, str], bytes]:
         """Blobs uploaded; the referrers API is not there (Distribution 2.8): 404;

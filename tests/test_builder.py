@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fakes import FakeBackend, FakeRegistry
 from javabase.build.artifacts import ArtifactStore
 from javabase.build.run import Builder, BuildOptions
-from javabase.errors import EngineError, StepError
+from javabase.errors import EngineError, NotUpToDate, StepError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
@@ -45,10 +46,11 @@ images:
 
 
 def builder(manifest: Manifest, backend: FakeBackend, tmp_path: Path, jobs: int = 4,
-            registry: FakeRegistry | None = None, **options: bool) -> Builder:
+            registry: FakeRegistry | None = None, plan_platform: str | None = None, **options: Any) -> Builder:
     settings = Settings(registry="r:5000", jobs=jobs, push_jobs=2, cache_dir=tmp_path / "cache",
                         log_dir=tmp_path / "logs")
-    return Builder(make_plan(manifest), render_all(manifest), backend, ArtifactStore(tmp_path / "cache"), settings,
+    return Builder(make_plan(manifest, platform=plan_platform), render_all(manifest), backend,
+                   ArtifactStore(tmp_path / "cache"), settings,
                    BuildOptions(**options), Provenance(1_700_000_000, "abc123"), Console(io.StringIO()),
                    registry)  # type: ignore[arg-type]
 
@@ -246,3 +248,84 @@ def test_every_platform_and_the_index_are_signed_and_each_platform_attested_once
     again = builder(manifest, run.backend, tmp_path, registry=registry, signer=Signer(key))  # type: ignore[arg-type]
     assert again.run().ok
     assert len(registry.manifests_put) == puts  # nothing signed or attested twice
+
+
+TWO_PLATFORM_TREE = """\
+schema: 1
+registry: r:5000
+namespace: base
+defaults: {platforms: [linux/amd64, linux/arm64]}
+images:
+  root: {from: scratch, template: layer, tags: ["1"]}
+  child: {from: root, template: layer, tags: ["1"]}
+"""
+
+
+def test_a_fresh_runner_finds_every_platform_in_the_registry_and_builds_pulls_and_pushes_nothing(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    manifest = valid(TWO_PLATFORM_TREE)
+    assert builder(manifest, FakeBackend(), tmp_path / "a", registry=registry).run().ok
+    puts = list(registry.manifests_put)
+    fresh = FakeBackend(source=registry)
+    again = builder(manifest, fresh, tmp_path / "b", registry=registry)
+    assert again.run().ok
+    assert set(statuses(again).values()) == {"up-to-date (registry)"}
+    assert fresh.built == [] and fresh.pulled == [] and registry.manifests_put == puts
+
+
+def test_a_platform_missing_from_the_index_is_built_alone_and_the_index_extended(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    amd64_only = valid(TWO_PLATFORM_TREE.replace("[linux/amd64, linux/arm64]", "[linux/amd64]"))
+    assert builder(amd64_only, FakeBackend(), tmp_path / "a", registry=registry).run().ok
+    fresh = FakeBackend(source=registry)
+    run = builder(valid(TWO_PLATFORM_TREE), fresh, tmp_path / "b", registry=registry)
+    assert run.run().ok, run.results
+    assert statuses(run) == {"root@linux/amd64": "pushed", "root@linux/arm64": "pushed",
+                             "child@linux/amd64": "pushed", "child@linux/arm64": "pushed"}
+    assert sorted(k for k, r in run.results.items() if r.changed) == ["child@linux/arm64", "root@linux/arm64"]
+    assert fresh.pulled == []  # the arm64 child's parent was built here
+    index = json.loads(registry.held["base/child:1"].body)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+
+
+def test_per_platform_jobs_push_their_own_tags_and_publish_joins_them(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    manifest = valid(TWO_PLATFORM_TREE)
+    for platform in ("linux/amd64", "linux/arm64"):
+        job = builder(manifest, FakeBackend(source=registry), tmp_path / platform.replace("/", "-"),
+                      registry=registry, plan_platform=platform, platform_tags=True)
+        assert job.run().ok
+        assert statuses(job) == {f"root@{platform}": "pushed", f"child@{platform}": "pushed"}
+    assert sorted(t for t in registry.tags("base/child")) == ["1-linux-amd64", "1-linux-arm64"]  # nothing shared
+    publish = builder(manifest, FakeBackend(), tmp_path / "publish", registry=registry, publish_only=True)
+    assert publish.run().ok
+    index = json.loads(registry.held["base/child:1"].body)
+    assert [m["digest"] for m in index["manifests"]] == [registry.held["base/child:1-linux-amd64"].digest,
+                                                       registry.held["base/child:1-linux-arm64"].digest]
+    fresh = FakeBackend(source=registry)
+    assert builder(manifest, fresh, tmp_path / "fresh", registry=registry).run().ok and fresh.built == []
+    child_only = FakeBackend(source=registry)  # a child built on a fresh runner pulls its parent by digest
+    changed = valid(TWO_PLATFORM_TREE.replace('child: {from: root,', 'child: {from: root, env: {X: "1"},'))
+    run = builder(changed, child_only, tmp_path / "child", registry=registry)
+    assert run.run().ok
+    assert child_only.pulled == [f"r:5000/base/root@{registry.held['base/root:1-linux-amd64'].digest}",
+                                 f"r:5000/base/root@{registry.held['base/root:1-linux-arm64'].digest}"]
+
+
+def test_publish_builds_nothing_and_names_the_platform_whose_job_has_not_run(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    manifest = valid(TWO_PLATFORM_TREE)
+    assert builder(manifest, FakeBackend(), tmp_path / "a", registry=registry, plan_platform="linux/amd64",
+                   platform_tags=True).run().ok
+    backend = FakeBackend()
+    with pytest.raises(NotUpToDate) as caught:
+        builder(manifest, backend, tmp_path / "publish", registry=registry, publish_only=True).run()
+    assert str(caught.value) == (
+        "publish: root@linux/arm64, child@linux/arm64 not in the registry with the manifest's inputs (build: no "
+        "earlier build of this image); `build --image root --platform linux/arm64 --push` must run first; nothing "
+        "was published")
+    assert backend.built == [] and "base/child:1" not in registry.held

@@ -65,13 +65,56 @@ def test_a_manifest_path_with_shell_characters_is_one_word(valid: Callable[[str]
 
 def test_per_wave_jobs_need_the_wave_before(valid: Callable[[str], Manifest]) -> None:
     document = yaml.safe_load(gitlab(make_plan(valid(BASE)), per="wave"))
-    assert document["wave-2"] == {"stage": "build", "needs": ["wave-1"], "script": [
-        "bash scripts/bootstrap.sh",
+    assert document["wave-2"] == {"stage": "build", "needs": ["wave-1"], "tags": ["saas-linux-small-amd64"],
+                                  "script": [
+        "bash scripts/bootstrap.sh --runtime",
         ".venv/bin/invoke build --image jre17 --image jre8 --push --frozen --manifest images.yaml"]}
+    # GitLab's own runners: a Python image with a Docker engine beside it
+    assert document["default"] == {"image": "python:3.11-bookworm", "services": ["docker:27-dind"]}
+    assert document["variables"] == {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": ""}
+
+
+MULTI = BASE.replace("  jre:\n", "  jre:\n    platforms: [linux/amd64, linux/arm64]\n").replace(
+    "  root:\n", "  root:\n    platforms: [linux/amd64, linux/arm64]\n")
+
+
+def test_per_platform_each_platform_runs_natively_and_its_index_job_needs_them_all(
+        valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(MULTI)
+    jobs = yaml.safe_load(github(make_plan(manifest), per="platform"))["jobs"]
+    assert {job: (body["runs-on"], body.get("needs", [])) for job, body in jobs.items()} == {
+        "linux-amd64-img-root": ("ubuntu-24.04", []),
+        "linux-arm64-img-root": ("ubuntu-24.04-arm", []),
+        "img-root": ("ubuntu-latest", ["linux-amd64-img-root", "linux-arm64-img-root"]),
+        "linux-amd64-img-jre17": ("ubuntu-24.04", ["linux-amd64-img-root"]),  # its parent's platform job only
+        "linux-arm64-img-jre17": ("ubuntu-24.04-arm", ["linux-arm64-img-root"]),
+        "img-jre17": ("ubuntu-latest", ["linux-amd64-img-jre17", "linux-arm64-img-jre17"]),
+        "linux-amd64-img-jre8": ("ubuntu-24.04", ["linux-amd64-img-root"]),
+        "linux-arm64-img-jre8": ("ubuntu-24.04-arm", ["linux-arm64-img-root"]),
+        "img-jre8": ("ubuntu-latest", ["linux-amd64-img-jre8", "linux-arm64-img-jre8"]),
+        "complete": ("ubuntu-latest", list(jobs)[:-1])}
+    assert jobs["linux-arm64-img-jre8"]["steps"][-1]["run"] == (
+        ".venv/bin/invoke build --image jre8 --platform linux/arm64 --push --frozen --manifest images.yaml")
+    assert jobs["img-jre8"]["steps"][-1]["run"] == (
+        ".venv/bin/invoke publish --image jre8 --frozen --manifest images.yaml")
+    assert not any("qemu" in str(body) for body in jobs.values())  # native runners: no emulator
+    emulated = yaml.safe_load(github(make_plan(manifest), per="image"))["jobs"]["img-jre8"]["steps"]
+    assert emulated[2] == {"uses": "docker/setup-qemu-action@v3", "with": {"platforms": "arm64"}}
+
+
+def test_the_manifest_names_its_own_runners(valid: Callable[[str], Manifest]) -> None:
+    manifest = valid(MULTI + "ci:\n  runners:\n    github: {linux/arm64: graviton, default: build-box}\n"
+                             "    gitlab: {linux/arm64: arm-runner}\n")
+    jobs = yaml.safe_load(github(make_plan(manifest), per="platform"))["jobs"]
+    assert (jobs["linux-arm64-img-root"]["runs-on"], jobs["img-root"]["runs-on"],
+            jobs["linux-amd64-img-root"]["runs-on"]) == ("graviton", "build-box", "ubuntu-24.04")
+    document = yaml.safe_load(gitlab(make_plan(manifest), per="platform"))
+    assert (document["linux-arm64-img-root"]["tags"], document["img-root"]["tags"]) == (
+        ["arm-runner"], ["saas-linux-small-amd64"])
 
 
 @pytest.mark.parametrize(("fmt", "schema"), [("github", "vendor.github-workflows"), ("gitlab", "vendor.gitlab-ci")])
-@pytest.mark.parametrize("per", ["image", "wave"])
+@pytest.mark.parametrize("per", ["image", "wave", "platform"])
 def test_the_output_validates_against_the_public_schema(fmt: str, schema: str, per: str, tmp_path: Path) -> None:
     out = tmp_path / "pipeline.yml"
     assert common.run(lambda: define.ci(str(PROJECT_ROOT / "images.yaml"), fmt, per, str(out),
@@ -92,6 +135,20 @@ def test_a_stale_committed_pipeline_is_exit_3(tmp_path: Path) -> None:
     assert err.getvalue() == (f"error: {stale}: differs from what the manifest generates\n"
                               "error: the pipeline is stale; run `invoke ci` with the same options and commit the "
                               "result\n")
+
+
+def test_ci_check_reads_the_committed_file_and_its_options_by_default(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(PROJECT_ROOT / "images.yaml", tmp_path / "images.yaml")
+    shutil.copy(PROJECT_ROOT / "images.lock.json", tmp_path / "images.lock.json")
+    monkeypatch.chdir(tmp_path)
+    err = io.StringIO()
+    assert common.run(lambda: define.ci(None, "gitlab", check=True, out=io.StringIO()), err=err) == 3
+    assert err.getvalue().startswith("error: ci/gitlab-ci.yml: missing\n")
+    assert common.run(lambda: define.ci(None, "gitlab", "platform", "ci/gitlab-ci.yml", out=io.StringIO())) == 0
+    out = io.StringIO()
+    assert common.run(lambda: define.ci(None, "gitlab", check=True, out=out)) == 0  # --per platform, from its header
+    assert out.getvalue() == "ci/gitlab-ci.yml: up to date with images.yaml\n"
 
 
 def test_the_readme_shows_the_committed_workflow() -> None:

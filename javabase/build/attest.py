@@ -64,7 +64,7 @@ class Attester:
                         or self.pusher.attach(result, sbom.as_artifact(sboms[result.name]), subject)
                 if self.signer is not None:
                     self.sign(result, subject, self.signer)
-                    if result.platform is not None:
+                    if result.platform is not None and not self.pusher.platform_tags:
                         indexes.setdefault(result.image, result)
             except JavabaseError as exc:
                 fail(result, str(exc))

@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..decide.inputs import Inputs
 from ..decide.labels import base_of, build_labels
-from ..decide.prepare import plan_actions
+from ..decide.prepare import plan_actions, registry_references
 from ..decide.rules import Build, BuildAction, Reuse, Trust, Where
 from ..engine import Backend, BuildRequest, LineSink, LocalImage
-from ..errors import CannotWrite, EngineError, Interrupted, JavabaseError, StepError
+from ..errors import CannotWrite, EngineError, Interrupted, JavabaseError, NotUpToDate, StepError
 from ..files import write_atomically
 from ..manifest.model import Image
-from ..manifest.references import split_reference
+from ..manifest.references import platform_reference, split_reference
 from ..plan.order import Plan, Unit
 from ..plan.render import DOCKERFILE, dockerfile_path, with_labels
 from ..plan.schedule import run_tree
@@ -42,6 +42,7 @@ from ..report import Console, ImageResult, Report, Status
 from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
 from .attest import Attester
+from .emulation import BINFMT, emulation_problem
 from .reproducible import normalize_image
 
 PARENT_ARG = "JAVABASE_PARENT"
@@ -59,6 +60,8 @@ class BuildOptions:
     sbom_dir: Path | None = None  # --sbom: where the SPDX files go
     signer: Signer | None = None  # --sign: sign every published image and attest its provenance
     trust_key: ec.EllipticCurvePublicKey | None = None  # reuse from the registry only what verifies with it
+    platform_tags: bool = False  # --platform: a platform's manifest goes under its per-platform tag, not an index
+    publish_only: bool = False  # `publish`: build nothing; every unit must be in the engine or the registry
 
 
 def keep_log(result: ImageResult, log_dir: Path) -> None:
@@ -107,20 +110,30 @@ class Builder:
         self.pull_lock = threading.Lock()
         self.units = {unit.key: unit for unit in plan.units}
         self.results: dict[str, ImageResult] = {
-            key: ImageResult(key, self.manifest.references(plan.image(unit.name), settings.registry),
-                             image=unit.name, platform=unit.platform)
+            key: ImageResult(key, self.references(unit), image=unit.name, platform=unit.platform)
             for key, unit in self.units.items()
         }
         self.pusher = None if registry is None else Pusher(
             backend, registry, self.console, settings, overwrite_immutable=options.overwrite_immutable,
             keep_log=self.keep_log,
             immutable=immutable_references(self.manifest, plan.order, settings.registry),
-            platforms={n: plan.image(n).platforms for n in plan.order if plan.image(n).platforms})
+            platforms={n: plan.image(n).platforms for n in plan.order if plan.image(n).platforms},
+            platform_tags=options.platform_tags)
         self.tags: dict[str, list[str]] = {}
         self.inputs: dict[str, Inputs] = {}
         self.actions: dict[str, BuildAction] = {}
         self.known: dict[str, LocalImage] = {}  # the reuse candidates, by image ID
         self.fetched: dict[str, Fetched] = {}
+        self.unusable: dict[str, str] = {}  # foreign platforms this engine cannot build for: why
+
+    def references(self, unit: Unit) -> list[str]:
+        """What a unit is published under: the image's references; one platform of
+        a multi-platform image pushed on its own (`platform_tags`), its per-platform
+        reference only."""
+        references = self.manifest.references(self.plan.image(unit.name), self.settings.registry)
+        if unit.platform is not None and self.options.platform_tags:
+            return [platform_reference(references[0], unit.platform)]
+        return references
 
     # -- the whole run ---------------------------------------------------------------
     def run(self) -> Report:
@@ -144,11 +157,19 @@ class Builder:
 
     def carry_out_all(self) -> Report:
         self.decide()
+        if self.options.publish_only:
+            self.nothing_to_build()
+        report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results)
+        self.unusable = self.check_emulators()
+        if self.unusable and not self.options.keep_going:
+            self.start_nothing(self.unusable)
+            if self.pusher is not None:
+                self.pusher.discard()
+            return report
         parents = {key: parent.key if (parent := self.plan.parent_unit(unit)) else None
                    for key, unit in self.units.items()}
         run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
                  keep_going=self.options.keep_going, interrupt=self.interrupt)
-        report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results)
         sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
         if self.pusher is not None:
             report.notes += self.push(self.pusher)
@@ -161,8 +182,9 @@ class Builder:
     def decide(self) -> None:
         """Every unit's action, and what the report says of its inputs. With a
         registry, it is a cache too: what its tags hold is looked up once."""
-        single = [n for n in self.plan.order if not self.plan.image(n).platforms]
-        remote = self.pusher.lookup({n: self.results[n].references for n in single}) \
+        remote = self.pusher.lookup(
+            {key: registry_references(self.plan, unit, self.settings.registry) for key, unit in self.units.items()},
+            {key: unit.platform for key, unit in self.units.items() if unit.platform}) \
             if self.pusher is not None else None
         decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
                                self.options.force, remote, self.trust())
@@ -175,6 +197,36 @@ class Builder:
             result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
                                 for a in image.artifacts_for(unit.platform)]
             result.base = base_of(self.manifest, image)
+
+    def check_emulators(self) -> dict[str, str]:
+        """Per foreign platform this run must build for: why the engine cannot
+        (javabase.build.emulation), before anything is built; {} when it can."""
+        wanted = sorted({u.platform for key, u in self.units.items()
+                         if u.platform is not None and isinstance(self.actions[key], Build)})
+        local = self.backend.where.startswith("unix://")
+        found = {p: emulation_problem(self.backend, p, BINFMT if local else None) for p in wanted}
+        return {platform: problem for platform, problem in found.items() if problem is not None}
+
+    def start_nothing(self, unusable: dict[str, str]) -> None:
+        """Without --keep-going, a platform the engine cannot build stops the run
+        before any build: its images fail with the reason, the others wait."""
+        for key, unit in self.units.items():
+            result = self.results[key]
+            if unit.platform in unusable:
+                self.fail(result, unusable[unit.platform], result.log.append)
+            else:
+                self.skip(key, f"not started: {', '.join(unusable)} cannot be built on this engine (--keep-going "
+                               "builds the rest)")
+
+    def nothing_to_build(self) -> None:
+        """`publish`: every unit must already be in this engine or the registry.
+        Raises NotUpToDate naming the first that is not, before anything is pushed."""
+        missing = [key for key, action in self.actions.items() if isinstance(action, Build)]
+        if missing:
+            unit = self.units[missing[0]]
+            job = f"build --image {unit.name}" + (f" --platform {unit.platform}" if unit.platform else "") + " --push"
+            raise NotUpToDate(f"publish: {', '.join(missing)} not in the registry with the manifest's inputs "
+                              f"({self.actions[missing[0]].reason}); `{job}` must run first; nothing was published")
 
     def write_sboms(self, folder: Path) -> dict[str, bytes]:
         """An SPDX SBOM per image built or reused here, in `folder`."""
@@ -236,6 +288,9 @@ class Builder:
             self.console.line(name, line)
 
         try:
+            platform = self.units[name].platform
+            if platform in self.unusable and isinstance(self.actions[name], Build):
+                raise StepError(self.unusable[platform])
             self.carry_out(self.units[name], self.actions[name], result, log)
         except EngineError as exc:
             # The engine itself is gone: no image can build; the run stops (exit 5).
@@ -289,13 +344,11 @@ class Builder:
 
     def pull_parent(self, parent: ImageResult, image_id: str, log: LineSink) -> None:
         """Pull a parent the registry holds, by the digest its tag held when the run looked."""
-        looked_up = self.pusher.looked_up if self.pusher is not None else {}
-        there = next((r for ref, r in looked_up.items()
-                      if ref in parent.references and r is not None and r.config_digest == image_id), None)
-        if there is None:
+        found = self.pusher.found(image_id) if self.pusher is not None else None
+        if found is None:
             raise StepError(f"its parent {parent.name} is not in this engine, and no tag in the registry holds "
                             f"{image_id[7:19]}; run again")
-        repository = split_reference(parent.references[0])[0]
+        repository, there = split_reference(parent.references[0])[0], found[1]
         log(f"pulling its parent {parent.name} ({repository}@{there.digest[:19]})")
         credential = self.registry.credential if self.registry is not None else None
         pulled = self.backend.pull(f"{repository}@{there.digest}", log, credential)

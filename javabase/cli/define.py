@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..decide.prepare import plan_actions
+from ..decide.prepare import plan_actions, registry_references
 from ..errors import DriftError, EngineError, LockError, PipelineDrift, RegistryError, UsageError
 from ..files import write_atomically
 from ..manifest.load import display_path, load_manifest
@@ -131,12 +131,12 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
         return None
     manifest = the_plan.manifest
     remote, trust = None, None
-    if push:  # as build --push does: what the tags of single-platform images hold, and whether they verify
-        single = [n for n in the_plan.order if not the_plan.image(n).platforms]
+    if push:  # as build --push does: what the tags hold (per platform), and whether they verify
         try:
             client = open_registry(the_plan.registry, env, insecure(manifest, env), frozenset({the_plan.registry}))
-            remote = lookup_tags(client, {n: manifest.references(the_plan.image(n), the_plan.registry)
-                                          for n in single})
+            remote = lookup_tags(client, {u.key: registry_references(the_plan, u, the_plan.registry)
+                                          for u in the_plan.units},
+                                 {u.key: u.platform for u in the_plan.units if u.platform})
             if manifest.signing_key is not None:
                 trust = trust_in(client, load_public_key(manifest.signing_key))
         except RegistryError as exc:
@@ -145,14 +145,14 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
     return {key: action.reason for key, action in decided.actions.items()}
 
 
-def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", output: str | None = None,
+def ci(manifest_path: str | None, fmt: str = "github", per: str | None = None, output: str | None = None,
        check: bool = False, out: TextIO = sys.stdout, job: str = "build", cron: str = pipeline.DEFAULT_CRON) -> int:
     """Write the CI pipeline for the manifest, or the scheduled update job (job
     update or update-check), or with check raise PipelineDrift when the committed
-    one differs."""
+    one (`output`, default pipeline.COMMITTED next to the manifest) differs."""
     if fmt not in pipeline.FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of: {', '.join(pipeline.FORMATS)}")
-    if per not in pipeline.PER:
+    if per is not None and per not in pipeline.PER:
         raise UsageError(f"--per {per!r} is not one of: {', '.join(pipeline.PER)}")
     if job not in pipeline.JOBS:
         raise UsageError(f"--job {job!r} is not one of: {', '.join(pipeline.JOBS)}")
@@ -160,15 +160,15 @@ def ci(manifest_path: str | None, fmt: str = "github", per: str = "image", outpu
         raise UsageError(f"--cron {cron!r} is not a cron expression of five fields (minute hour day month weekday)")
     manifest = load_locked(manifest_path)
     the_plan = order.make_plan(manifest, (), False, manifest.registry)
+    if check and not output:
+        output = display_path(manifest.directory / pipeline.COMMITTED[(fmt, job)])
+    committed = Path(output).read_text(encoding="utf-8") if check and output and Path(output).is_file() else None
+    per = per or pipeline.committed_per(committed or "") or "image"
     text = (pipeline.render(the_plan, fmt, per, manifest_path or DEFAULT_MANIFEST) if job == "build"
             else pipeline.scheduled(the_plan, fmt, job, manifest_path or DEFAULT_MANIFEST, cron))
-    if check:
-        if not output:
-            raise UsageError("ci --check needs --output FILE (the committed pipeline)")
-        path = Path(output)
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
-        if current != text:
-            what = "missing" if current is None else "differs from what the manifest generates"
+    if check and output:
+        if committed != text:
+            what = "missing" if committed is None else "differs from what the manifest generates"
             raise PipelineDrift([f"{output}: {what}"])
         print(f"{output}: up to date with {manifest.shown}", file=out)
         return 0

@@ -1,20 +1,25 @@
-"""doctor: check a registry the way a push will use it."""
+"""doctor: check a registry the way a push will use it, and that the engine
+can build every platform the manifest names."""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
-from ..errors import Exit, RegistryError, UsageError
+from ..build.emulation import BINFMT, emulation_problem
+from ..errors import EngineError, Exit, RegistryError, UsageError
 from ..manifest.load import load_manifest
+from ..manifest.model import Manifest
 from ..publish.registry import Registry, open_registry
 from ..settings import Environment
-from .common import insecure, registry_override, resolve_manifest
+from .common import insecure, open_engine, registry_override, resolve_manifest
 
 
 def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO = sys.stdout) -> int:
-    """Check one registry the way a push will use it, one line per finding. The
-    first thing to run when a push fails. Exit 6 when any check fails."""
+    """Check one registry the way a push will use it, one line per finding, and
+    with a manifest whether the engine can build each of its platforms. The
+    first thing to run when a push fails. Exit 6 when a registry check fails,
+    else 5 when a platform cannot be built here."""
     env = Environment.read()
     try:
         manifest = load_manifest(resolve_manifest(manifest_path))
@@ -37,7 +42,30 @@ def doctor(manifest_path: str | None, registry: str | None = None, out: TextIO =
     except RegistryError as exc:
         print(f"error: {exc}", file=out)
         return int(exc.exit_code)
-    return int(Exit.REGISTRY) if _rights(client, name, out) else 0
+    refused = _rights(client, name, out)
+    cannot_build = _platforms(manifest, out) if manifest is not None else False
+    return int(Exit.REGISTRY) if refused else int(Exit.ENGINE) if cannot_build else 0
+
+
+def _platforms(manifest: Manifest, out: TextIO) -> bool:
+    """Print whether the engine can build every platform the manifest names;
+    return whether it cannot build one (or cannot be reached)."""
+    platforms = sorted({p for image in manifest.images.values() for p in image.platforms})
+    if not platforms:
+        return False
+    try:
+        backend = open_engine(timeout=10)
+        native = backend.native
+        local = backend.where.startswith("unix://")
+        found = {p: emulation_problem(backend, p, BINFMT if local else None) for p in platforms}
+    except EngineError as exc:
+        print(f"platforms: not checked: {exc}", file=out)
+        return True
+    for platform, problem in found.items():
+        how = "the engine's own" if platform.split("/")[1] == native.split("/")[1] else "emulated; a probe ran"
+        print(f"platform {platform}: " + (f"cannot be built here: {problem}" if problem else f"builds ({how})"),
+              file=out)
+    return any(problem is not None for problem in found.values())
 
 
 def _rights(client: Registry, name: str, out: TextIO) -> bool:

@@ -27,11 +27,11 @@ from ..plan import order
 from ..plan.order import Unit
 from ..plan.render import render_all
 from ..publish import registry as registries
-from ..publish.pusher import Pusher, immutable_references
+from ..publish.pusher import Pusher, immutable_references, index_platforms
 from ..release import archive, inspection
 from ..release import prune as pruning
 from ..release.signing import load_public_key
-from ..release.verify import check_signature, platforms_of, verify_image
+from ..release.verify import check_signature, verify_image
 from ..report import Console, ImageResult, Progress, Report, Status
 from ..settings import Environment
 from .common import (
@@ -257,7 +257,8 @@ def verify(reference: str, key: str | None = None, manifest_path: str | None = N
     if there is None:
         raise UsageError(f"{reference}: not in the registry")
     checks = [check_signature(client, name, there.digest, public)] if there.config_digest is None else []
-    targets = platforms_of(there.body) if there.config_digest is None else [("", there.digest)]
+    targets = [(p, d) for p, d, _ in index_platforms(there.body)] if there.config_digest is None \
+        else [("", there.digest)]
     for platform, digest in targets:
         expected = _expected_input(client, name, digest, platform, manifest)
         checks += verify_image(client, name, digest, public, expected, f"{platform} " if platform else "")

@@ -54,6 +54,8 @@ class BuildFlags:
     expect_up_to_date: bool = False
     sbom: bool = False
     sign: bool = False  # sign every published image and attest its provenance (JAVABASE_SIGNING_KEY)
+    platform: str | None = None  # of multi-platform images build this platform only, pushed under its own tag
+    publish_only: bool = False  # `publish`: build nothing; put every image's index (and tags) together
 
 
 def build(manifest_path: str | None, flags: BuildFlags, out: TextIO = sys.stdout) -> int:
@@ -75,7 +77,7 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     manifest = load_locked(manifest_path, flags.frozen)
     settings = run_settings(manifest, registry=flags.registry, jobs=flags.jobs)
     check_writable(settings.log_dir, "the build log directory")
-    the_plan = order.make_plan(manifest, flags.images, flags.dependents, settings.registry)
+    the_plan = order.make_plan(manifest, flags.images, flags.dependents, settings.registry, flags.platform)
     rendered = render_all(manifest)
     write_builds(rendered, builds_dir(manifest))
     backend = open_engine(settings)
@@ -83,7 +85,8 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
     signer, trust = signing(manifest, settings.env, flags.sign, flags.push)
     options = BuildOptions(keep_going=flags.keep_going, force=flags.force, no_cache=flags.no_cache,
                            overwrite_immutable=flags.overwrite_immutable, signer=signer, trust_key=trust,
-                           reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir)
+                           reproducible=flags.reproducible or flags.frozen, sbom_dir=sbom_dir,
+                           platform_tags=flags.platform is not None and flags.push, publish_only=flags.publish_only)
     store = ArtifactStore(settings.cache_dir, manifest_name=manifest.shown, cache_max=settings.env.cache_max)
     source = provenance(manifest.path, manifest.templates, settings.env.source_date_epoch)
     if flags.frozen and not source.reproducible:

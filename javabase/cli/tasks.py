@@ -83,6 +83,9 @@ BUILD_HELP = {
     "expect-up-to-date": "fail (exit 12) if any image had to be built or pushed (a pipeline's last job)",
     "sbom": "write an SPDX JSON SBOM per image (syft) next to the report (or in .javabase/sbom/); with --push "
             "attach it to the image in the registry",
+    "platform": "of multi-platform images build only this OS/ARCH and push its manifest under its own "
+                "per-platform tag (NAME:TAG-OS-ARCH), for a CI job on a runner of that architecture; "
+                "`publish` then joins the platforms into the index",
     "debug": "show tracebacks",
 }
 
@@ -92,14 +95,16 @@ def build(c: Context, image: list[str] | None = None, manifest: str | None = Non
           registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
           reproducible: bool = False, expect_up_to_date: bool = False, sbom: bool = False,
-          overwrite_immutable: bool = False, sign: bool = False, debug: bool = False) -> None:
+          overwrite_immutable: bool = False, sign: bool = False, platform: str | None = None,
+          debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         images=image or [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
         force=force, no_cache=no_cache, dependents=dependents, frozen=frozen, reproducible=reproducible,
-        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign)), debug))
+        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign,
+        platform=platform)), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
@@ -107,12 +112,33 @@ def build_all(c: Context, manifest: str | None = None, push: bool = False, regis
               keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
               no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
               expect_up_to_date: bool = False, sbom: bool = False, overwrite_immutable: bool = False,
-              sign: bool = False, debug: bool = False) -> None:
+              sign: bool = False, platform: str | None = None, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None, force=force,
         no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
-        sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign)), debug))
+        sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign, platform=platform)), debug))
+
+
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "publish this image (repeatable; default: every image)",
+    "registry": "registry HOST[:PORT] (default: JAVABASE_REGISTRY, then the manifest)",
+    "report": "write a JSON report to this file",
+    "frozen": BUILD_HELP["frozen"],
+    "overwrite-immutable": BUILD_HELP["overwrite-immutable"],
+    "sign": BUILD_HELP["sign"],
+    "debug": "show tracebacks",
+})
+def publish(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
+            report: str | None = None, frozen: bool = False, overwrite_immutable: bool = False, sign: bool = False,
+            debug: bool = False) -> None:
+    """Publish images whose platforms were pushed by `build --platform` jobs: build nothing, find every
+    platform's manifest of the manifest's inputs in the registry, put the index under the tags, verify.
+    Exit 12 when a platform is missing."""
+    _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
+        images=image or [], push=True, registry=registry, report=report, frozen=frozen,
+        overwrite_immutable=overwrite_immutable, sign=sign, publish_only=True)), debug))
 
 
 @task(iterable=["image"], help={
@@ -132,15 +158,18 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
 
 @task(help={"manifest": "manifest to read (default: images.yaml)",
             "format": "github (a GitHub Actions workflow) or gitlab (.gitlab-ci.yml)",
-            "per": "image (one job per image, needing its parent's job) or wave (one job per wave)",
+            "per": "image (one job per image, needing its parent's job), wave (one job per wave) or platform (a "
+                   "multi-platform image gets a job per platform on a runner of that architecture, then a "
+                   "`publish` job for its index); default image, or with --check what the committed file says",
             "job": "build (the pipeline that builds and pushes), update (a scheduled job: `invoke update`, then a "
                    "merge request with the diff) or update-check (a scheduled job that fails while anything is "
                    "behind)",
             "cron": "when the scheduled job runs, as a cron expression in UTC (default '17 5 * * *')",
             "output": "write the pipeline to this file (default: print it)",
-            "check": "do not write; fail if --output differs from what would be written",
+            "check": "do not write; fail (exit 3) if the committed file (--output, default ci/<format>-... next to "
+                     "the manifest) differs from what would be written",
             "debug": "show tracebacks"})
-def ci(c: Context, manifest: str | None = None, format: str = "github", per: str = "image", job: str = "build",
+def ci(c: Context, manifest: str | None = None, format: str = "github", per: str | None = None, job: str = "build",
        cron: str = pipeline.DEFAULT_CRON, output: str | None = None, check: bool = False,
        debug: bool = False) -> None:
     """Generate the CI pipeline that builds and pushes the images, or the scheduled job that keeps them current."""
@@ -232,5 +261,5 @@ def doctor(c: Context, manifest: str | None = None, registry: str | None = None,
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 
-namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, update, save, load, prune, inspect,
-                       verify, doctor)
+namespace = Collection(validate, lock, render, plan, build, build_all, push, publish, ci, update, save, load, prune,
+                       inspect, verify, doctor)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from ..engine import Backend, LocalImage
+from ..manifest.references import platform_reference
 from ..plan.order import Plan, Unit
 from .inputs import Inputs, compute_inputs
 from .labels import ARTIFACTS_LABEL, INPUT_LABEL, INPUTS_LABEL, stable_labels
@@ -33,7 +34,15 @@ def unit_tags(plan: Plan, unit: Unit, registry: str, native: str) -> list[str]:
     platforms = plan.image(unit.name).platforms
     if unit.platform is None or unit.platform == (native if native in platforms else platforms[0]):
         return references
-    return [f"{ref}-{unit.platform.replace('/', '-')}" for ref in references]
+    return [platform_reference(ref, unit.platform) for ref in references]
+
+
+def registry_references(plan: Plan, unit: Unit, registry: str) -> list[str]:
+    """Every reference the registry may hold a unit under: its image's tags (for
+    one platform of a multi-platform image, the index they hold) and, for such a
+    platform, its per-platform tag (what `build --platform` pushes)."""
+    references = plan.manifest.references(plan.image(unit.name), registry)
+    return references if unit.platform is None else [*references, platform_reference(references[0], unit.platform)]
 
 
 def previous_builds(backend: Backend, units: list[Unit], tags: dict[str, list[str]], inputs: dict[str, Inputs],

@@ -66,6 +66,7 @@ def parse_manifest(text: str, shown: str, path: Path) -> Manifest:
         insecure_registries=tuple(data.get("insecure_registries", ())),
         templates=templates,
         signing_key=signing_key,
+        ci_runners={ci: dict(labels) for ci, labels in ((data.get("ci") or {}).get("runners") or {}).items()},
     )
 
 

@@ -4,7 +4,7 @@ and versions expanded. Pure; built by javabase.manifest.load."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -105,6 +105,7 @@ class Manifest:
     insecure_registries: tuple[str, ...] = ()
     templates: tuple[Path, ...] = ()  # where its templates are looked up, first match wins
     signing_key: Path | None = None  # signing.public_key: the team's public key, resolved inside its directory
+    ci_runners: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # ci.runners: CI -> platform -> label
 
     @property
     def directory(self) -> Path:

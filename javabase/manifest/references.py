@@ -57,6 +57,13 @@ def split_reference(reference: str) -> tuple[str, str]:
     return reference, "latest"
 
 
+def platform_reference(reference: str, platform: str) -> str:
+    """The reference of one platform of a multi-platform image: its tag with
+    -OS-ARCH[-VARIANT] appended (r/jre25:25, linux/arm64 -> r/jre25:25-linux-arm64).
+    The engine tags a foreign platform's image so; per-platform CI jobs push it so."""
+    return f"{reference}-{platform.replace('/', '-')}"
+
+
 def split_repository(repository: str) -> tuple[str, str]:
     """registry:5000/ns/name -> (registry:5000, ns/name): the host and the name the registry API uses."""
     host, _, path = repository.partition("/")

@@ -17,6 +17,7 @@ class Plan:
     manifest: Manifest
     waves: tuple[tuple[str, ...], ...]
     registry: str
+    platform: str | None = None  # --platform: of multi-platform images, only this platform is built
 
     @property
     def order(self) -> list[str]:
@@ -28,7 +29,14 @@ class Plan:
     @property
     def units(self) -> list[Unit]:
         """What is built: one unit per image, or per image and platform."""
-        return [Unit(name, platform) for name in self.order for platform in (self.image(name).platforms or (None,))]
+        return [Unit(name, platform) for name in self.order for platform in self.platforms(name)]
+
+    def platforms(self, name: str) -> tuple[str | None, ...]:
+        """The platforms an image's units are built for here: None for a single-platform image."""
+        platforms = self.image(name).platforms
+        if not platforms:
+            return (None,)
+        return (self.platform,) if self.platform is not None else platforms
 
     def parent_unit(self, unit: Unit) -> Unit | None:
         parent = self.image(unit.name).parent
@@ -102,8 +110,14 @@ def make_plan(
     names: Sequence[str] = (),
     with_dependents: bool = False,
     registry: str | None = None,
+    platform: str | None = None,
 ) -> Plan:
+    """The images to build (`names` and their ancestors, all without names), in
+    waves; with `platform`, only that platform of multi-platform images. Raises
+    UsageError for an unknown name, or a platform a chosen image is not built for."""
     chosen = select(manifest, names, with_dependents)
+    if platform is not None:
+        _check_platform(manifest, chosen, platform)
     depth: dict[str, int] = {}
     for name in manifest.images:
         depth[name] = len(ancestors(manifest, name))
@@ -112,4 +126,15 @@ def make_plan(
         while len(waves) <= depth[name]:
             waves.append([])
         waves[depth[name]].append(name)
-    return Plan(manifest, tuple(tuple(w) for w in waves if w), registry or manifest.registry)
+    return Plan(manifest, tuple(tuple(w) for w in waves if w), registry or manifest.registry, platform)
+
+
+def _check_platform(manifest: Manifest, chosen: set[str], platform: str) -> None:
+    multi = sorted(n for n in chosen if manifest.images[n].platforms)
+    if not multi:
+        raise UsageError(f"--platform {platform}: none of the images is built for several platforms (no "
+                         "`platforms:`); build them without --platform")
+    lacking = [n for n in multi if platform not in manifest.images[n].platforms]
+    if lacking:
+        raise UsageError(f"--platform {platform}: {', '.join(lacking)} is not built for it (its platforms: "
+                         f"{', '.join(manifest.images[lacking[0]].platforms)})")

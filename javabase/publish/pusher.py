@@ -79,14 +79,89 @@ def held(registry: Registry, reference: str) -> Remote | None:
     return registry.manifest(repository_name(reference), split_reference(reference)[1])
 
 
-def lookup_tags(registry: Registry, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
-    """What every tag holds in the registry, by image, looked up a few at a time;
-    for an image javabase pushed (its input digest known), its config too, so
-    that it can be checked as a local image is before it is reused."""
-    flat = [ref for refs in references.values() for ref in refs]
+def lookup_tags(registry: Registry, references: dict[str, list[str]], platforms: dict[str, str] | None = None
+                ) -> dict[str, list[tuple[str, Remote | None]]]:
+    """What every tag holds in the registry, by image (unit key): look_up()'s units."""
+    return look_up(registry, references, platforms)[1]
+
+
+def look_up(registry: Registry, references: dict[str, list[str]], platforms: dict[str, str] | None = None
+            ) -> tuple[dict[str, Remote | None], dict[str, list[tuple[str, Remote | None]]]]:
+    """What every tag holds in the registry (by reference), and by unit key what
+    its tags stand for, looked up a few at a time. For an image javabase pushed
+    (its input digest known), its config too, so that it can be checked as a
+    local image is before it is reused. For a unit of a multi-platform image
+    (`platforms`: key -> OS/ARCH), a tag stands for that platform's manifest:
+    the one the index it holds names for the platform, or the manifest itself
+    when it holds one of that platform (a per-platform tag); else for nothing.
+    Raises RegistryError."""
+    flat = sorted({ref for refs in references.values() for ref in refs})
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup") as pool:
         found = dict(zip(flat, pool.map(lambda ref: held_with_config(registry, ref), flat), strict=True))
-    return {name: [(ref, found[ref]) for ref in refs] for name, refs in references.items()}
+        wanted = sorted({(repository_name(ref), child) for key, platform in (platforms or {}).items()
+                         for ref in references.get(key, []) if (child := _child_digest(found[ref], platform))})
+        children = dict(zip(wanted, pool.map(lambda item: _manifest_with_config(registry, *item), wanted),
+                            strict=True))
+    units: dict[str, list[tuple[str, Remote | None]]] = {}
+    for key, refs in references.items():
+        platform = (platforms or {}).get(key)
+        units[key] = [(ref, found[ref] if platform is None else _for_platform(found[ref], platform, children.get(
+            (repository_name(ref), _child_digest(found[ref], platform) or "")))) for ref in refs]
+    return found, units
+
+
+def _child_digest(there: Remote | None, platform: str) -> str | None:
+    """The digest of `platform`'s manifest in the index `there` holds, or None."""
+    if there is None or there.config_digest is not None:
+        return None
+    for shown, digest, _ in index_platforms(there.body):
+        if same_platform(shown, platform):
+            return digest
+    return None
+
+
+def _for_platform(there: Remote | None, platform: str, child: Remote | None) -> Remote | None:
+    if there is None:
+        return None
+    if there.config_digest is None:  # an index: its manifest for the platform
+        return child
+    return there if there.image is not None and same_platform(there.image.platform, platform) else None
+
+
+def platform_object(shown: str) -> dict[str, str]:
+    """OS/ARCH[/VARIANT] -> an index entry's platform object, as oci.SavedImage.platform writes it."""
+    parts = shown.split("/")
+    out = {"architecture": parts[1] if len(parts) > 1 else "amd64", "os": parts[0] or "linux"}
+    if len(parts) > 2:
+        out["variant"] = parts[2]
+    return out
+
+
+def same_platform(found: str, wanted: str) -> bool:
+    """Whether OS/ARCH[/VARIANT] `found` is `wanted` (a variant the manifest does not name is any)."""
+    return found == wanted or found.startswith(wanted + "/")
+
+
+def _manifest_with_config(registry: Registry, name: str, digest: str) -> Remote | None:
+    there = registry.manifest(name, digest)
+    if there is None or there.config_digest is None:
+        return None
+    return replace(there, image=registry.image_config(name, there.config_digest))
+
+
+def index_platforms(body: bytes) -> list[tuple[str, str, dict[str, str]]]:
+    """(OS/ARCH[/VARIANT], manifest digest, platform object) of every entry of an image index."""
+    try:
+        entries = json.loads(body).get("manifests") or []
+    except (ValueError, AttributeError):
+        return []
+    out = []
+    for entry in entries:
+        platform = entry.get("platform") if isinstance(entry, dict) else None
+        if isinstance(platform, dict) and isinstance(entry.get("digest"), str):
+            shown = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
+            out.append((shown, str(entry["digest"]), {str(k): str(v) for k, v in platform.items()}))
+    return out
 
 
 def held_with_config(registry: Registry, reference: str) -> Remote | None:
@@ -114,7 +189,7 @@ class Pusher:
     def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
                  overwrite_immutable: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
                  immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
-                 platforms: dict[str, tuple[str, ...]] | None = None) -> None:
+                 platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False) -> None:
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -132,19 +207,35 @@ class Pusher:
         self.stopped = threading.Event()
         self.looked_up: dict[str, Remote | None] = {}  # reference -> what it held before the run
         self.platforms = platforms or {}  # multi-platform images: image -> its platforms
+        self.platform_tags = platform_tags  # a platform's manifest is published alone, under its own tag
+        # one platform's manifests found in the registry, by image ID: (repository, the manifest)
+        self.platform_manifests: dict[str, tuple[str, Remote]] = {}
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
         self.console.line(result.name, line)
 
     # -- before the builds -----------------------------------------------------------
-    def lookup(self, references: dict[str, list[str]]) -> dict[str, list[tuple[str, Remote | None]]]:
+    def lookup(self, references: dict[str, list[str]], platforms: dict[str, str] | None = None
+               ) -> dict[str, list[tuple[str, Remote | None]]]:
         """What every tag holds now, looked up concurrently (a few at a time), by
-        image: for decide (the registry as a cache) and for staging. Raises
-        RegistryError when the registry cannot be read."""
-        found = lookup_tags(self.registry, references)
-        self.looked_up.update({ref: there for tags in found.values() for ref, there in tags})
+        unit (lookup_tags): for decide (the registry as a cache) and for staging.
+        Raises RegistryError when the registry cannot be read."""
+        tags, found = look_up(self.registry, references, platforms)
+        self.looked_up.update(tags)
+        for key in platforms or {}:
+            for reference, there in found.get(key, []):
+                if there is not None and there.config_digest is not None:
+                    self.platform_manifests.setdefault(there.config_digest, (repository_name(reference), there))
         return found
+
+    def found(self, image_id: str) -> tuple[str, Remote] | None:
+        """Where the lookups saw the image `image_id` (its config digest): a
+        repository and the manifest, from a tag or an index under a tag."""
+        for reference, there in self.looked_up.items():
+            if there is not None and there.config_digest == image_id:
+                return repository_name(reference), there
+        return self.platform_manifests.get(image_id)
 
     def holds(self, reference: str) -> Remote | None:
         """What the tag held when the run looked it up (or holds now, if it did not)."""
@@ -225,10 +316,10 @@ class Pusher:
         """The units of each multi-platform image as one: a stand-in result whose
         staged manifest is the index of its platforms' manifests. An image with a
         platform missing is not published (a note says so)."""
-        out = [r for r in ready if r.platform is None]
+        out = [r for r in ready if r.platform is None or self.platform_tags]
         units: dict[str, list[ImageResult]] = {}
         for result in ready:
-            if result.platform is not None:
+            if result.platform is not None and not self.platform_tags:
                 units.setdefault(result.image, []).append(result)
         groups: dict[str, list[ImageResult]] = {}
         for image, members in units.items():
@@ -242,9 +333,8 @@ class Pusher:
             index = image_index([(child, staged[m.name].platform or {}) for child, m in zip(children, members,
                                                                                          strict=True)],
                                 index_annotations(children))
-            stand_in = ImageResult(image, list(members[0].references), status=Status.BUILT if any(
-                m.status == Status.BUILT for m in members) else Status.UP_TO_DATE, image_id=digest_of(index),
-                image=image)
+            stand_in = ImageResult(image, list(members[0].references), status=_joint_status(members),
+                                   image_id=digest_of(index), image=image)
             remote = {ref: self.holds(ref) for ref in stand_in.references}
             actions = decide_pushes(digest_of(index), stand_in.references, remote,
                                     self.immutable.get(image, frozenset()), self.overwrite_immutable, index=True)
@@ -267,28 +357,39 @@ class Pusher:
     # -- staging -----------------------------------------------------------------------
     def stage(self, result: ImageResult) -> Staged:
         image_id = _image_id(result)
-        if result.platform is not None:  # one platform of a multi-platform image: its tags come with the index
-            known = self.blobs.manifest(image_id)
-            repository = repository_name(result.references[0])
-            if known is not None and self.registry.manifest_digest(repository, digest_of(known[0])):
-                return Staged([], known[0], MANIFEST_TYPE, known[1])  # it and its blobs are in the registry
-            manifest, platform = self.upload(result)
-            self.blobs.remember_manifest(image_id, manifest, platform)
-            return Staged([], manifest, MANIFEST_TYPE, platform)
+        if result.platform is not None and not self.platform_tags:  # its tags come with the index
+            return self.stage_platform(result, image_id)
         remote = {reference: self.holds(reference) for reference in result.references}
         actions = decide_pushes(image_id, result.references, remote,
                                 self.immutable.get(result.name, frozenset()), self.overwrite_immutable)
         if not any(isinstance(a, Push) for a in actions):
             return Staged(actions, None)
         if result.status == Status.UP_TO_DATE_REGISTRY:
-            # Not in this engine: its missing tags get the manifest another tag holds.
-            there = next((r for r in remote.values() if r is not None and r.config_digest == image_id), None)
-            if there is None:
+            # Not in this engine: its missing tags get the manifest the registry holds it as.
+            found = self.found(image_id)
+            if found is None:
                 raise StepError(f"{result.name}: no tag in the registry holds {image_id[7:19]} any more (it "
                                 "changed during the run); run again")
-            self.log(result, f"in the registry as {there.digest[:19]}; adding its missing tags")
-            return Staged(actions, there.body, there.media_type)
+            self.log(result, f"in the registry as {found[1].digest[:19]}; adding its missing tags")
+            return Staged(actions, found[1].body, found[1].media_type or MANIFEST_TYPE)
         return Staged(actions, self.upload(result)[0], MANIFEST_TYPE)
+
+    def stage_platform(self, result: ImageResult, image_id: str) -> Staged:
+        """One platform's manifest, for its image's index: as the registry holds it
+        (reused from there), as an earlier run pushed it, or uploaded now."""
+        if result.status == Status.UP_TO_DATE_REGISTRY:
+            found = self.found(image_id)
+            if found is None or found[1].image is None:
+                raise StepError(f"{result.name}: the registry no longer holds {image_id[7:19]} (it changed during "
+                                "the run); run again")
+            return Staged([], found[1].body, MANIFEST_TYPE, platform_object(found[1].image.platform))
+        known = self.blobs.manifest(image_id)
+        repository = repository_name(result.references[0])
+        if known is not None and self.registry.manifest_digest(repository, digest_of(known[0])):
+            return Staged([], known[0], MANIFEST_TYPE, known[1])  # it and its blobs are in the registry
+        manifest, platform = self.upload(result)
+        self.blobs.remember_manifest(image_id, manifest, platform)
+        return Staged([], manifest, MANIFEST_TYPE, platform)
 
     def upload(self, result: ImageResult) -> tuple[bytes, dict[str, str]]:
         """Export the image, upload the blobs the registry lacks; its manifest and platform."""
@@ -444,6 +545,14 @@ class Pusher:
             raise StepError(f"push {action.reference}: the registry holds {holds} under this tag, not {digest} "
                             f"(image {action.image_id}) that this run pushed; another push of the same tag "
                             "raced this one: run again")
+
+
+def _joint_status(members: list[ImageResult]) -> Status:
+    """A multi-platform image's status before it is published: built if a platform was."""
+    found = {m.status for m in members}
+    if Status.BUILT in found:
+        return Status.BUILT
+    return Status.UP_TO_DATE_REGISTRY if found == {Status.UP_TO_DATE_REGISTRY} else Status.UP_TO_DATE
 
 
 def _image_id(result: ImageResult) -> str:

@@ -83,8 +83,9 @@ class Attached:
 def subject_of(remote: Remote, platform: str | None) -> Descriptor | None:
     """The manifest an artifact of this image is about: the tag's own manifest, or
     for one platform (OS/ARCH) of an index, that platform's manifest; None when
-    the index has no such platform."""
-    if platform is None:
+    the index has no such platform. A manifest (a platform pushed under its own
+    tag) is its own subject."""
+    if platform is None or remote.config_digest is not None:
         return Descriptor(remote.digest, len(remote.body), remote.media_type or MANIFEST_TYPE)
     os_name, arch = platform.split("/")[:2]
     for child in json.loads(remote.body).get("manifests") or []:

@@ -138,13 +138,3 @@ def verify_image(registry: Registry, name: str, digest: str, public: ec.Elliptic
               check_provenance(registry, name, digest, public, expected_input),
               check_sbom(registry, name, digest)]
     return [Check(f"{label}{c.what}", c.ok, c.detail) for c in checks]
-
-
-def platforms_of(index: bytes) -> list[tuple[str, str]]:
-    """(OS/ARCH, manifest digest) of every platform an image index names."""
-    out = []
-    for child in json.loads(index).get("manifests") or []:
-        platform = child.get("platform") or {}
-        out.append(("/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k)),
-                    str(child.get("digest"))))
-    return out

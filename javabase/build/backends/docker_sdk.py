@@ -6,8 +6,10 @@ failure becomes a one-line EngineError or StepError."""
 from __future__ import annotations
 
 import http.client
+import io
 import re
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,8 +27,6 @@ from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalIma
 from ...errors import EngineError, Interrupted, JavabaseError, StepError
 from ...manifest.references import split_reference
 
-_QEMU = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
-         "riscv64": "riscv64", "386": "i386"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PULL_WAITS = (10.0, 20.0, 40.0)  # seconds between pulls a registry rate-limits
 _STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get")
@@ -132,21 +132,6 @@ class DockerBackend:
             version = self.api.version()
         return f"{version.get('Os', 'linux')}/{version.get('Arch', 'amd64')}"
 
-    def _check_emulator(self, platform: str | None) -> None:
-        """A foreign platform's RUN steps need qemu-user-static registered with
-        binfmt_misc (with the F flag) on the engine's host; check it when that host
-        is this one, so that the failure is one line saying how to get it."""
-        if platform is None or not self.where.startswith("unix://"):
-            return
-        arch = platform.split("/")[1]
-        if arch == self.native.split("/")[1]:
-            return
-        qemu = _QEMU.get(arch, arch)
-        if not Path(f"/proc/sys/fs/binfmt_misc/qemu-{qemu}").exists():
-            raise StepError(f"building for {platform} needs an emulator: install qemu-user-static and "
-                            f"binfmt-support, then `update-binfmts --enable qemu-{qemu}` "
-                            "(`scripts/services.sh start` does both)")
-
     def _remember_build(self, response: Any, *_args: Any, **_kwargs: Any) -> Any:
         """Every streamed answer gets a read timeout (the SDK gives none: a stalled
         engine would hang the run); a build's is kept so that cancel() can cut it."""
@@ -180,7 +165,6 @@ class DockerBackend:
         steps = 0
         if self._cancelled.is_set():
             raise Interrupted("interrupted before the build started")
-        self._check_emulator(request.platform)
         try:
             stream = self.api.build(
                 path=str(request.context), decode=True, rm=True, forcerm=True, pull=False,
@@ -218,6 +202,29 @@ class DockerBackend:
         if image_id is None:
             raise StepError(f"{step}: the engine reported no image ID")
         return BuildOutcome(image_id, steps)
+
+    def run_probe(self, platform: str, program: bytes) -> str | None:
+        """Build FROM scratch, for `platform`, with no cache and no network, an
+        image whose one RUN step is `program`; None when it ran, else the engine's
+        error. The probe's images are removed."""
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            for name, data, mode in (("Dockerfile", b'FROM scratch\nCOPY probe /probe\nRUN ["/probe"]\n', 0o644),
+                                     ("probe", program, 0o755)):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+        made: list[str] = []
+        failed = None
+        with self._calling(f"check that the engine runs {platform} programs", EngineError):
+            for chunk in self.api.build(fileobj=io.BytesIO(context.getvalue()), custom_context=True, decode=True,
+                                        rm=True, forcerm=True, pull=False, nocache=True, network_mode="none",
+                                        platform=platform):
+                failed = failed or _stream_error(chunk)
+                made += re.findall(r"---> ([0-9a-f]{12,64})\b", _clean(str(chunk.get("stream") or "")))
+        for image_id in reversed(made):
+            self.remove(image_id)
+        return failed
 
     # -- images --------------------------------------------------------------------
     def image(self, reference: str, history: bool = False) -> LocalImage | None:
