@@ -14,6 +14,7 @@ from pathlib import Path
 from docker import APIClient as Engine
 
 from javabase.cli import common, ship
+from javabase.settings import Environment
 from paths import PROJECT_ROOT
 
 from .conftest import FileServer, LocalRegistry, Run, run_java_version
@@ -263,11 +264,12 @@ def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
                 push=True, registry=locked.host, force=f), out=o), err=err)
             assert code == 6, err.getvalue()
             namespace = workspace.namespace  # type: ignore[attr-defined]
+            config = Environment.read().docker_config
             assert err.getvalue() == (
-                f"error: registry {locked.host} refused access with anonymous access (no credentials found for "
-                f"it) (HTTP 401 on GET /v2/{namespace}/glibc-root/manifests/1); nothing was pushed: set "
-                "JAVABASE_REGISTRY_USER and JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login "
-                f"{locked.host}`\n")
+                f"error: registry {locked.host} refused access with anonymous access (no credentials for it in "
+                f"{config} (auths, credHelpers, credsStore) and JAVABASE_REGISTRY_USER (not set)) (HTTP 401 on GET "
+                f"/v2/{namespace}/glibc-root/manifests/1); nothing was pushed: set JAVABASE_REGISTRY_USER and "
+                f"JAVABASE_REGISTRY_PASSWORD (CI) or log in with `docker login {locked.host}`\n")
         data = tmp_path / "locked" / "data"
         assert not (data / "docker" / "registry" / "v2" / "repositories").exists()
         for image in engine.images(name=f"{locked.host}/{namespace}/glibc-root"):
