@@ -230,13 +230,14 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["JAVABASE_CACHE"] = old
 
 
-def remove_images(engine: Engine, prefix: str) -> None:
-    """Remove every image with a tag or repository digest under prefix: by ID (a
-    pushed image keeps its repository digest after its tags are gone), children
-    before parents, in passes."""
+def remove_images(engine: Engine, prefix: str, inside: str | None = None) -> None:
+    """Remove every image with a tag or repository digest under prefix (or, with
+    `inside`, that contains it): by ID (a pushed image keeps its repository
+    digest after its tags are gone), children before parents, in passes."""
     for _ in range(10):
         ours = [i["Id"] for i in engine.images(all=True)
-                if any(n.startswith(prefix) for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))]
+                if any(n.startswith(prefix) or (inside is not None and inside in n)
+                       for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))]
         if not ours:
             return
         for image_id in ours:
@@ -247,7 +248,8 @@ def remove_images(engine: Engine, prefix: str) -> None:
 @pytest.fixture(autouse=True, scope="session")
 def _remove_test_images(engine: Engine, registry: LocalRegistry) -> Iterator[None]:
     yield
-    remove_images(engine, registry.host + "/")
+    # every namespace of this session, whichever registry a test started (TLS, token, proxies)
+    remove_images(engine, registry.host + "/", inside=f"/t{SESSION}-")
     engine.prune_images(filters={"dangling": True})
     leftovers = engine.containers(all=True)
     assert leftovers == [], f"containers left behind: {leftovers}"
