@@ -433,8 +433,8 @@ def bench_platforms(work: Path, registry: str, namespace: str) -> list[Figure]:
         if arm64:  # a fresh runner, the registry full: both platforms found there, nothing built or pulled
             with fresh_engine(work) as host:
                 env = {**os.environ, "DOCKER_HOST": host}
-                times["fresh"] = timed(lambda m=manifest: invoke("build-all", "--push", "--manifest", str(m),
-                                                                 "--registry", registry, env=env))
+                times["fresh"] = timed(lambda m=manifest, e=env: invoke("build-all", "--push", "--manifest", str(m),
+                                                                        "--registry", registry, env=e))
                 left = len(sh(["docker", "images", "-qa"], env=env).stdout.split())
         cleanup(f"{namespace}-{label}", registry)
     return [Figure("6. cold build + push of the offline example, linux/amd64 + linux/arm64", f"{times['both']:.2f} s",
