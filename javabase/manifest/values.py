@@ -5,6 +5,11 @@ stays inside its instruction, and is written there the same way every time
 from __future__ import annotations
 
 import json
+import re
+
+# What may stand unquoted as one word of a shell command the templates write:
+# no space, quote, glob, variable, redirection or separator.
+_SHELL_WORD = re.compile(r"^[A-Za-z0-9_./:=+@%,-]+$")
 
 
 def breakout_reason(value: str, quoted: bool = False) -> str | None:
@@ -30,6 +35,26 @@ def breakout_reason(value: str, quoted: bool = False) -> str | None:
         return "has an unbalanced double quote"
     if value.count("'") % 2:
         return "has an unbalanced single quote"
+    return None
+
+
+def shell_word_reason(value: str) -> str | None:
+    """Why a value cannot stand as one unquoted word of a shell command that a
+    template writes into a RUN instruction (a user or group name, a home
+    directory, a package or certificate file name), or None if it can: letters,
+    digits and `_ . / : = + @ % , -` only, and not starting with `-` (it would
+    read as an option)."""
+    reason = breakout_reason(value)
+    if reason:
+        return reason
+    if not value:
+        return "is empty"
+    if not _SHELL_WORD.match(value):
+        bad = sorted({ch for ch in value if not _SHELL_WORD.match(ch)})
+        return (f"has {''.join(bad)!r}, which the shell would read as more than one word; use letters, digits "
+                "and _ . / : = + @ % , - only")
+    if value.startswith("-"):
+        return "starts with '-', which a command would read as an option"
     return None
 
 
