@@ -2,8 +2,8 @@
 the command's code. The same collection is this repository's tasks.py and the
 installed `javabase` program (javabase.cli.program).
 
-    validate | render [--check] | lock | plan | build | build-all | push | ci | save | load | prune
-    | inspect | doctor
+    validate | render [--check] | lock | plan | build | build-all | push | test | ci | save | load
+    | prune | inspect | doctor
 Every task takes --manifest PATH (default images.yaml here or above) and --debug."""
 
 from __future__ import annotations
@@ -123,6 +123,18 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
                                              force=force), debug))
 
 
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "test this image (repeatable; default: every image)",
+    "registry": "registry HOST[:PORT] the images were tagged for (default: JAVABASE_REGISTRY, then the manifest)",
+    "debug": "show tracebacks",
+})
+def test(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
+         debug: bool = False) -> None:
+    """Run the tests the manifest declares (tests:) on images built before, in containers without network."""
+    _exit(run(lambda: ship.test(manifest, image or [], registry=registry), debug))
+
+
 @task(help={"manifest": "manifest to read (default: images.yaml)",
             "format": "github (a GitHub Actions workflow) or gitlab (.gitlab-ci.yml)",
             "per": "image (one job per image, needing its parent's job) or wave (one job per wave)",
@@ -186,4 +198,5 @@ def doctor(c: Context, manifest: str | None = None, registry: str | None = None,
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 
-namespace = Collection(validate, lock, render, plan, build, build_all, push, ci, save, load, prune, inspect, doctor)
+namespace = Collection(validate, lock, render, plan, build, build_all, push, test, ci, save, load, prune, inspect,
+                       doctor)

@@ -8,7 +8,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..decide.labels import ARTIFACTS_LABEL, BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
+from ..decide.labels import (
+    ARTIFACTS_LABEL,
+    BASE_DIGEST_LABEL,
+    CERTIFICATES_LABEL,
+    INPUT_LABEL,
+    INPUTS_LABEL,
+    TESTS_LABEL,
+)
 from ..engine import Backend
 from ..errors import UsageError
 from ..manifest.model import Manifest
@@ -50,6 +57,9 @@ def describe(backend: Backend, reference: str, manifest: Manifest | None,
         "base": {"name": labels.get("org.opencontainers.image.base.name"), "digest": labels.get(BASE_DIGEST_LABEL)},
         "artifacts": [{"source": source, "sha256": sha}
                       for source, sha in json.loads(labels.get(ARTIFACTS_LABEL, "[]"))],
+        "certificates": [{"source": source, "sha256": sha, "from": owner}
+                         for source, sha, owner in json.loads(labels.get(CERTIFICATES_LABEL, "[]"))],
+        "tests": json.loads(labels.get(TESTS_LABEL, "[]")),
         "labels": labels,
         "sbom_packages": _sbom_packages(client, name, remote.digest) if client and remote else None,
     }
@@ -87,6 +97,8 @@ def as_text(info: dict[str, Any]) -> str:
     lines.append(f"  platforms: {', '.join(info['platforms']) or '-'}")
     lines.append(f"  base: {info['base']['name'] or '-'} {info['base']['digest'] or ''}".rstrip())
     lines += [f"  artifact: {a['source']} sha256:{a['sha256']}" for a in info["artifacts"]]
+    lines += [f"  certificate: {c['source']} sha256:{c['sha256']} (from {c['from']})" for c in info["certificates"]]
+    lines += [f"  test: {name}" for name in info["tests"]]
     lines += [f"  input {key}: {value}" for key, value in sorted(info["inputs"].items())]
     lines += [f"  label {key}={value}" for key, value in sorted(info["labels"].items())]
     lines.append(f"  sbom: {'-' if info['sbom_packages'] is None else str(info['sbom_packages']) + ' packages'}")
