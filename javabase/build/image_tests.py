@@ -95,8 +95,8 @@ def check_command(test: ImageTest, ran: Ran) -> str | None:
         for pattern in patterns:
             if _search(pattern, streams[name]) != wanted:
                 shown = _first_line(streams[name]) or "nothing"
-                return (f"{name} does not match {pattern!r} (it begins: {shown})" if wanted
-                        else f"{name} matches {pattern!r}, which it must not (it begins: {shown})")
+                return (f"{name} does not match '{pattern}' (it begins: {shown})" if wanted
+                        else f"{name} matches '{pattern}', which it must not (it begins: {shown})")
     return None
 
 
@@ -117,7 +117,7 @@ def check_file(test: ImageTest, info: PathInfo | None) -> str | None:
     text = info.text.decode("utf-8", "replace")
     for pattern in test.contains:
         if not _search(pattern, text):
-            return f"{path} does not match {pattern!r} (it begins: {_first_line(text) or 'empty'})"
+            return f"{path} does not match '{pattern}' (it begins: {_first_line(text) or 'empty'})"
     return None
 
 
@@ -136,7 +136,7 @@ def check_metadata(test: ImageTest, image: LocalImage) -> str | None:
     return None
 
 
-def test_before_tagging(backend: Backend, image: Image, image_id: str, log: LineSink) -> None:
+def pass_before_tagging(backend: Backend, image: Image, image_id: str, log: LineSink) -> None:
     """The run's step between building an image and tagging it: run its tests;
     when one fails, remove the image (unless something tags it already) so that
     no later run reuses it untested, keeping the layers below it (the next

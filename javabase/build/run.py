@@ -37,7 +37,7 @@ from ..release.provenance import Provenance
 from ..report import Console, ImageResult, Report, Status
 from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
-from .image_tests import test_before_tagging
+from .image_tests import pass_before_tagging
 from .reproducible import normalize_image
 
 PARENT_ARG = "JAVABASE_PARENT"
@@ -247,7 +247,7 @@ class Builder:
             parent = self.plan.parent_unit(unit)
             parent_id = self.parent_here(parent.key, log) if parent else None
             result.image_id = self.build_image(self.plan.image(unit.name), unit.platform, parent_id, log)
-            test_before_tagging(self.backend, self.plan.image(unit.name), result.image_id, log)
+            pass_before_tagging(self.backend, self.plan.image(unit.name), result.image_id, log)
             self.tag_all(result, result.image_id, log)
             result.status = Status.BUILT
         if self.pusher is not None and not self.interrupted.is_set():

@@ -74,11 +74,11 @@ def one_test(ex: Expanding, item: Mapping[str, Any], path: Path_, variables: Map
         return None
     user, env, workdir = metadata or (None, (), None)
     return ImageTest(
-        name=name, key=format_key(path), line=line, command=command, exit_code=int(item.get("exit_code", 0)),
+        name=name, key=format_key(path), line=line, command=command, exit_code=_number(item.get("exit_code"), 0),
         stdout=patterns["stdout"] or (), stderr=patterns["stderr"] or (),
         excluded_stdout=patterns["excluded_stdout"] or (), excluded_stderr=patterns["excluded_stderr"] or (),
-        timeout=int(item.get("timeout", 120)), file=values.get("file"), exists=bool(item.get("exists", True)),
-        mode=int(item["mode"], 8) if isinstance(item.get("mode"), str) else None, owner=values.get("owner"),
+        timeout=_number(item.get("timeout"), 120), file=values.get("file"), exists=item.get("exists") is not False,
+        mode=_mode(item.get("mode")), owner=values.get("owner"),
         contains=patterns["contains"] or (), metadata=kind == "metadata", user=user, env=env, workdir=workdir)
 
 
@@ -131,3 +131,13 @@ def _metadata(ex: Expanding, value: Any, path: Path_, variables: Mapping[str, st
     pairs = tuple((k, text) for k, v in env.items()
                   if (text := _text(ex, v, (*path, "env", k), variables)) is not None)
     return user, pairs, workdir
+
+
+def _mode(value: Any) -> int | None:
+    """An octal mode such as '0644' (anything else the schema reports)."""
+    return int(value, 8) if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value) else None
+
+
+def _number(value: Any, default: int) -> int:
+    """A whole number the schema allowed (a wrong type is reported there: the default stands in)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
