@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_builder import builder, statuses
 
 from fakes import FakeBackend, FakeRegistry
 from javabase.build.image_tests import (
@@ -16,13 +17,12 @@ from javabase.build.image_tests import (
     check_command,
     check_file,
     check_metadata,
-    probe_files,
     pass_before_tagging,
+    probe_files,
 )
 from javabase.engine import LocalImage, PathInfo, Ran
 from javabase.errors import StepError
 from javabase.manifest.model import ImageTest, Manifest
-from test_builder import builder, statuses
 
 COMMAND = ImageTest("java starts", "images.jre.tests[0]", 3, command=("java", "-version"),
                     stderr=(r'version "21\.',), excluded_stderr=("Picked up",))
@@ -157,8 +157,9 @@ def test_an_image_that_something_tags_already_is_not_removed(valid: Callable[[st
     image_id = backend.add_image(b"x", labels={"org.opencontainers.image.title": "root"})
     backend.tag(image_id, "r:5000/root:1")
     lines: list[str] = []
-    with pytest.raises(StepError, match="^test 'smoke' failed: exit code 1, expected 0 \\(and 1 more"):
+    with pytest.raises(StepError) as caught:
         pass_before_tagging(backend, image, image_id, lines.append)
+    assert str(caught.value) == "test 'smoke' failed: exit code 1, expected 0 (and 1 more test(s) failed; see the log)"
     assert image_id in backend.stored
     assert lines[0] == "test 'smoke': FAILED: exit code 1, expected 0"
     assert len(lines) == 3

@@ -248,3 +248,48 @@ def test_an_image_test_record_says_its_kind() -> None:
     assert ImageTest("a", "k", 1, command=("x",)).kind == "command"
     assert ImageTest("a", "k", 1, file="/x").kind == "file"
     assert ImageTest("a", "k", 1, metadata=True).kind == "metadata"
+
+
+CERTS = """\
+schema: 1
+registry: r:5000
+images:
+  root:
+    from: scratch
+    template: layer
+    certificates:
+      - path: {name}
+        sha256: {sha}
+    tags: ["1"]
+"""
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIE\n"
+     b"-----END PRIVATE KEY-----\n",
+     "holds a private key, which would be baked into the image for everyone who pulls it; give the CA's certificate "
+     "alone. Nothing was built"),
+    (b"-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+     "holds a private key, which would be baked into the image for everyone who pulls it; give the CA's certificate "
+     "alone. Nothing was built"),
+    (b"0\x82\x01\x0a\x02\x82",
+     "holds no PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----); convert a DER file with "
+     "`openssl x509 -inform der`. Nothing was built"),
+])
+def test_a_certificate_file_with_a_key_or_without_a_certificate_stops_the_run_before_any_build(
+        valid: Callable[[str], Manifest], tmp_path: Path, content: bytes, why: str) -> None:
+    import hashlib
+
+    from test_builder import builder
+
+    from fakes import FakeBackend
+    from javabase.errors import ArtifactError
+
+    (tmp_path / "ca.crt").write_bytes(content)
+    manifest = valid(CERTS.format(name="ca.crt", sha=hashlib.sha256(content).hexdigest()))
+    backend = FakeBackend()
+    with pytest.raises(ArtifactError) as caught:
+        builder(manifest, backend, tmp_path).run()
+    assert str(caught.value) == f"images.yaml:8: images.root.certificates[0]: ca.crt {why}"
+    assert caught.value.exit_code == 4
+    assert backend.built == []

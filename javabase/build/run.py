@@ -38,6 +38,7 @@ from ..report import Console, ImageResult, Report, Status
 from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
 from .image_tests import pass_before_tagging
+from .pem import check_certificates
 from .reproducible import normalize_image
 
 PARENT_ARG = "JAVABASE_PARENT"
@@ -122,6 +123,7 @@ class Builder:
         self.console.set_names(list(self.units))
         images = [self.plan.image(n) for n in self.plan.order]
         self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+        check_certificates(self.manifest.shown, self.fetched, (a for image in images for a in image.certificates))
         # From deciding to pushing, the engine's tags must not move under this run.
         with self.exclusive():
             self.decide()

@@ -95,23 +95,30 @@ def failed_without_tags(run: Run, engine: Engine, registry: LocalRegistry, names
     assert [t for i in engine.images() for t in i.get("RepoTags") or [] if f"/{namespace}/" in t] == []
 
 
-def test_a_loader_that_leads_to_musl_fails_the_build_with_one_line(
+MUSL_LOADER = ("/lib64/ld-linux-x86-64.so.2",
+               "glibc: /lib64/ld-linux-x86-64.so.2 leads to /lib/x86_64-linux-musl/libc.so, not to glibc's loader (it "
+               "says: musl libc (x86_64)); link it to glibc's ld.so")
+MUSL_LIBC = ("/lib/libc.so.6",
+             "glibc: the linker cache gives /lib/libc.so.6, which is musl's (/lib/x86_64-linux-musl/libc.so); run "
+             "glibc's ldconfig on glibc's directories only")
+
+
+@pytest.mark.parametrize(("link", "why"), [MUSL_LOADER, MUSL_LIBC], ids=["loader", "linker-cache"])
+def test_musl_behind_a_glibc_name_fails_the_build_with_one_line(
     engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path],
-    build: Callable[..., Run], musl: Path, tmp_path: Path,
+    build: Callable[..., Run], musl: Path, tmp_path: Path, link: str, why: str,
 ) -> None:
     """What Alpine's libc6-compat does to sgerrand's glibc 2.35 (sgerrand/alpine-pkg-glibc#175, #181,
-    #183): /lib64/ld-linux-x86-64.so.2 is musl's loader. The template's check says so and stops."""
+    #183): /lib64/ld-linux-x86-64.so.2, or /lib/libc.so.6 that ldconfig then indexes, is musl's. The
+    template's check says which and stops the build."""
     libc = (musl / "lib" / "x86_64-linux-musl" / "libc.so").read_bytes()
-    sha = variant(example_files, tmp_path / "files" / "musl-loader.tar.gz",
-                  lambda m: m.name != "lib64/ld-linux-x86-64.so.2",
+    sha = variant(example_files, tmp_path / "files" / "musl.tar.gz", lambda m: m.name != link.lstrip("/"),
                   [entry("lib/x86_64-linux-musl"), entry("lib/x86_64-linux-musl/libc.so", libc),
                    entry("lib/ld-musl-x86_64.so.1", link="x86_64-linux-musl/libc.so"),
-                   entry("lib64/ld-linux-x86-64.so.2", link="/lib/ld-musl-x86_64.so.1")])
-    manifest = workspace(ROOT.format(rootfs="musl-loader.tar.gz", sha=sha, extra=""))
+                   entry(link.lstrip("/"), link="/lib/ld-musl-x86_64.so.1")])
+    manifest = workspace(ROOT.format(rootfs="musl.tar.gz", sha=sha, extra=""))
     run = build(manifest, push=True)
     failed_without_tags(run, engine, registry, workspace.namespace)  # type: ignore[attr-defined]
-    why = ("glibc: /lib64/ld-linux-x86-64.so.2 leads to /lib/x86_64-linux-musl/libc.so, not to glibc's loader (it "
-           "says: musl libc (x86_64)); link it to glibc's ld.so")
     assert run.result("glibc-root")["reason"].endswith(f"): {why}")
     assert run.err.startswith("error: 1 image(s) failed, 0 skipped; first failure: glibc-root: step 5/")
 
