@@ -92,10 +92,11 @@ def user(ex: Expanding, raw: Any, path: Path_) -> tuple[str | None, Account | No
     if not (isinstance(name, str) and isinstance(group, str) and isinstance(home, str)
             and isinstance(uid, int) and isinstance(gid, int)):
         return None, None  # the schema said why
-    reason = shell_word_reason(home)
-    if reason:
-        ex.problem((*path, "home"), f"home {home!r} {reason}")
-        return None, None
+    for key, value in (("name", name), ("group", group), ("home", home)):
+        reason = shell_word_reason(value)
+        if reason:  # the schema's patterns allow none of these for name and group; the rule says so anyway
+            ex.problem((*path, key), f"{key} {value!r} {reason}")
+            return None, None
     if not home.startswith("/"):
         ex.problem((*path, "home"), f"home {home!r} is not an absolute path; start it with /")
         return None, None
