@@ -293,3 +293,22 @@ def test_a_certificate_file_with_a_key_or_without_a_certificate_stops_the_run_be
     assert str(caught.value) == f"images.yaml:8: images.root.certificates[0]: ca.crt {why}"
     assert caught.value.exit_code == 4
     assert backend.built == []
+
+
+def test_inspect_lists_the_cas_an_image_trusts_and_its_tests(valid: Callable[[str], Manifest]) -> None:
+    from fakes import FakeBackend
+    from javabase.decide.labels import build_labels
+    from javabase.release.inspection import as_text, describe
+
+    manifest = valid(MANIFEST)
+    labels = build_labels(manifest, manifest.images["jre21"], created="2026-11-30T00:00:00Z", revision="abc",
+                          parent_id=None, input_digest="sha256:" + "1" * 64, inputs_label="{}")
+    backend = FakeBackend()
+    image_id = backend.add_image(b"jre", labels=labels)
+    backend.tag(image_id, "repo.abc.com/jre21:21")
+    info = describe(backend, "repo.abc.com/jre21:21", manifest, lambda host: None)  # type: ignore[arg-type,return-value]
+    assert info["certificates"] == [{"source": "company-ca.crt", "sha256": SHA_A, "from": "root"}]
+    assert info["tests"] == ["java -version prints its version", "runs as the non-root UID", "nsswitch"]
+    text = as_text(info).splitlines()
+    assert f"  certificate: company-ca.crt sha256:{SHA_A} (from root)" in text
+    assert "  test: nsswitch" in text
