@@ -146,6 +146,12 @@ def test_certificates_tests_and_fonts_are_inputs_and_labels(valid: Callable[[str
     (("  user: {name: app, uid: 10001}", "  user: {name: app, uid: 1, home: '/home/a b'}"),
      "images.yaml:7: defaults.user.home: home '/home/a b' has ' ', which the shell would read as more than one "
      "word; use letters, digits and _ . / : = + @ % , - only"),
+    (("  user: {name: app, uid: 10001}", "  user: {name: app, uid: 1, home: /home/../etc}"),
+     "images.yaml:7: defaults.user.home: home '/home/../etc' is not a directory of its own; give an absolute path "
+     "such as /home/app, without . or .. components"),
+    (("  user: {name: app, uid: 10001}", "  user: {name: app, uid: 1, home: /}"),
+     "images.yaml:7: defaults.user.home: home '/' is not a directory of its own; give an absolute path such as "
+     "/home/app, without . or .. components"),
     (("  user: {name: app, uid: 10001}", "  user: [app]"),
      "images.yaml:7: defaults.user: expected a string or a mapping, got a list"),
     (("certs/company-ca.crt", "certs/company-ca.der"),

@@ -6,6 +6,7 @@ owns the problems list; this module reaches it only through `Expanding`."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -97,8 +98,10 @@ def user(ex: Expanding, raw: Any, path: Path_) -> tuple[str | None, Account | No
         if reason:  # the schema's patterns allow none of these for name and group; the rule says so anyway
             ex.problem((*path, key), f"{key} {value!r} {reason}")
             return None, None
-    if not home.startswith("/"):
-        ex.problem((*path, "home"), f"home {home!r} is not an absolute path; start it with /")
+    if not home.startswith("/") or home == "/" or posixpath.normpath(home) != home:
+        # the template chowns it to the user: / or a path through .. would hand a system directory over
+        ex.problem((*path, "home"), f"home {home!r} is not a directory of its own; give an absolute path such as "
+                                    f"/home/{name}, without . or .. components")
         return None, None
     account = Account(name, uid, group, gid, home)
     return account.user, account
