@@ -5,7 +5,7 @@ builder) is one new module that implements `Backend`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +25,9 @@ class LocalImage:
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
     last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
     platform: str = ""  # OS/ARCH[/VARIANT], when inspected
+    user: str = ""  # its USER, when inspected ("" is root)
+    env: tuple[tuple[str, str], ...] = ()  # its ENV, when inspected
+    workdir: str = ""  # its WORKDIR, when inspected
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,27 @@ class BuildRequest:
 class BuildOutcome:
     image_id: str
     steps: int  # instructions the backend ran
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command did in a container of an image."""
+
+    exit_code: int | None  # None: it did not end within its time limit and was killed
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """A path in an image, as its tar header says (not followed if a symlink)."""
+
+    kind: str  # "file", "directory", "symlink" or "other"
+    mode: int  # permission bits (and setuid, setgid, sticky)
+    uid: int
+    gid: int
+    link: str = ""  # a symlink's target
+    text: bytes = b""  # a regular file's first bytes (up to the limit asked for)
 
 
 class Credential(Protocol):
@@ -107,5 +131,17 @@ class Backend(Protocol):
     def remove(self, image_id: str, force: bool = True) -> None: ...
 
     def untag(self, reference: str) -> None: ...
+
+    def run(self, image_id: str, command: Sequence[str], files: Mapping[str, bytes], timeout: float) -> Ran:
+        """Run `command` (exec form, the image's entrypoint cleared) in a new
+        container of the image: no network, as the image's own user, with its env
+        and workdir, `files` (path -> content) put in first; the container is
+        removed afterwards. A command that outlives `timeout` seconds is killed."""
+        ...
+
+    def path_info(self, image_id: str, path: str, limit: int) -> PathInfo | None:
+        """What `path` is in the image (None: it does not exist), with the first
+        `limit` bytes of a regular file; read from a container that is never started."""
+        ...
 
     def cancel(self) -> None: ...

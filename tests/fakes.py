@@ -12,11 +12,11 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from javabase.engine import BuildOutcome, BuildRequest, LineSink, LocalImage
+from javabase.engine import BuildOutcome, BuildRequest, LineSink, LocalImage, PathInfo, Ran
 from javabase.errors import EngineError, Interrupted, RegistryError, StepError
 from javabase.publish.registry import Remote
 
@@ -55,6 +55,11 @@ class FakeBackend:
     pulled: list[str] = field(default_factory=list)
     no_emulator: set[str] = field(default_factory=set)  # platforms whose programs this engine cannot run
     probed: list[str] = field(default_factory=list)
+    # Image tests: what a command gives (by its words joined with spaces; default: exit 0, no output),
+    # what a path is (default: it does not exist), and every command run, with the title of its image.
+    answers: dict[str, Ran] = field(default_factory=dict)
+    paths: dict[str, PathInfo] = field(default_factory=dict)
+    ran: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
 
     def add_image(self, *contents: bytes, below: tuple[str, ...] = (), labels: dict[str, str] | None = None,
                   platform: str | None = None) -> str:
@@ -186,7 +191,20 @@ class FakeBackend:
         return set()
 
     def untag(self, reference: str) -> None:
+        """A tag, or (as the engine's no-prune removal) an untagged image by its ID."""
         self.tags.pop(reference, None)
+        if reference in self.stored and reference not in self.tags.values():
+            self.stored.pop(reference)
+
+    def run(self, image_id: str, command: Sequence[str], files: Mapping[str, bytes], timeout: float) -> Ran:
+        title = self.stored[image_id].labels.get("org.opencontainers.image.title", "")
+        with self.lock:
+            self.ran.append((title, tuple(command), tuple(sorted(files))))
+        return self.answers.get(" ".join(command), Ran(0, "", ""))
+
+    def path_info(self, image_id: str, path: str, limit: int) -> PathInfo | None:
+        found = self.paths.get(path)
+        return replace(found, text=found.text[:limit]) if found is not None else None
 
 
 @dataclass

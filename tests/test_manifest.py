@@ -262,16 +262,29 @@ def test_committed_manifest_is_valid() -> None:
     assert sorted(manifest.images) == ["alpine-glibc", "jre11", "jre17", "jre21", "jre21-alpine", "jre25",
                                        "jre25-alpine", "jre8"]
     assert manifest.registry == "repo.abc.com"
-    assert manifest.images["alpine-glibc"].from_ref.startswith("alpine:3.20@sha256:")
-    # glibc is installed verified: the signing key and the three packages, each with its sha256
+    assert manifest.images["alpine-glibc"].from_ref.startswith("alpine:3.22.6@sha256:")
+    # glibc is installed verified: the signing key and the three packages, each with its sha256; and the CA
     assert sorted(a.filename for a in manifest.images["alpine-glibc"].artifacts) == [
-        "glibc-2.35-r1.apk", "glibc-bin-2.35-r1.apk", "glibc-i18n-2.35-r1.apk", "sgerrand.rsa.pub"]
+        "abc-root-ca.crt", "glibc-2.35-r1.apk", "glibc-bin-2.35-r1.apk", "glibc-i18n-2.35-r1.apk", "sgerrand.rsa.pub"]
     assert [i.version for n, i in sorted(manifest.images.items()) if n.startswith("jre") and "alpine" not in n] == [
         "11.0.32_9", "17.0.20_8", "21.0.12_8", "25.0.4_7", "8u502b07"]
     musl = manifest.images["jre21-alpine"]
     assert musl.platforms == ("linux/amd64", "linux/arm64")
     assert [(a.platform, a.sha256[:8]) for a in musl.artifacts] == [("linux/amd64", "9a7f8712"),
-                                                                   ("linux/arm64", "a4f70d2b")]
+                                                                   ("linux/arm64", "a4f70d2b"), (None, "3f7e2503")]
+    # what a platform team ships: the company CA everywhere, app (10001) everywhere, fonts on the musl line,
+    # and the tests that catch each field report
+    for image in manifest.images.values():
+        assert [cert.filename for _, cert in manifest.trusted(image)] == ["abc-root-ca.crt"], image.name
+        assert (image.user, image.account and image.account.name) == ("10001:10001", "app"), image.name
+        assert image.fonts == image.name.endswith("-alpine"), image.name
+    names = {name: [t.name for t in image.tests] for name, image in manifest.images.items()}
+    assert names["alpine-glibc"][-3:] == ["the loader glibc programs ask for is glibc's",
+                                          "glibc looks host names up in /etc/hosts first",
+                                          "localhost resolves through glibc's nsswitch"]
+    assert names["jre8"][-4:] == ["java -version prints its version", "file.encoding and sun.jnu.encoding are UTF-8",
+                                  "the company CA is in cacerts", "the container-aware options reach the JVM"]
+    assert "a headless font metric works" in names["jre25-alpine"]
 
 
 def test_immutable_tags_must_be_tags(problems: Problems) -> None:

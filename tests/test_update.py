@@ -59,15 +59,19 @@ def test_the_committed_manifests_temurin_items_are_found_with_what_to_ask_for() 
     assert [item.image for item in only17] == ["jre17"]
     bases = upd.bases(manifest, doc, set(manifest.images))
     assert [(b.entry, b.images, b.tagged) for b in bases] == [
-        ("alpine-glibc", ("alpine-glibc",), "alpine:3.20"),
+        ("alpine-glibc", ("alpine-glibc",), "alpine:3.22.6"),
         ("jre-alpine", ("jre21-alpine", "jre25-alpine"), "alpine:3.22.6")]
 
 
-def test_the_committed_manifests_base_past_its_end_of_life_is_reported() -> None:
+def test_a_base_past_its_end_of_life_is_reported_and_the_committed_ones_are_not(tmp_path: Path) -> None:
     manifest, doc = committed()
+    assert upd.eol_lines(upd.bases(manifest, doc, set(manifest.images)), date(2026, 11, 30), upd.eol.TABLE) == []
+    old = tmp_path / "images.yaml"
+    old.write_text((PROJECT_ROOT / "images.yaml").read_text().replace("alpine:3.22.6@", "alpine:3.20.3@", 1))
+    manifest, doc = load_manifest(old), load(old.read_text(), "images.yaml")
     lines = upd.eol_lines(upd.bases(manifest, doc, set(manifest.images)), date(2026, 11, 30), upd.eol.TABLE)
-    assert lines == ["alpine-glibc: alpine:3.20 is alpine 3.20, past its end of life since 2026-04-01; alpine 3.22 "
-                     "replaces it (supported until 2027-05-01)"]
+    assert lines == ["alpine-glibc: alpine:3.20.3 is alpine 3.20, past its end of life since 2026-04-01; alpine "
+                     "3.22 replaces it (supported until 2027-05-01)"]
 
 
 def package(arch: str, os_name: str, name: str, sha: str, image_type: str = "jre") -> dict[str, Any]:

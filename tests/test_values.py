@@ -20,7 +20,7 @@ import pytest
 
 from conftest import SHA_A
 from javabase.errors import RenderError
-from javabase.manifest.model import Artifact, Image, Manifest
+from javabase.manifest.model import Account, Artifact, Image, Manifest
 from javabase.manifest.values import Unrepresentable, quoted, refusal, sed_substitute, shell, word
 from javabase.plan.render import render_image
 from javabase.plan.templates import environment
@@ -68,9 +68,11 @@ IMAGE_FIELDS = {
     "packages": "shell", "artifacts": "artifact", "env": "quoted", "labels": "quoted", "workdir": "word",
     "user": "word", "entrypoint": "exec_form", "cmd": "exec_form", "run": "command", "build_args": "quoted",
     "network": "internal", "tags": "internal", "immutable_tags": "internal", "platforms": "internal",
+    "account": "word", "fonts": "internal", "font_packages": "shell", "tests": "internal", "from_line": "internal",
 }
 ARTIFACT_FIELDS = {"url": "internal", "path": "internal", "sha256": "internal", "filename": "word", "dest": "word",
-                   "unpack": "internal", "key": "internal", "line": "internal", "platform": "internal"}
+                   "unpack": "internal", "key": "internal", "line": "internal", "platform": "internal",
+                   "certificate": "internal"}
 TEMPLATES = sorted(p.name.removesuffix(".Dockerfile.j2") for p in TEMPLATES_DIR.glob("*.Dockerfile.j2"))
 
 
@@ -149,8 +151,10 @@ def with_value(image: Image, field: str, value: str) -> Image:
         return dataclasses.replace(image, artifacts=(dataclasses.replace(image.artifacts[0], dest=value),))
     if field in ("env", "labels", "build_args"):
         return dataclasses.replace(image, **{field: (("K", value),)})
-    if field in ("packages", "run", "entrypoint", "cmd"):
+    if field in ("packages", "font_packages", "run", "entrypoint", "cmd"):
         return dataclasses.replace(image, **{field: (value,)})
+    if field == "account":  # its name, group and home are words of the template's shell commands
+        return dataclasses.replace(image, account=Account(value, 10001, value, 10001, value))
     return dataclasses.replace(image, **{field: value})
 
 

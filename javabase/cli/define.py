@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
 from ..decide.prepare import plan_actions, registry_references
 from ..errors import DriftError, EngineError, LockError, PipelineDrift, RegistryError, UsageError
 from ..files import write_atomically
+from ..manifest import eol
 from ..manifest.load import display_path, load_manifest
 from ..plan import order, pipeline, views
 from ..plan.render import builds_dir, check_builds, render_all, write_builds
@@ -39,9 +41,13 @@ from .common import (
 )
 
 
-def validate(manifest_path: str | None, out: TextIO = sys.stdout) -> int:
-    """Schema and semantic checks; every problem at once (ManifestError)."""
+def validate(manifest_path: str | None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+             today: date | None = None) -> int:
+    """Schema and semantic checks; every problem at once (ManifestError). A base
+    past its end of life (on `today`, default: today) is a warning on `err`."""
     manifest = load_manifest(resolve_manifest(manifest_path))
+    for line in eol.warnings(manifest, today or date.today()):
+        print(f"warning: {line}", file=err)
     print(f"{manifest.shown}: ok, {len(manifest.images)} images", file=out)
     return 0
 

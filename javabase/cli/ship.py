@@ -1,19 +1,21 @@
-"""build, build-all and push: render, verify artifacts, build in order, tag, push."""
+"""build, build-all, push and test: render, verify artifacts, build in order,
+tag, push; and run the declared tests of images built before."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from ..build.artifacts import ArtifactStore
+from ..build.image_tests import Outcome, run_tests
 from ..build.run import Builder, BuildOptions
 from ..build.runlock import engine_lock
 from ..decide.prepare import unit_tags
 from ..engine import Backend
-from ..errors import JavabaseError, LockError, UsageError
+from ..errors import BuildFailed, JavabaseError, LockError, UsageError
 from ..files import check_writable
 from ..manifest.load import display_path
 from ..manifest.model import Manifest
@@ -155,3 +157,59 @@ def built_here(backend: Backend, manifest: Manifest, chosen: list[str], target: 
                                         status=Status.UP_TO_DATE, image_id=found.id, image=unit.name,
                                         platform=unit.platform)
     return results
+
+
+def test(manifest_path: str | None, images: Sequence[str] = (), *, registry: str | None = None,
+         out: TextIO = sys.stdout) -> int:
+    """Run the declared tests of images built before (what their first tag in
+    this engine holds), every platform of each. Raises UsageError (nothing run)
+    when an image is not built, BuildFailed when a test fails."""
+    manifest = load_locked(manifest_path)
+    settings = run_settings(manifest, registry=registry)
+    the_plan = order.make_plan(manifest, images, False, settings.registry)
+    chosen = [n for n in the_plan.order if not images or n in images]
+    backend = open_engine(settings)
+    found = _built(backend, the_plan, chosen, settings.registry)
+    failed: list[tuple[str, Outcome]] = []
+    count = 0
+    for key, (name, image_id) in found.items():
+        image = manifest.images[name]
+        if not image.tests:
+            print(f"{key}: no tests declared", file=out)
+            continue
+        outcomes = run_tests(backend, image, image_id, _prefixed(key, out))
+        count += len(outcomes)
+        failed += [(key, o) for o in outcomes if o.failure is not None]
+    if failed:
+        key, first = failed[0]
+        raise BuildFailed(f"{len(failed)} of {count} test(s) failed; first: {key}: test {first.test.name!r}: "
+                          f"{first.failure}")
+    print(f"{count} test(s) passed in {len(found)} image(s)", file=out)
+    return 0
+
+
+def _built(backend: Backend, the_plan: order.Plan, chosen: list[str], registry: str) -> dict[str, tuple[str, str]]:
+    """Per unit key: (image name, the ID its first tag holds here). Raises UsageError naming what is not built."""
+    native = backend.native if any(the_plan.image(n).platforms for n in chosen) else ""
+    found: dict[str, tuple[str, str]] = {}
+    missing = []
+    for unit in the_plan.units:
+        if unit.name not in chosen:
+            continue
+        reference = unit_tags(the_plan, unit, registry, native)[0]
+        local = backend.image(reference)
+        if local is None:
+            missing.append(f"{unit.key} ({reference})")
+        else:
+            found[unit.key] = (unit.name, local.id)
+    if missing:
+        raise UsageError(f"not built on this engine: {', '.join(missing)}; run `invoke build` first. Nothing was "
+                         "tested")
+    return found
+
+
+def _prefixed(key: str, out: TextIO) -> Callable[[str], None]:
+    def line(text: str) -> None:
+        print(f"{key}: {text}", file=out)
+
+    return line

@@ -2,7 +2,7 @@
 the command's code. The same collection is this repository's tasks.py and the
 installed `javabase` program (javabase.cli.program).
 
-    validate | render [--check] | lock | plan | build | build-all | push | ci | update | save | load
+    validate | render [--check] | lock | plan | build | build-all | push | publish | test | ci | update | save | load
     | prune | inspect | doctor
 Every task takes --manifest PATH (default images.yaml here or above) and --debug."""
 
@@ -156,6 +156,18 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
                                 overwrite_immutable=overwrite_immutable), debug))
 
 
+@task(iterable=["image"], help={
+    "manifest": "manifest to read (default: images.yaml)",
+    "image": "test this image (repeatable; default: every image)",
+    "registry": "registry HOST[:PORT] the images were tagged for (default: JAVABASE_REGISTRY, then the manifest)",
+    "debug": "show tracebacks",
+})
+def test(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
+         debug: bool = False) -> None:
+    """Run the tests the manifest declares (tests:) on images built before, in containers without network."""
+    _exit(run(lambda: ship.test(manifest, image or [], registry=registry), debug))
+
+
 @task(help={"manifest": "manifest to read (default: images.yaml)",
             "format": "github (a GitHub Actions workflow) or gitlab (.gitlab-ci.yml)",
             "per": "image (one job per image, needing its parent's job), wave (one job per wave) or platform (a "
@@ -261,5 +273,5 @@ def doctor(c: Context, manifest: str | None = None, registry: str | None = None,
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 
-namespace = Collection(validate, lock, render, plan, build, build_all, push, publish, ci, update, save, load, prune,
-                       inspect, verify, doctor)
+namespace = Collection(validate, lock, render, plan, build, build_all, push, publish, test, ci, update, save, load,
+                       prune, inspect, verify, doctor)

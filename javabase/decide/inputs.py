@@ -6,6 +6,7 @@ its parent's digest, so a changed parent changes every descendant."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,10 @@ def _inputs(image: Image, platform: str | None, rendered: Mapping[str, str], lab
         parts["platform"] = platform
     for artifact in image.artifacts_for(platform):
         parts[f"artifact {artifact.filename}"] = artifact.sha256[:16]
+    if image.tests:
+        # An image is tagged only after the tests it declares passed in it: other tests, another image.
+        parts["tests"] = _sha([{k: v for k, v in dataclasses.asdict(test).items() if k not in ("key", "line")}
+                               for test in image.tests])
     if image.parent is not None and parent is not None:
         parts[f"parent {image.parent}"] = done[parent].digest.split(":")[1][:16]
     else:

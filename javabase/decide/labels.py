@@ -13,6 +13,8 @@ IMAGE_LABEL = "io.javabase.image"  # the manifest's name for the image
 INPUT_LABEL = "io.javabase.input-digest"
 INPUTS_LABEL = "io.javabase.inputs"
 ARTIFACTS_LABEL = "io.javabase.artifacts"
+CERTIFICATES_LABEL = "io.javabase.certificates"
+TESTS_LABEL = "io.javabase.tests"
 CREATED_LABEL = "org.opencontainers.image.created"
 REVISION_LABEL = "org.opencontainers.image.revision"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
@@ -42,6 +44,13 @@ def stable_labels(manifest: Manifest, image: Image) -> dict[str, str]:
     }
     if "digest" in base:
         labels[BASE_DIGEST_LABEL] = base["digest"]
+    trusted = manifest.trusted(image)
+    if trusted:
+        # Every company CA the image trusts, and the image of the manifest that put it in.
+        labels[CERTIFICATES_LABEL] = json.dumps([[cert.origin if cert.url else cert.filename, cert.sha256, owner.name]
+                                                 for owner, cert in trusted])
+    if image.tests:
+        labels[TESTS_LABEL] = json.dumps([test.name for test in image.tests])
     if manifest.source:
         labels["org.opencontainers.image.source"] = manifest.source
     # The manifest's own descriptive labels (title, version, source) win over these defaults.

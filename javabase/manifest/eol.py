@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from .model import Manifest
 from .references import parse_outside
 
 TABLE = Path(str(files("javabase").joinpath("manifest", "eol.json")))
@@ -75,3 +76,20 @@ def past_end_of_life(reference: str, today: date, path: Table = TABLE) -> tuple[
     newer = sorted((r for r in releases(path) if r.distribution == found.distribution and r.eol > today),
                    key=lambda r: r.eol)
     return found, newer[0] if newer else None
+
+
+def warnings(manifest: Manifest, today: date, path: Path = TABLE) -> list[str]:
+    """One line per entry whose outside base names a distribution release past
+    its end of life on `today`: `file:line: images.<entry>.from: ...; move to ...`."""
+    out: dict[str, str] = {}
+    for image in manifest.images.values():
+        key = f"images.{image.entry}.from"
+        found = past_end_of_life(image.from_ref, today, path) if image.parent is None else None
+        if found is None or key in out:
+            continue
+        old, new = found
+        advice = (f"move to {new.distribution} {new.release} (supported until {new.eol})" if new is not None
+                  else f"move to a supported {old.distribution} release")
+        out[key] = (f"{manifest.shown}:{image.from_line}: {key}: {old.distribution} {old.release} is past its end of "
+                    f"life (security support ended {old.eol}); {advice}")
+    return list(out.values())

@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import Problem
 from . import references as refs
+from . import runtime
+from .declared_tests import image_tests
 from .model import Artifact, Image, redacted
 from .values import refusal
 from .yamlsource import Located, Path_, format_key
@@ -81,6 +83,7 @@ class Expander:
         # Every image name the manifest declares, valid or not: a broken parent is
         # reported once, not again as "not an image" by each of its children.
         self.declared: set[str] = set()
+        self.font_keys: dict[str, Path_] = {}  # where each image's `fonts` comes from
 
     def problem(self, path: Path_, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
@@ -182,6 +185,8 @@ class Expander:
         images = {name: image for name, (image, _) in produced.items()}
         resolved = self.resolve_parents(images, entries_with_versions)
         self.check_cycles(resolved)
+        if not self.problems:
+            runtime.check_fonts_line(self, resolved, self.font_keys)
         return resolved
 
     def expand_entry(self, entry: str, raw: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[Image, Path_]]:
@@ -230,9 +235,13 @@ class Expander:
         labels.update(self.string_map(raw.get("labels"), (*base, "labels"), variables, "labels"))
         build_args = self.build_args(raw.get("build_args"), (*base, "build_args"), variables)
         packages = self.packages(raw.get("packages"), (*base, "packages"))
-        artifacts = self.image_artifacts(where)
+        artifacts = self.image_artifacts(where, defaults)
         workdir = self.path_value(raw.get("workdir"), (*base, "workdir"), variables, "workdir")
-        user = self.user(raw.get("user"), (*base, "user"))
+        user, account = runtime.user(self, *runtime.own_or_default(raw, defaults, base, "user"))
+        fonts_value, fonts_path = runtime.own_or_default(raw, defaults, base, "fonts")
+        fonts, font_packages = runtime.fonts(self, fonts_value, fonts_path, template)
+        runtime.jvm_options(self, *runtime.own_or_default(raw, defaults, base, "jvm_options"), variables, env)
+        tests = image_tests(self, self.doc.line, raw, defaults, base, variables)
         run = self.run_commands(raw.get("run"), (*base, "run"))
         description = self.text(raw.get("description"), (*base, "description"), "description")
         tags = self.tags(where)
@@ -243,6 +252,8 @@ class Expander:
         from_ref = self.substitute(from_ref, variables, (*base, "from"))
         if len(self.problems) > before:
             return None
+        if fonts:
+            self.font_keys[where.name] = fonts_path
         entrypoint, cmd = raw.get("entrypoint"), raw.get("cmd")
         network = "host" if raw.get("network") == "host" else bool(raw.get("network", False))
         return Image(
@@ -253,7 +264,8 @@ class Expander:
             entrypoint=tuple(entrypoint) if isinstance(entrypoint, list) else None,
             cmd=tuple(cmd) if isinstance(cmd, list) else None, run=tuple(run),
             build_args=tuple(build_args.items()), network=network,
-            tags=tuple(tags), immutable_tags=tuple(immutable), platforms=self.platforms(where),
+            tags=tuple(tags), immutable_tags=tuple(immutable), platforms=self.platforms(where), account=account,
+            fonts=fonts, font_packages=font_packages, tests=tests, from_line=self.doc.line((*base, "from")),
         )
 
     def check_template(self, template: Any, path: Path_) -> None:
@@ -328,8 +340,8 @@ class Expander:
         return out
 
     # -- artifacts -------------------------------------------------------------------
-    def image_artifacts(self, where: _Where) -> list[Artifact]:
-        """The entry's `artifacts`, then the version item's own tarball."""
+    def image_artifacts(self, where: _Where, defaults: dict[str, Any]) -> list[Artifact]:
+        """The entry's `artifacts`, then the version item's own tarball, then its certificates."""
         path = (*where.base, "artifacts")
         raw = where.raw.get("artifacts")
         out: list[Artifact] = []
@@ -340,6 +352,7 @@ class Expander:
         item = where.item
         if item is not None and ("url" in item or "path" in item or "sha256" in item or "platforms" in item):
             out += self.variants(item, where.path, DEFAULT_VERSION_DEST, True, False, where)
+        out += runtime.certificates(self, where.raw, defaults, where.base)
         # Variants of one artifact share its key and file name: count each artifact once.
         names = [filename for _, filename in dict.fromkeys((a.key, a.filename) for a in out)]
         duplicate = next((n for n in names if names.count(n) > 1), None)

@@ -67,7 +67,8 @@ def _message(error: ValidationError, schema_part: dict[str, Any], instance: Any)
     if "x-error" in schema_part and error.validator in ("pattern", "format"):
         return f"{instance!r} {schema_part['x-error']}"
     if error.validator == "type":
-        expected = _JSON_KINDS.get(str(error.validator_value), str(error.validator_value))
+        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        expected = " or ".join(_JSON_KINDS.get(str(kind), str(kind)) for kind in kinds)
         return f"expected {expected}, got {_describe_value(instance)}"
     if error.validator == "minItems":
         return f"needs at least {error.validator_value} item(s)"

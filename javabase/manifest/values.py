@@ -63,6 +63,17 @@ def _word(value: str) -> str | None:
     return None
 
 
+def shell_word_reason(value: str) -> str | None:
+    """Why a value cannot stand as one word of a shell command that a template
+    writes into a RUN instruction (a user or group name, a home directory, a
+    package or certificate file name), or None if it can: a `word` (see
+    _word) that does not start with `-` (a command would read it as an option)."""
+    reason = _line(value) or _word(value)
+    if reason is None and value.startswith("-"):
+        return "starts with '-', which a command would read as an option"
+    return reason
+
+
 def _command(value: str) -> str | None:
     if value.rstrip(" \t").endswith("\\"):
         return "ends with a backslash, which would continue the instruction onto the next line"

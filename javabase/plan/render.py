@@ -26,18 +26,32 @@ def dockerfile_path(image: Image | str) -> str:
     return f"{name}/{DOCKERFILE}"
 
 
+ROOT_USERS = ("root", "0", "0:0", "root:root")
+
+
 def render_image(env: jinja2.Environment, manifest: Manifest, image: Image) -> str:
+    """One Dockerfile. The template sees `image`, `manifest`, `mirrors`, and of the
+    parent image (when it is in the manifest) `parent`, `parent_ref` (its first
+    reference), `parent_user` (the USER it runs as, its own or an ancestor's, when
+    not root: the template's own steps then run as root and USER is set again at
+    the end) and `parent_account` (the account behind it); `trusted`: every
+    certificate of the image and its ancestors."""
     template_name = file_name(image.template)
-    parent_ref = None
-    if image.parent is not None:
-        parent_ref = manifest.references(manifest.images[image.parent])[0]
+    parent = manifest.images[image.parent] if image.parent is not None else None
+    parent_ref = manifest.references(parent)[0] if parent is not None else None
+    runs_as = next((i for i in reversed(manifest.lineage(parent)) if i.user), None) if parent is not None else None
+    parent_user = runs_as.user if runs_as is not None and runs_as.user not in ROOT_USERS else None
     try:
         text = env.get_template(template_name).render(
             image=image,
             manifest=manifest,
             manifest_name=manifest.path.name,
             mirrors={"apk": None, "apt": None, **manifest.mirrors},
+            parent=parent,
             parent_ref=parent_ref,
+            parent_user=parent_user,
+            parent_account=runs_as.account if runs_as is not None else None,
+            trusted=manifest.trusted(image),
         )
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"templates/{exc.name or template_name}:{exc.lineno}: {exc.message}; "

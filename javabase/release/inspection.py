@@ -11,7 +11,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..decide.labels import ARTIFACTS_LABEL, BASE_DIGEST_LABEL, IMAGE_LABEL, INPUT_LABEL, INPUTS_LABEL
+from ..decide.labels import (
+    ARTIFACTS_LABEL,
+    BASE_DIGEST_LABEL,
+    CERTIFICATES_LABEL,
+    IMAGE_LABEL,
+    INPUT_LABEL,
+    INPUTS_LABEL,
+    TESTS_LABEL,
+)
 from ..engine import Backend
 from ..errors import UsageError
 from ..manifest.model import Manifest
@@ -57,6 +65,9 @@ def describe(backend: Backend, reference: str, manifest: Manifest | None,
         "base": {"name": labels.get("org.opencontainers.image.base.name"), "digest": labels.get(BASE_DIGEST_LABEL)},
         "artifacts": [{"source": source, "sha256": sha}
                       for source, sha in json.loads(labels.get(ARTIFACTS_LABEL, "[]"))],
+        "certificates": [{"source": source, "sha256": sha, "from": owner}
+                         for source, sha, owner in json.loads(labels.get(CERTIFICATES_LABEL, "[]"))],
+        "tests": json.loads(labels.get(TESTS_LABEL, "[]")),
         "labels": labels,
         "sbom_packages": _sbom_packages(client, name, remote.digest) if client and remote else None,
         "referrers": [{"artifact_type": r.get("artifactType"), "digest": r.get("digest")}
@@ -108,6 +119,8 @@ def as_text(info: dict[str, Any]) -> str:
     lines.append(f"  platforms: {', '.join(info['platforms']) or '-'}")
     lines.append(f"  base: {info['base']['name'] or '-'} {info['base']['digest'] or ''}".rstrip())
     lines += [f"  artifact: {a['source']} sha256:{a['sha256']}" for a in info["artifacts"]]
+    lines += [f"  certificate: {c['source']} sha256:{c['sha256']} (from {c['from']})" for c in info["certificates"]]
+    lines += [f"  test: {name}" for name in info["tests"]]
     lines += [f"  input {key}: {value}" for key, value in sorted(info["inputs"].items())]
     lines += [f"  label {key}={value}" for key, value in sorted(info["labels"].items())]
     lines.append(f"  sbom: {'-' if info['sbom_packages'] is None else str(info['sbom_packages']) + ' packages'}")

@@ -276,10 +276,11 @@ class Run:
 def workspace(tmp_path: Path, registry: LocalRegistry, example_files: Path,
               request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Write a manifest into a fresh directory with a namespace unique to the test;
-    the example's rootfs is linked into its files/ (a manifest reads no file
-    outside its own directory)."""
+    the example's rootfs and company CA are linked into its files/ (a manifest
+    reads no file outside its own directory)."""
     (tmp_path / "files").mkdir(exist_ok=True)
-    os.link(example_files / "files" / "glibc-rootfs.tar.gz", tmp_path / "files" / "glibc-rootfs.tar.gz")
+    for name in ("glibc-rootfs.tar.gz", "company-ca.crt"):
+        os.link(example_files / "files" / name, tmp_path / "files" / name)
     # unique per session too: images are reused by their inputs, which include the namespace
     test = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
     namespace = f"t{SESSION}-{test}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -72,6 +73,20 @@ def test_offline_example_builds_in_order_runs_java_and_is_pushed(
         "sh", "-c", "ls /etc/ld.so.cache && cat /etc/nsswitch.conf && java -XshowSettings:properties -version"])
     assert settings.startswith("/etc/ld.so.cache\nhosts: files dns\n")
     assert "    native.encoding = UTF-8" in settings and "    sun.jnu.encoding = UTF-8" in settings
+    # what a platform team ships: every image ran its declared tests before it was tagged, runs as
+    # app (UID 10001) although its own steps ran as root, and trusts the company CA (the OS store, cacerts)
+    # (an image another test of the session built with the same inputs is reused, and was tested there)
+    for name, count in (("glibc-root", 5), ("jre25", 6), ("jre25-slim", 6), ("app-base", 3)):
+        built = run.result(name)["built_because"] is not None
+        assert len(re.findall(rf"^\[{name} *\] test '[^']+': ok \(", run.out, re.MULTILINE)) == built * count, name
+    assert run.result("jre25")["built_because"] is not None
+    app = run_java_version(engine, f"{registry.host}/{namespace}/app-base:1", ["sh", "-c", "id; stat -c %u /opt/app"])
+    assert app == "uid=10001(app) gid=10001(app) groups=10001(app)\n0\n"
+    ca = (example_files / "files" / "company-ca.crt").read_text().strip()
+    assert ca in run_java_version(engine, f"{registry.host}/{namespace}/jre25:25",
+                                  ["cat", "/etc/ssl/certs/ca-certificates.crt"])
+    assert "trustedCertEntry" in run_java_version(engine, f"{registry.host}/{namespace}/jre25:25", [
+        "keytool", "-list", "-cacerts", "-storepass", "changeit", "-alias", "javabase-company-ca"])
     # the registry holds exactly what was pushed, with the digests the report gives
     assert registry.catalog(namespace) == sorted(f"{namespace}/{n}" for n in
                                                  ("glibc-root", "jre25", "jre25-slim", "app-base"))

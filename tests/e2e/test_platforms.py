@@ -19,7 +19,9 @@ from .conftest import EXAMPLE, FileServer, LocalRegistry, Run, remove_images
 
 
 @pytest.fixture(scope="session")
-def multi_files(tmp_path_factory: pytest.TempPathFactory, file_server: FileServer) -> Path:
+def multi_files(tmp_path_factory: pytest.TempPathFactory, file_server: FileServer, example_files: Path) -> Path:
+    """The example for two platforms, with the single-platform example's company CA
+    (prepare.py keeps a CA it finds), which the workspace links next to every manifest."""
     import sys
 
     sys.path.insert(0, str(EXAMPLE))
@@ -28,6 +30,8 @@ def multi_files(tmp_path_factory: pytest.TempPathFactory, file_server: FileServe
     finally:
         sys.path.remove(str(EXAMPLE))
     out = tmp_path_factory.mktemp("multi")
+    (out / "files").mkdir()
+    os.link(example_files / "files" / "company-ca.crt", out / "files" / "company-ca.crt")
     prepare(out, file_server.url, arm64=True)
     for tarball in (out / "files").glob("OpenJDK-*.tar.gz"):
         if not (file_server.root / tarball.name).exists():

@@ -12,7 +12,7 @@ import socket
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import requests
 import urllib3.exceptions
 
 from ...clock import parse_time
-from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage
+from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage, PathInfo, Ran
 from ...errors import EngineError, Interrupted, JavabaseError, StepError
 from ...manifest.references import split_reference
 
@@ -104,6 +104,7 @@ class DockerBackend:
         # The HTTP responses of the builds under way, by thread, so that cancel()
         # can cut them: the engine then stops the build and removes its container.
         self._streams: dict[int, Any] = {}
+        self._containers: set[str] = set()  # the test containers running now, killed by cancel()
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
         api.hooks["response"].append(self._remember_build)
@@ -150,19 +151,23 @@ class DockerBackend:
         self._cancelled.set()
         with self._lock:
             streams = list(self._streams.values())
+            containers = list(self._containers)
         for response in streams:
             sock = _socket_of(response)
             if sock is not None:
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+        for container in containers:
+            with suppress(*_API_ERRORS):
+                self.api.kill(container)
 
     # -- builds --------------------------------------------------------------------
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         """Build context/Dockerfile; stream every output line; return the image ID.
-        The first error chunk fails the build with the step it happened in."""
+        The first error chunk fails the build with the step it happened in, and
+        why: the line a template's check printed (`javabase: ...`), else the engine's message."""
         image_id: str | None = None
-        step = "before the first step"
-        steps = 0
+        steps = _Steps()
         if self._cancelled.is_set():
             raise Interrupted("interrupted before the build started")
         try:
@@ -175,14 +180,11 @@ class DockerBackend:
                 message = _stream_error(chunk)
                 if message is not None:
                     on_line(f"ERROR {message}")
-                    raise StepError(f"{step}: {message}")
+                    raise StepError(steps.failure(message))
                 text = chunk.get("stream")
                 if isinstance(text, str):
                     for line in _clean(text).splitlines():
-                        if line.startswith("Step "):
-                            number, _, instruction = line.partition(" : ")
-                            step = f"{number.lower()} ({instruction[:80]})"
-                            steps += 1
+                        steps.see(line)
                         if line.strip():
                             on_line(line)
                 aux = chunk.get("aux")
@@ -190,18 +192,18 @@ class DockerBackend:
                     image_id = aux["ID"]
         except (*_LOST, *_API_ERRORS, OSError, ValueError) as exc:
             if self._cancelled.is_set():
-                raise Interrupted(f"interrupted during {step}; the build was cancelled") from None
+                raise Interrupted(f"interrupted during {steps.current}; the build was cancelled") from None
             if isinstance(exc, _LOST):
-                raise _lost(f"the build ({step})", exc, self.where, self.stall) from None
+                raise _lost(f"the build ({steps.current})", exc, self.where, self.stall) from None
             if isinstance(exc, _API_ERRORS):
-                raise StepError(f"{step}: engine error: {_whole(exc)}") from None
+                raise StepError(f"{steps.current}: engine error: {_whole(exc)}") from None
             raise
         finally:
             with self._lock:
                 self._streams.pop(threading.get_ident(), None)
         if image_id is None:
-            raise StepError(f"{step}: the engine reported no image ID")
-        return BuildOutcome(image_id, steps)
+            raise StepError(f"{steps.current}: the engine reported no image ID")
+        return BuildOutcome(image_id, steps.count)
 
     def run_probe(self, platform: str, program: bytes) -> str | None:
         """Build FROM scratch, for `platform`, with no cache and no network, an
@@ -243,6 +245,9 @@ class DockerBackend:
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
             last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
             platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
+            user=str((found.get("Config") or {}).get("User") or ""),
+            env=_env_pairs((found.get("Config") or {}).get("Env") or ()),
+            workdir=str((found.get("Config") or {}).get("WorkingDir") or ""),
         )
 
     def images(self, label: str) -> list[LocalImage]:
@@ -330,6 +335,75 @@ class DockerBackend:
                 if message is not None:
                     raise StepError(f"load: {message}")
 
+    # -- containers (image tests) -------------------------------------------------------
+    def _container(self, image_id: str, command: Sequence[str]) -> str:
+        """A new container of the image, with no network; removed by the caller."""
+        created = self.api.create_container(
+            image_id, command=list(command), entrypoint=[],
+            host_config=self.api.create_host_config(network_mode="none"), labels={"io.javabase.test": "1"})
+        return str(created["Id"])
+
+    def run(self, image_id: str, command: Sequence[str], files: Mapping[str, bytes], timeout: float) -> Ran:
+        """Run a command in a new container of the image (no network, its own user),
+        removed afterwards; killed after `timeout` seconds (exit_code None)."""
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted before the test started")
+        with self._calling(f"run {command[0]} in {image_id.split(':')[-1][:12]}"):
+            container = self._container(image_id, command)
+            with self._lock:
+                self._containers.add(container)
+            try:
+                if files:
+                    self.api.put_archive(container, "/", _tar_of(files))
+                self.api.start(container)
+                code = self._wait(container, timeout)
+                stdout = self.api.logs(container, stdout=True, stderr=False)
+                stderr = self.api.logs(container, stdout=False, stderr=True)
+            finally:
+                with self._lock:
+                    self._containers.discard(container)
+                with suppress(*_API_ERRORS):
+                    self.api.remove_container(container, force=True)
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted during a test; its container was removed")
+        return Ran(code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+
+    def _wait(self, container: str, timeout: float) -> int | None:
+        """The container's exit code, or None after killing it at the deadline."""
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            state = self.api.inspect_container(container)["State"]
+            if not state.get("Running") and state.get("Status") != "created":
+                return int(state.get("ExitCode", -1))
+            if time.monotonic() > deadline or self._cancelled.is_set():
+                with suppress(*_API_ERRORS):
+                    self.api.kill(container)
+                return None
+            time.sleep(pause)
+            pause = min(0.2, pause * 2)
+
+    def path_info(self, image_id: str, path: str, limit: int) -> PathInfo | None:
+        """A path in the image, read from the archive of a container that is never
+        started (and removed); only the first tar entry is read."""
+        with self._calling(f"read {path} in {image_id.split(':')[-1][:12]}"):
+            container = self._container(image_id, ["/javabase-never-started"])
+            try:
+                response = self.api._get(self.api._url("/containers/{0}/archive", container), params={"path": path},
+                                         stream=True)
+                if response.status_code == 404:
+                    response.close()
+                    return None
+                self.api._raise_for_status(response)
+                response.raw.decode_content = True  # the engine gzips it when asked to (requests asks)
+                try:
+                    return _first_entry(response.raw, limit)
+                finally:
+                    response.close()
+            finally:
+                with suppress(*_API_ERRORS):
+                    self.api.remove_container(container, force=True)
+
     def remove(self, image_id: str, force: bool = True) -> None:
         """Remove an image and its untagged intermediate parents; without force the
         engine refuses an image a container uses or that has tags in other names."""
@@ -339,6 +413,72 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
 
+
+
+CHECK_PREFIX = "javabase: "  # how a template's check says why it fails its step
+
+
+class _Steps:
+    """Which step of a build the output is at, and what a template's check said in it."""
+
+    def __init__(self) -> None:
+        self.current = "before the first step"
+        self.count = 0
+        self.said: str | None = None
+
+    def see(self, line: str) -> None:
+        if line.startswith("Step "):
+            number, _, instruction = line.partition(" : ")
+            self.current = f"{number.lower()} ({instruction[:80]})"
+            self.count += 1
+            self.said = None
+        elif line.startswith(CHECK_PREFIX):
+            self.said = line[len(CHECK_PREFIX):].strip()
+
+    def failure(self, message: str) -> str:
+        """One line: the step, and the check's own words when it printed any."""
+        return f"{self.current}: {self.said}" if self.said else f"{self.current}: {message}"
+
+
+def _env_pairs(env: Sequence[Any]) -> tuple[tuple[str, str], ...]:
+    """Config.Env (K=V strings) as pairs."""
+    return tuple((key, value) for key, _, value in (str(item).partition("=") for item in env))
+
+
+def _tar_of(files: Mapping[str, bytes]) -> bytes:
+    """A tar of `files` (absolute path -> content) and their directories, owned by
+    root, readable by everyone, to put into a container at /."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        made: set[str] = set()
+        for path, content in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _first_entry(raw: Any, limit: int) -> PathInfo:
+    """The first entry of a tar stream (what the engine's archive of a path starts with)."""
+    with tarfile.open(fileobj=raw, mode="r|") as tar:
+        member = tar.next()
+        if member is None:
+            raise StepError("the engine sent an empty archive")
+        kind = ("file" if member.isreg() else "directory" if member.isdir() else "symlink" if member.issym()
+                else "other")
+        text = b""
+        if member.isreg():
+            handle = tar.extractfile(member)
+            text = handle.read(limit) if handle is not None else b""
+        return PathInfo(kind, member.mode & 0o7777, member.uid, member.gid, member.linkname, text)
 
 
 def _socket_of(response: Any) -> socket.socket | None:
