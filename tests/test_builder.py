@@ -246,3 +246,13 @@ def test_every_platform_and_the_index_are_signed_and_each_platform_attested_once
     again = builder(manifest, run.backend, tmp_path, registry=registry, signer=Signer(key))  # type: ignore[arg-type]
     assert again.run().ok
     assert len(registry.manifests_put) == puts  # nothing signed or attested twice
+
+
+def test_a_failed_platforms_log_is_a_file_named_without_a_slash(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    run = builder(valid(textwrap.dedent(PLATFORMS)), FakeBackend(fail={"img"}), tmp_path, jobs=1, keep_going=True)
+    run.run()
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["img@linux-amd64.log", "img@linux-arm64.log"]
+    assert all(p.is_file() for p in logs.iterdir())
+    assert run.results["img@linux/arm64"].log_path == str(logs / "img@linux-arm64.log")

@@ -30,7 +30,7 @@ from ..errors import CannotWrite, EngineError, Interrupted, JavabaseError, StepE
 from ..files import write_atomically
 from ..manifest.model import Image
 from ..manifest.references import split_reference
-from ..plan.order import Plan, Unit
+from ..plan.order import Plan, Unit, file_stem
 from ..plan.render import DOCKERFILE, dockerfile_path, with_labels
 from ..plan.schedule import run_tree
 from ..publish.pusher import Pusher, immutable_references
@@ -64,7 +64,7 @@ class BuildOptions:
 def keep_log(result: ImageResult, log_dir: Path) -> None:
     """Keep a failed image's whole log in `log_dir`; a log that cannot be written
     does not hide the failure it was to record."""
-    path = log_dir / f"{result.name}.log"
+    path = log_dir / f"{file_stem(result.name)}.log"
     try:
         write_atomically(path, "\n".join(result.log) + "\n", "the build log")
     except CannotWrite as exc:
@@ -185,7 +185,7 @@ class Builder:
             try:
                 data = sbom.generate(result.image_id, result.name, self.provenance.created, self.backend.where,
                                      self.settings.env.process)
-                path = folder / f"{result.name.replace('@', '_').replace('/', '-')}.spdx.json"
+                path = folder / f"{file_stem(result.name)}.spdx.json"
                 write_atomically(path, data, "the SBOM")
             except JavabaseError as exc:
                 self.fail(result, str(exc), result.log.append)
