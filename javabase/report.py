@@ -51,6 +51,9 @@ class ImageResult:
     sbom: str | None = None  # the SPDX JSON file written for it (--sbom)
     sbom_packages: int | None = None
     sbom_pushed: str | None = None  # the SBOM artifact's manifest digest in the registry
+    # The references this engine gives it: `references` for a single-platform image and
+    # for the engine's own platform; another platform's have -OS-ARCH appended.
+    engine_references: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -69,6 +72,7 @@ class ImageResult:
             "input_digest": self.input_digest,
             "built_because": self.changed,
             "references": self.references,
+            "engine_references": self.engine_references,
             "pushed": self.pushed,
             "already_in_registry": self.already_in_registry,
             "started": self.started,

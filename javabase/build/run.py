@@ -172,6 +172,7 @@ class Builder:
             image = self.plan.image(unit.name)
             result = self.results[key]
             result.input_digest = self.inputs[key].digest
+            result.engine_references = list(self.tags[key])
             result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
                                 for a in image.artifacts_for(unit.platform)]
             result.base = base_of(self.manifest, image)
