@@ -223,10 +223,11 @@ def prune(c: Context, manifest: str | None = None, keep: str = "1", dry_run: boo
     _exit(run(lambda: release.prune(manifest, _whole(keep, "--keep") or 0, dry_run, cache), debug))
 
 
-@task(help={"manifest": "manifest to find the image's entry in (default: images.yaml)",
+@task(help={"manifest": "manifest to find the image's entry in, consulted only when it built the image (default: "
+                        "images.yaml here or above)",
             "format": "text or json", "debug": "show tracebacks"})
 def inspect(c: Context, reference: str, manifest: str | None = None, format: str = "text", debug: bool = False) -> None:
-    """What one built or pushed image is: entry, inputs, base, artifacts, labels, platforms, SBOM."""
+    """What one built or pushed image is, from its own labels: manifest, entry, platforms, inputs, base, SBOM."""
     _exit(run(lambda: release.inspect(reference, manifest, format), debug))
 
 
