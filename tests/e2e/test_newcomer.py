@@ -6,8 +6,11 @@ what a real prune frees."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,20 @@ from typing import Any
 import pytest
 from docker import APIClient as Engine
 
-from javabase.cli import common, release
+from javabase.cli import common, define, release
 
-from .conftest import LocalRegistry, Run
+from .conftest import EXAMPLE, LocalRegistry, Run
 from .test_build_push import ROOT_ONLY, rootfs
+
+
+def hint(report: dict[str, Any], image: str) -> str:
+    """examples/offline/hint.py's command, which scripts/example.sh prints."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from hint import hint as example_hint  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    return str(example_hint(report, image))
 
 
 def inspected(reference: str, manifest: str | None = None) -> dict[str, Any]:
@@ -72,4 +85,80 @@ def test_inspect_shows_the_images_own_labels_and_consults_only_the_manifest_that
     assert text.getvalue().splitlines()[:5] == [
         f"{reference}  (this engine)", "  image: glibc-root", "  manifest: images.yaml",
         f"  repository: repo.abc.com/{namespace}/glibc-root", f"  entry: {manifest}:5 (images.glibc-root)"]
+
+
+TINY = """\
+schema: 1
+registry: repo.abc.com
+namespace: example
+images:
+  tiny:
+    from: scratch
+    template: layer
+    platforms: [linux/amd64, linux/arm64]
+    artifacts: [{{path: files/note.txt, sha256: {sha}, platform_independent: true}}]
+    env: {{NOTE: first}}
+    tags: ["1"]
+"""
+
+
+def tiny(workspace: Callable[[str], Path]) -> Path:
+    """A multi-platform image with no RUN step: both platforms build without an emulator."""
+    manifest = workspace(TINY.format(sha="0" * 64))
+    note = manifest.parent / "files" / "note.txt"
+    note.write_text("a note for every platform\n")
+    manifest.write_text(manifest.read_text().replace("0" * 64, hashlib.sha256(note.read_bytes()).hexdigest()))
+    return manifest
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    """The docker CLI a user runs (its `create` and `run` pull what the engine lacks)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def tags_of(engine: Engine, prefix: str) -> dict[str, str]:
+    return {tag: image["Id"] for image in engine.images() for tag in image.get("RepoTags") or []
+            if tag.startswith(prefix)}
+
+
+def test_the_examples_hint_moves_no_tag_and_plan_stays_true_after_a_pull_of_another_platform(
+    engine: Engine, registry: LocalRegistry, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    manifest = tiny(workspace)
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    run = build(manifest, push=True)
+    assert run.code == 0, run.out + run.err
+    reference = f"{registry.host}/{namespace}/tiny:1"
+    ids = {row["platform"]: row["image_id"] for row in run.report["images"]}
+    assert tags_of(engine, reference) == {reference: ids["linux/amd64"], f"{reference}-linux-arm64": ids["linux/arm64"]}
+
+    # What scripts/example.sh prints: the reference javabase keeps for the other platform.
+    said = hint(run.report, "tiny")
+    assert said == f"docker run --rm --platform linux/arm64 {reference}-linux-arm64 java -version"
+    before = tags_of(engine, reference)
+    made = docker("create", *said.split()[3:])  # what `run` does before it starts the container
+    assert made.returncode == 0, made.stderr
+    docker("rm", made.stdout.strip())
+    assert tags_of(engine, reference) == before
+
+    # inspect of that reference: the image's platform, and all the platforms its labels name.
+    info = inspected(f"{reference}-linux-arm64")
+    assert (info["platform"], info["platforms"]) == ("linux/arm64", ["linux/amd64", "linux/arm64"])
+
+    # The old hint's form: the tag is the engine's own platform's image, so the engine
+    # pulls the arm64 one from the registry and re-points the tag to it.
+    made = docker("create", "--platform", "linux/arm64", reference, "java", "-version")
+    assert made.returncode == 0, made.stderr
+    docker("rm", made.stdout.strip())
+    assert tags_of(engine, reference)[reference] == ids["linux/arm64"]
+
+    # plan's reasons stay true: each platform's build is compared with that platform's last build.
+    manifest.write_text(manifest.read_text().replace("NOTE: first", "NOTE: second"))
+    out = io.StringIO()
+    assert common.run(lambda: define.plan(str(manifest), fmt="json", registry=registry.host, out=out)) == 0
+    actions = json.loads(out.getvalue())["waves"][0]["images"][0]["actions"]
+    assert actions == {"linux/amd64": "build: changed dockerfile", "linux/arm64": "build: changed dockerfile"}
+    again = build(manifest, push=True)
+    assert again.code == 0, again.out + again.err
+    assert {row["platform"]: row["built_because"] for row in again.report["images"]} == actions
 
