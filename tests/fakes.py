@@ -152,6 +152,9 @@ class FakeBackend:
     def in_use(self) -> set[str]:
         return set()
 
+    def listed_layers(self) -> dict[str, tuple[str, ...]]:
+        return {image_id: image.layers for image_id, image in self.stored.items()}
+
     def untag(self, reference: str) -> None:
         self.tags.pop(reference, None)
 

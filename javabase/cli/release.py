@@ -182,10 +182,10 @@ def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache
         raise UsageError("--keep must be 0 or more")
     backend = open_engine()
     removals = pruning.plan_images(backend, keep)
-    freed = sum(r.image.size for r in removals)
+    freed = sum(r.frees for r in removals)
     verb = "would remove" if dry_run else "removing"
     for removal in removals:
-        print(f"{verb} {removal.name} {removal.image.id[7:19]} ({removal.image.size / 1e6:.1f} MB): {removal.why}",
+        print(f"{verb} {removal.name} {removal.image.id[7:19]} (frees {removal.frees / 1e6:.1f} MB): {removal.why}",
               file=out)
     problems = [] if dry_run else pruning.remove_images(backend, removals)
     for line in problems:

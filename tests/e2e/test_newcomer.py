@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from docker import APIClient as Engine
 
 from javabase.cli import common, define, release
 
-from .conftest import EXAMPLE, LocalRegistry, Run
+from .conftest import EXAMPLE, LocalRegistry, Run, spare_engine
 from .test_build_push import ROOT_ONLY, rootfs
 
 
@@ -162,3 +163,49 @@ def test_the_examples_hint_moves_no_tag_and_plan_stays_true_after_a_pull_of_anot
     assert again.code == 0, again.out + again.err
     assert {row["platform"]: row["built_because"] for row in again.report["images"]} == actions
 
+
+CHAIN = """\
+  mid:
+    from: glibc-root
+    template: layer
+    run: ["head -c 2000000 /dev/zero > /mid.bin && echo REV > /rev"]
+    tags: ["1"]
+  leaf:
+    from: mid
+    template: layer
+    run: ["head -c 1000000 /dev/urandom > /leaf.bin"]
+    tags: ["1"]
+"""
+
+
+def test_prune_dry_runs_figure_is_what_a_real_prune_frees(
+    example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with spare_engine() as spare:  # an engine of its own: the space it frees is measured, nothing else moves
+        monkeypatch.setenv("DOCKER_HOST", spare.host)
+        manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)) + CHAIN)
+        for revision in ("r1", "r2", "r3"):
+            manifest.write_text(manifest.read_text().replace("echo REV", f"echo {revision}").replace(
+                "echo r1 ", f"echo {revision} ").replace("echo r2 ", f"echo {revision} "))
+            run = build(manifest)
+            assert run.code == 0, run.out + run.err
+        # Two old leaves go (their old parents, untagged, with them); each old leaf holds
+        # what no remaining image uses: its parent's 2 MB and its own 1 MB. Their whole
+        # size (the root, 6.5 MB, is shared with every image) is not what is freed.
+        before = spare.api.df()["LayersSize"]
+        out = io.StringIO()
+        assert common.run(lambda: release.prune(str(manifest), keep=0, dry_run=True, out=out)) == 0
+        lines = out.getvalue().splitlines()
+        assert [line.split(" (")[0].split()[:3] for line in lines[:-1]] == [["would", "remove", "leaf"]] * 2
+        assert all(" (frees 3.0 MB): no tag points to it" in line for line in lines[:-1]), lines
+        figure = float(re.fullmatch(r"images: 2 to remove, about (\d+\.\d) MB would be freed \(keeping 0 untagged "
+                                    r"per image\)", lines[-1]).group(1))  # type: ignore[union-attr]
+        assert spare.api.df()["LayersSize"] == before  # a dry run removes nothing
+        out = io.StringIO()
+        assert common.run(lambda: release.prune(str(manifest), keep=0, out=out)) == 0, out.getvalue()
+        freed = before - spare.api.df()["LayersSize"]
+        assert freed > 5_900_000
+        assert abs(figure - freed / 1e6) <= 0.05, (figure, freed, out.getvalue())
+        assert out.getvalue().splitlines()[-1] == (
+            f"images: 2 removed, about {figure:.1f} MB freed (keeping 0 untagged per image)")

@@ -236,15 +236,25 @@ class DockerBackend:
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
             last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
             platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
+            layer_sizes=layer_sizes(steps, len((found.get("RootFS") or {}).get("Layers") or ())) if steps else (),
         )
+
+    def listed_layers(self) -> dict[str, tuple[str, ...]]:
+        with self._calling("cannot list images", EngineError):
+            listed = [str(i["Id"]) for i in self.api.images()]
+        out = {}
+        for image_id in listed:
+            found = self.image(image_id)
+            if found is not None:  # removed meanwhile
+                out[found.id] = found.layers
+        return out
 
     def images(self, label: str) -> list[LocalImage]:
         """Every local image that has `label` (one engine call; no layers)."""
         with self._calling("cannot list images", EngineError):
             listed: list[dict[str, Any]] = self.api.images(filters={"label": label})
         return [LocalImage(id=str(i["Id"]), tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
-                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0),
-                           size=max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0))))
+                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0))
                 for i in listed]
 
     def tag(self, image_id: str, reference: str) -> None:
@@ -332,6 +342,33 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
 
+
+
+# The instructions of the classic builder and BuildKit that make a layer; the others
+# (ENV, LABEL, CMD, ... and `#(nop)` steps other than ADD and COPY) only change the config.
+_LAYER_STEP = re.compile(r"^(?:/bin/sh -c #\(nop\) (?:ADD|COPY) |(?!/bin/sh -c #\(nop\))(?!(?:ENV|LABEL|CMD|ENTRYPOINT|"
+                         r"WORKDIR|USER|EXPOSE|VOLUME|STOPSIGNAL|HEALTHCHECK|SHELL|ARG|ONBUILD|MAINTAINER) ))")
+
+
+def layer_sizes(steps: list[dict[str, Any]], count: int) -> tuple[int, ...]:
+    """Each of an image's `count` layers' size in bytes (its diff, as `docker system
+    df` counts it), base first, from its history (newest first, as the engine
+    gives it). The engine does not say which history entries made a layer: an
+    entry with a size did; of those without, the instructions that make layers
+    (RUN, ADD, COPY) did, as many as the count needs (a size of 0 counts nothing,
+    so a wrong guess among them only shifts where a later size is counted)."""
+    entries = [(int(s.get("Size") or 0), str(s.get("CreatedBy") or "")) for s in reversed(steps)]
+    sized = sum(1 for size, _ in entries if size > 0)
+    spare = max(0, count - sized)  # empty layers still to place
+    sizes = []
+    for size, made_by in entries:
+        if size > 0:
+            sizes.append(size)
+        elif spare and _LAYER_STEP.match(made_by):
+            sizes.append(0)
+            spare -= 1
+    sizes += [0] * (count - len(sizes))
+    return tuple(sizes[:count])
 
 
 def _socket_of(response: Any) -> socket.socket | None:
