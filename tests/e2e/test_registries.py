@@ -237,9 +237,10 @@ def test_token_auth_grants_push_to_ci_and_refuses_it_to_a_reader(
         refused = run_build(other, registry, push=True)
         assert refused.code == 6
         assert refused.err == (
-            f"error: registry {registry.host} refused the upload with the credentials of reader from "
-            f"JAVABASE_REGISTRY_PASSWORD_FILE ({tmp_path / 'password'}) (HTTP 401 on POST /v2/{namespace}/glibc-root/"
-            f"blobs/uploads/); nothing was pushed: check them, or run `invoke doctor --registry {registry.host}`\n")
+            f"error: registry {registry.host}: reader may pull but not push on {namespace}/glibc-root (HTTP 401 on "
+            f"POST /v2/{namespace}/glibc-root/blobs/uploads/; credentials from JAVABASE_REGISTRY_PASSWORD_FILE "
+            f"({tmp_path / 'password'})); nothing was pushed: ask the registry's admins for push rights, or use an "
+            "account that has them\n")
         reader = Registry(registry.host, Credential("ci", PASSWORD, "test"),
                           env=Environment.read({"JAVABASE_CERTS_DIR": str(registry.certs_dir)}))
         assert reader.tags(f"{namespace}/glibc-root") == ["1"]
