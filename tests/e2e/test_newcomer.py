@@ -209,3 +209,22 @@ def test_prune_dry_runs_figure_is_what_a_real_prune_frees(
         assert abs(figure - freed / 1e6) <= 0.05, (figure, freed, out.getvalue())
         assert out.getvalue().splitlines()[-1] == (
             f"images: 2 removed, about {figure:.1f} MB freed (keeping 0 untagged per image)")
+
+
+def test_a_platform_independent_file_in_a_scratch_image_gives_each_platform_its_own_image(
+    engine: Engine, workspace: Callable[[str], Path], build: Callable[..., Run],
+) -> None:
+    # The classic builder's layer cache does not tell platforms apart on a FROM scratch
+    # step: built for linux/amd64 first, the same COPY for linux/arm64 hits that cache.
+    manifest = tiny(workspace)
+    multi = manifest.read_text()
+    manifest.write_text(multi.replace("platforms: [linux/amd64, linux/arm64]", "platforms: [linux/amd64]"))
+    first = build(manifest)
+    assert first.code == 0, first.out + first.err
+    manifest.write_text(multi.replace("platforms: [linux/amd64, linux/arm64]", "platforms: [linux/arm64]"))
+    run = build(manifest)
+    assert run.code == 0, run.out + run.err
+    arm = engine.inspect_image(run.result("tiny@linux/arm64")["image_id"])
+    assert f"{arm['Os']}/{arm['Architecture']}" == "linux/arm64"
+    assert ("[tiny@linux/arm64] the engine's layer cache gave a linux/amd64 image for linux/arm64; building it "
+            "again without the cache") in run.out.splitlines()

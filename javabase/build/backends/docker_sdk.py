@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,32 @@ class DockerBackend:
     # -- builds --------------------------------------------------------------------
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         """Build context/Dockerfile; stream every output line; return the image ID.
-        The first error chunk fails the build with the step it happened in."""
+        The first error chunk fails the build with the step it happened in. An
+        image of another platform than the one asked for is built again without
+        the layer cache (the classic builder's cache does not tell platforms apart
+        on the steps of a FROM scratch image: an arm64 build could get the amd64
+        build's COPY step, and so an amd64 image); StepError if it still is."""
+        outcome = self._build_once(request, on_line)
+        if request.platform is None:
+            return outcome
+        made = self._platform_of(outcome.image_id)
+        if _same_platform(made, request.platform):
+            return outcome
+        if not request.no_cache:
+            on_line(f"the engine's layer cache gave a {made} image for {request.platform}; building it again "
+                    "without the cache")
+            outcome = self._build_once(replace(request, no_cache=True), on_line)
+            made = self._platform_of(outcome.image_id)
+            if _same_platform(made, request.platform):
+                return outcome
+        raise StepError(f"the engine built a {made} image for {request.platform}; check that the engine can build "
+                        f"for {request.platform} (`scripts/services.sh start` registers the emulators)")
+
+    def _platform_of(self, image_id: str) -> str:
+        found = self.image(image_id)
+        return found.platform if found is not None else ""
+
+    def _build_once(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         image_id: str | None = None
         step = "before the first step"
         steps = 0
@@ -342,6 +368,11 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
 
+
+
+def _same_platform(made: str, wanted: str) -> bool:
+    """OS and architecture as the engine says them, against OS/ARCH[/VARIANT] asked for."""
+    return made.split("/")[:2] == wanted.split("/")[:2]
 
 
 # The instructions of the classic builder and BuildKit that make a layer; the others
