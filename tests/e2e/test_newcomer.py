@@ -2,7 +2,8 @@
 what the image's own labels say and consults only the manifest that built it;
 `plan`'s reasons stay true after a `docker pull` of another platform under a
 tag, and the example's closing hint moves no tag; `prune --dry-run`'s figure is
-what a real prune frees."""
+what a real prune frees; a platform-independent file in a FROM scratch image
+still gives each platform an image of its own platform."""
 
 from __future__ import annotations
 
