@@ -21,13 +21,13 @@ class LocalImage:
     tags: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     created: float = 0.0  # seconds since the epoch
-    size: int = 0  # bytes this image alone holds (not shared with others), when listed
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
     last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
     platform: str = ""  # OS/ARCH[/VARIANT], when inspected
     user: str = ""  # its USER, when inspected ("" is root)
     env: tuple[tuple[str, str], ...] = ()  # its ENV, when inspected
     workdir: str = ""  # its WORKDIR, when inspected
+    layer_sizes: tuple[int, ...] = ()  # bytes each of `layers` holds in the engine (its diff), when asked for history
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,12 @@ class Backend(Protocol):
 
     def in_use(self) -> set[str]:
         """IDs of the images that containers (running or not) were made from."""
+        ...
+
+    def listed_layers(self) -> dict[str, tuple[str, ...]]:
+        """Every image `docker images` lists (tagged, or untagged and the parent of
+        none), by ID: the diff IDs of its layers, base first. Every layer the engine
+        keeps for an image is in one of these."""
         ...
 
     def load(self, archive: Path) -> None: ...

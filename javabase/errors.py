@@ -14,6 +14,7 @@ class Exit(IntEnum):
     """Each code means one thing."""
 
     OK = 0
+    COMMAND_LINE = 1  # Invoke's own: javabase never returns it
     MANIFEST = 2
     DRIFT = 3
     ARTIFACT = 4
@@ -35,6 +36,9 @@ class Exit(IntEnum):
 
 EXIT_CODES: dict[Exit, str] = {
     Exit.OK: "everything asked for was done",
+    Exit.COMMAND_LINE: "Invoke itself did not understand the command line (an unknown task or flag, a flag without "
+                       "its value), or `invoke` found no `tasks.py` here or above: run it in the checkout, or use the "
+                       "installed `javabase` program, which works from any directory",
     Exit.MANIFEST: "the manifest is invalid (every problem is listed, with file:line and key)",
     Exit.DRIFT: "a generated file (`builds/` with `render --check`, a pipeline with `ci --check`) differs from what "
                 "the manifest generates",

@@ -25,6 +25,9 @@ class Status(StrEnum):
 
 
 OK_STATES = (Status.BUILT, Status.UP_TO_DATE, Status.UP_TO_DATE_REGISTRY, Status.PUSHED)
+# What an image of several platform rows counts as in a summary: the first of these any row has.
+_IMAGE_STATUS = (Status.FAILED, Status.SKIPPED, Status.PENDING, Status.PUSHED, Status.BUILT, Status.UP_TO_DATE,
+                 Status.UP_TO_DATE_REGISTRY)
 
 
 @dataclass
@@ -48,6 +51,9 @@ class ImageResult:
     sbom: str | None = None  # the SPDX JSON file written for it (--sbom)
     sbom_packages: int | None = None
     sbom_pushed: str | None = None  # the SBOM artifact's manifest digest in the registry
+    # The references this engine gives it: `references` for a single-platform image and
+    # for the engine's own platform; another platform's have -OS-ARCH appended.
+    engine_references: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -66,6 +72,7 @@ class ImageResult:
             "input_digest": self.input_digest,
             "built_because": self.changed,
             "references": self.references,
+            "engine_references": self.engine_references,
             "pushed": self.pushed,
             "already_in_registry": self.already_in_registry,
             "started": self.started,
@@ -95,8 +102,18 @@ class Report:
     def ok(self) -> bool:
         return self.error is None and all(r.status in OK_STATES for r in self.results.values())
 
+    def image_statuses(self) -> dict[str, Status]:
+        """Per image (not per platform row): what happened to it, the first of
+        failed, skipped, pending, pushed, built, up-to-date that one of its rows has."""
+        rows: dict[str, set[Status]] = {}
+        for result in self.results.values():
+            rows.setdefault(result.image or result.name, set()).add(result.status)
+        return {image: next((s for s in _IMAGE_STATUS if s in found), Status.PENDING)
+                for image, found in rows.items()}
+
     def count(self, status: Status) -> int:
-        return sum(1 for r in self.results.values() if r.status == status)
+        """Images (not platform rows) whose summary status is `status`."""
+        return sum(1 for s in self.image_statuses().values() if s == status)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,9 +150,10 @@ class Report:
         lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
                  for row in rows]
         summary = ", ".join(f"{self.count(s)} {s}" for s in Status if s != Status.PENDING and self.count(s))
-        images = len({r.image or r.name for r in self.results.values()})
+        images = len(self.image_statuses())
         per_platform = f" ({len(self.results)} rows: one per platform)" if images != len(self.results) else ""
-        return "\n".join([*lines, f"{images} images{per_platform}: {summary}", *self.notes]) + "\n"
+        noun = "image" if images == 1 else "images"
+        return "\n".join([*lines, f"{images} {noun}{per_platform}: {summary}", *self.notes]) + "\n"
 
 
 class Console:

@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Start, stop or show the local Docker engine and Distribution registry that
-# javabase builds and pushes against. Idempotent: `start` reuses what already
-# answers and only starts what is missing; `stop` stops only what it started,
-# by the pid files it wrote.
+# javabase builds and pushes against, and the offline example's file server.
+# Idempotent: `start` reuses what already answers and only starts what is
+# missing; `stop` stops only what it started, by the pid files it wrote.
 #
-#   scripts/services.sh start|stop|stop-engine|stop-registry|status|env
+#   scripts/services.sh start|stop|stop-engine|stop-registry|serve-example|stop-example|status|env
 #
-# State lives in $JAVABASE_STATE (default /var/tmp/javabase). `env` prints the
-# export lines for DOCKER_HOST and JAVABASE_REGISTRY.
+# It reads (each user of a shared host sets their own):
+#   JAVABASE_STATE          where the engine, registry and example keep their data (default /var/tmp/javabase)
+#   JAVABASE_REGISTRY_ADDR  the registry's address (default 127.0.0.1:5000)
+#   JAVABASE_EXAMPLE_PORT   the example's file server port on 127.0.0.1 (default 8780)
+# `env` prints the export lines for DOCKER_HOST and JAVABASE_REGISTRY.
+# `serve-example` serves $JAVABASE_STATE/example/files (what scripts/example.sh
+# prepared) again, so that a change to the example that needs a download works.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 STATE="${JAVABASE_STATE:-/var/tmp/javabase}"
 REGISTRY_ADDR="${JAVABASE_REGISTRY_ADDR:-127.0.0.1:5000}"
+EXAMPLE_PORT="${JAVABASE_EXAMPLE_PORT:-8780}"
 SOCK="$STATE/docker.sock"
+FILES="$STATE/example/files"
+USAGE="usage: scripts/services.sh start|stop|stop-engine|stop-registry|serve-example|stop-example|status|env
+reads JAVABASE_STATE (default /var/tmp/javabase; now $STATE), JAVABASE_REGISTRY_ADDR (default 127.0.0.1:5000; now $REGISTRY_ADDR), JAVABASE_EXAMPLE_PORT (default 8780; now $EXAMPLE_PORT)"
 
 log() { printf 'services: %s\n' "$*" >&2; }
 
@@ -94,6 +104,38 @@ YML
     wait_for "registry" registry_up "$STATE/registry.log"
 }
 
+files_up() {
+    curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$EXAMPLE_PORT/" 2>/dev/null
+}
+
+ours_running() {
+    # The process a pid file names is alive (a pid file of a killed server is stale).
+    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+serve_example() {
+    # The offline example's files (JRE tarballs), over HTTP on 127.0.0.1 only.
+    if [ ! -d "$FILES" ]; then
+        log "no example files in $FILES: scripts/example.sh prepares them (with JAVABASE_STATE=$STATE)"
+        return 1
+    fi
+    if ours_running "$STATE/example-http.pid" && files_up; then
+        log "the example's files are already served on http://127.0.0.1:$EXAMPLE_PORT"
+        return 0
+    fi
+    if files_up; then
+        log "127.0.0.1:$EXAMPLE_PORT answers, but not with a server of $STATE; set JAVABASE_EXAMPLE_PORT to a free port"
+        return 1
+    fi
+    local python=python3
+    [ -x "$ROOT/.venv/bin/python" ] && python="$ROOT/.venv/bin/python"
+    log "serving $FILES on http://127.0.0.1:$EXAMPLE_PORT"
+    setsid "$python" -m http.server --bind 127.0.0.1 --directory "$FILES" "$EXAMPLE_PORT" \
+        >"$STATE/example-http.log" 2>&1 < /dev/null &
+    echo $! >"$STATE/example-http.pid"
+    wait_for "the example's file server" files_up "$STATE/example-http.log"
+}
+
 stop_pid_file() {
     local name="$1" file="$2"
     if [ -f "$file" ]; then
@@ -117,8 +159,15 @@ case "${1:-}" in
         start_registry
         ;;
     stop)
+        stop_pid_file "the example's file server" "$STATE/example-http.pid"
         stop_pid_file registry "$STATE/registry.pid"
         stop_pid_file dockerd "$STATE/dockerd.started"
+        ;;
+    serve-example)
+        serve_example
+        ;;
+    stop-example)
+        stop_pid_file "the example's file server" "$STATE/example-http.pid"
         ;;
     stop-registry)
         stop_pid_file registry "$STATE/registry.pid"
@@ -129,13 +178,18 @@ case "${1:-}" in
     status)
         engine_up && echo "engine: up (unix://$SOCK)" || echo "engine: down"
         registry_up && echo "registry: up (http://$REGISTRY_ADDR)" || echo "registry: down"
+        if ours_running "$STATE/example-http.pid" && files_up; then
+            echo "example files: served (http://127.0.0.1:$EXAMPLE_PORT)"
+        else
+            echo "example files: not served"
+        fi
         ;;
     env)
         echo "export DOCKER_HOST=unix://$SOCK"
         echo "export JAVABASE_REGISTRY=$REGISTRY_ADDR"
         ;;
     *)
-        echo "usage: scripts/services.sh start|stop|stop-engine|stop-registry|status|env" >&2
+        echo "$USAGE" >&2
         exit 2
         ;;
 esac

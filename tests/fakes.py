@@ -190,6 +190,9 @@ class FakeBackend:
     def in_use(self) -> set[str]:
         return set()
 
+    def listed_layers(self) -> dict[str, tuple[str, ...]]:
+        return {image_id: image.layers for image_id, image in self.stored.items()}
+
     def untag(self, reference: str) -> None:
         """A tag, or (as the engine's no-prune removal) an untagged image by its ID."""
         self.tags.pop(reference, None)

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fakes import FakeBackend, FakeRegistry
 from javabase.build.artifacts import ArtifactStore
 from javabase.build.run import Builder, BuildOptions
-from javabase.errors import EngineError, NotUpToDate, StepError
+from javabase.cli.common import finish, pushed_summary
+from javabase.errors import BuildFailed, EngineError, NotUpToDate, StepError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
@@ -329,3 +330,58 @@ def test_publish_builds_nothing_and_names_the_platform_whose_job_has_not_run(
         "earlier build of this image); `build --image root --platform linux/arm64 --push` must run first; nothing "
         "was published")
     assert backend.built == [] and "base/child:1" not in registry.held
+def test_a_failed_platforms_log_is_a_file_named_without_a_slash(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    run = builder(valid(textwrap.dedent(PLATFORMS)), FakeBackend(fail={"img"}), tmp_path, jobs=1, keep_going=True)
+    run.run()
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["img@linux-amd64.log", "img@linux-arm64.log"]
+    assert all(p.is_file() for p in logs.iterdir())
+    assert run.results["img@linux/arm64"].log_path == str(logs / "img@linux-arm64.log")
+
+
+FAMILY = """\
+schema: 1
+registry: r:5000
+namespace: base
+images:
+  img: {from: scratch, template: layer, tags: ["1"], platforms: [linux/amd64, linux/arm64]}
+  img2: {from: img, template: layer, tags: ["1", "2"], platforms: [linux/amd64, linux/arm64]}
+  solo: {from: scratch, template: layer, tags: ["1"]}
+"""
+
+
+def summaries(run: Builder) -> tuple[str, str]:
+    """The table's last line and the line `finish` prints after a push."""
+    report = run.run()
+    return report.table().splitlines()[-1], pushed_summary(report)
+
+
+def test_summaries_count_images_not_platform_rows_and_name_only_what_was_pushed(
+        valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    registry, backend = FakeRegistry(), FakeBackend()
+    manifest = valid(FAMILY)
+    assert summaries(builder(manifest, backend, tmp_path, registry=registry)) == (
+        "3 images (5 rows: one per platform): 3 pushed",
+        "pushed to r:5000: r:5000/base/img, r:5000/base/img2, r:5000/base/solo")
+    assert summaries(builder(manifest, backend, tmp_path, registry=registry)) == (
+        "3 images (5 rows: one per platform): 3 up-to-date",
+        "nothing pushed to r:5000: every tag already held its image")
+    changed = valid(FAMILY.replace("img2: {from: img,", "img2: {from: img, env: {X: '1'},"))
+    assert summaries(builder(changed, backend, tmp_path, registry=registry)) == (
+        "3 images (5 rows: one per platform): 2 up-to-date, 1 pushed", "pushed to r:5000: r:5000/base/img2")
+    # Rebuilt into the very same images (the same inputs and time): built, and nothing pushed.
+    forced = builder(changed, backend, tmp_path, registry=registry, force=True)
+    assert summaries(forced) == ("3 images (5 rows: one per platform): 3 built",
+                                 "nothing pushed to r:5000: every tag already held its image")
+    assert set(statuses(forced).values()) == {"built"}
+
+
+def test_a_failure_is_counted_per_image(valid: Callable[[str], Manifest], tmp_path: Path) -> None:
+    report = builder(valid(FAMILY), FakeBackend(fail={"img"}), tmp_path, jobs=1, keep_going=True).run()
+    assert report.table().splitlines()[-1] == "3 images (5 rows: one per platform): 1 built, 1 failed, 1 skipped"
+    with pytest.raises(BuildFailed) as caught:
+        finish(report, None, Console(io.StringIO()), False)
+    assert str(caught.value) == (
+        "1 image(s) failed, 1 skipped; first failure: img@linux/amd64: step 2/2 (RUN false): The command "
+        f"'/bin/sh -c false' returned a non-zero code: 1; full log: {tmp_path / 'logs' / 'img@linux-amd64.log'}")

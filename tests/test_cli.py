@@ -59,3 +59,24 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     loud = invoke("validate", "--manifest", "images.yaml", "--debug", cwd=tmp_path)
     assert quiet.stderr == "error: images.yaml:1: the file is empty; start from the images.yaml in the README\n"
     assert "Traceback" in loud.stderr and loud.returncode == quiet.returncode == 2
+
+
+def test_invokes_own_errors_are_exit_1_in_one_line(tmp_path: Path) -> None:
+    # README's exit table: 1 is what Invoke itself returns; javabase never does.
+    for args, said in ((["validate", "--bogus"], "No idea what '--bogus' is!\n"),
+                       (["nosuch"], "No idea what 'nosuch' is!\n"),
+                       (["validate", "--manifest"], "Flag <Argument: manifest (m)> needed value and was not given "
+                                                    "one!\n")):
+        result = invoke(*args, cwd=tmp_path)
+        assert (result.returncode, result.stderr, result.stdout) == (1, said, "")
+    outside = subprocess.run([sys.executable, "-m", "invoke", "validate"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert (outside.returncode, outside.stderr) == (1, "Can't find any collection named 'tasks'!\n")
+
+
+def test_a_number_flag_that_is_not_a_number_is_exit_9_in_one_line(tmp_path: Path) -> None:
+    for args, said in ((["build-all", "--jobs", "x"], "--jobs 'x' is not a whole number"),
+                       (["prune", "--keep", "two"], "--keep 'two' is not a whole number"),
+                       (["update", "--major", "seventeen"], "--major 'seventeen' is not a whole number")):
+        result = invoke(*args, cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (9, f"error: {said}\n"), result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,22 @@ def test_an_early_failure_replaces_the_previous_report(write_manifest: Callable[
         "error": "images.yaml:19: images.jre.template: unknown template 'jrr'; did you mean 'jre'?",
         "exit_code": 2, "notes": [], "images": []}
     assert err == "error: images.yaml:19: images.jre.template: unknown template 'jrr'; did you mean 'jre'?\n"
+
+
+def test_plan_push_with_no_registry_listening_is_exit_6_in_one_line(
+        write_manifest: Callable[[str], Path]) -> None:
+    # As build-all --push: a plan of what `build --push` would do needs the registry;
+    # multi-platform images (which decide does not look up yet) are no exception.
+    from javabase.cli import define
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for text in (BASE, BASE.replace("defaults:\n", "defaults:\n  platforms: [linux/amd64]\n", 1)):
+        manifest = write_manifest(text)
+        out = io.StringIO()
+        code, err = run(lambda m=manifest, o=out: define.plan(str(m), registry=f"127.0.0.1:{port}", push=True,
+                                                            out=o))
+        assert (code, err, out.getvalue()) == (
+            6, f"error: cannot reach the registry 127.0.0.1:{port} ([Errno 111] Connection refused); is it running? "
+               "`scripts/services.sh start` starts one on $JAVABASE_REGISTRY_ADDR (default 127.0.0.1:5000)\n", "")

@@ -3,6 +3,7 @@ reported at once."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from conftest import BASE, SHA_A, SHA_B
 from javabase.manifest.expand import derive_major
 from javabase.manifest.model import Manifest
+from paths import PROJECT_ROOT
 
 Problems = Callable[[str], list[str]]
 C64 = "c" * 64
@@ -378,3 +380,80 @@ def test_platforms_and_per_platform_artifacts(valid: Callable[[str], Manifest]) 
 def test_platform_problems(problems: Problems, old: str, new: str, expected: str) -> None:
     assert old in MULTI
     assert problems(MULTI.replace(old, new)) == [expected]
+
+
+MULTI_JRE = MULTI + f"""\
+  jre:
+    from: root
+    template: jre
+    versions:
+      - version: 25.0.2
+        home: jdk-25.0.2-jre
+        url: https://example.invalid/OpenJDK25U-jre_x64_linux_hotspot_25.0.2.tar.gz
+        sha256: {"c" * 64}
+    tags: ["{{major}}"]
+"""
+
+
+def test_one_file_for_a_version_of_several_platforms_is_refused(problems: Problems) -> None:
+    # README "Adding a JRE version": a single url + sha256 under an entry that inherits two
+    # platforms would put the x64 tarball into the arm64 image.
+    assert problems(MULTI_JRE) == [
+        "images.yaml:25: images.jre.versions[0]: one file (url + sha256) for linux/amd64, linux/arm64: every "
+        "platform's image would get the same file; give one per platform, `platforms: {linux/amd64: {url: ..., "
+        "sha256: ...}, linux/arm64: {url: ..., sha256: ...}}`, or say `platform_independent: true` when the file is "
+        "the same for every platform"]
+
+
+def test_one_file_for_an_artifact_of_several_platforms_is_refused(problems: Problems) -> None:
+    text = MULTI.replace("    template: layer\n", f"    template: layer\n    artifacts:\n      - path: ca.crt\n"
+                                                   f"        sha256: {'d' * 64}\n")
+    assert problems(text) == [
+        "images.yaml:21: images.app.artifacts[0]: one file (path + sha256) for linux/amd64, linux/arm64: every "
+        "platform's image would get the same file; give one per platform, `platforms: {linux/amd64: {path: ..., "
+        "sha256: ...}, linux/arm64: {path: ..., sha256: ...}}`, or say `platform_independent: true` when the file "
+        "is the same for every platform"]
+
+
+def test_a_platform_independent_file_serves_every_platform(
+        valid: Callable[[str], Manifest]) -> None:
+    text = MULTI_JRE.replace("        sha256: " + "c" * 64, "        sha256: " + "c" * 64
+                             + "\n        platform_independent: true")
+    manifest = valid(text)
+    jre = manifest.images["jre25"]
+    for platform in jre.platforms:
+        assert [(a.filename, a.platform) for a in jre.artifacts_for(platform)] == [
+            ("OpenJDK25U-jre_x64_linux_hotspot_25.0.2.tar.gz", None)]
+
+
+def test_one_file_for_one_platform_needs_no_flag(valid: Callable[[str], Manifest]) -> None:
+    text = MULTI_JRE.replace("  platforms: [linux/amd64, linux/arm64]\n", "  platforms: [linux/arm64]\n").replace(
+        "          linux/amd64: {url: https://example.invalid/amd64.tgz, sha256: " + "a" * 64 + "}\n", "")
+    assert valid(text).images["jre25"].platforms == ("linux/arm64",)
+
+
+def test_files_per_platform_and_platform_independent_together_are_refused(problems: Problems) -> None:
+    text = MULTI.replace("        unpack: true\n", "        unpack: true\n        platform_independent: true\n")
+    assert problems(text) == [
+        "images.yaml:10: images.root.artifacts[0]: has a file per platform and says `platform_independent: true`; "
+        "keep one of the two"]
+
+
+def test_the_readmes_recipe_gives_a_file_per_platform_where_one_file_is_refused(
+        problems: Problems, valid: Callable[[str], Manifest]) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    recipe = readme.split("By hand, add one item")[1].split("\n## ")[0]
+    single, per_platform = (re.sub(r"<the [^>]*sha256>", "a" * 64, item)
+                            for item in re.findall(r"```yaml\n(.*?)```", recipe, re.DOTALL))
+    entry = ("schema: 1\nregistry: repo.abc.com\nimages:\n  jre-alpine:\n    from: alpine:3.22\n"
+             "    template: jre\n    platforms: [linux/amd64, linux/arm64]\n    versions:\n{}    tags: [\"1\"]\n")
+    assert problems(entry.format(single)) == [
+        "images.yaml:9: images.jre-alpine.versions[0]: one file (url + sha256) for linux/amd64, linux/arm64: every "
+        "platform's image would get the same file; give one per platform, `platforms: {linux/amd64: {url: ..., "
+        "sha256: ...}, linux/arm64: {url: ..., sha256: ...}}`, or say `platform_independent: true` when the file "
+        "is the same for every platform"]
+    image = valid(entry.format(per_platform)).images["jre-alpine25"]
+    assert [a.filename for a in image.artifacts_for("linux/arm64")] == [
+        "OpenJDK25U-jre_x64_alpine-linux_hotspot_25.0.5_9.tar.gz"]  # one name in the context: the first platform's
+    assert [a.origin.rsplit("/", 1)[1] for a in image.artifacts_for("linux/arm64")] == [
+        "OpenJDK25U-jre_aarch64_alpine-linux_hotspot_25.0.5_9.tar.gz"]

@@ -330,5 +330,6 @@ def test_a_registry_that_cannot_be_reached_is_one_line_and_nothing_changes(
     flags = updating.Flags(api="http://127.0.0.1:9", eol_api="off")
     assert common.run(lambda: updating.update(str(path), flags, out=io.StringIO()), err=err) == 6
     assert err.getvalue() == (f"error: cannot reach the registry 127.0.0.1:{port} ([Errno 111] Connection refused); "
-                              "is it running? `scripts/services.sh start` starts one on 127.0.0.1:5000\n")
+                              "is it running? `scripts/services.sh start` starts one on $JAVABASE_REGISTRY_ADDR "
+                              "(default 127.0.0.1:5000)\n")
     assert path.read_text() == text and not (path.parent / "images.lock.json").exists()

@@ -30,7 +30,7 @@ from ..errors import CannotWrite, EngineError, Interrupted, JavabaseError, NotUp
 from ..files import write_atomically
 from ..manifest.model import Image
 from ..manifest.references import platform_reference, split_reference
-from ..plan.order import Plan, Unit
+from ..plan.order import Plan, Unit, file_stem
 from ..plan.render import DOCKERFILE, dockerfile_path, with_labels
 from ..plan.schedule import run_tree
 from ..publish.pusher import Pusher, immutable_references
@@ -69,7 +69,7 @@ class BuildOptions:
 def keep_log(result: ImageResult, log_dir: Path) -> None:
     """Keep a failed image's whole log in `log_dir`; a log that cannot be written
     does not hide the failure it was to record."""
-    path = log_dir / f"{result.name}.log"
+    path = log_dir / f"{file_stem(result.name)}.log"
     try:
         write_atomically(path, "\n".join(result.log) + "\n", "the build log")
     except CannotWrite as exc:
@@ -197,6 +197,7 @@ class Builder:
             image = self.plan.image(unit.name)
             result = self.results[key]
             result.input_digest = self.inputs[key].digest
+            result.engine_references = list(self.tags[key])
             result.artifacts = [{"name": a.filename, "source": a.origin, "sha256": a.sha256}
                                 for a in image.artifacts_for(unit.platform)]
             result.base = base_of(self.manifest, image)
@@ -240,7 +241,7 @@ class Builder:
             try:
                 data = sbom.generate(result.image_id, result.name, self.provenance.created, self.backend.where,
                                      self.settings.env.process)
-                path = folder / f"{result.name.replace('@', '_').replace('/', '-')}.spdx.json"
+                path = folder / f"{file_stem(result.name)}.spdx.json"
                 write_atomically(path, data, "the SBOM")
             except JavabaseError as exc:
                 self.fail(result, str(exc), result.log.append)

@@ -182,9 +182,8 @@ def finish(result: Report, report: str | None, console: Console, pushed: bool,
 def _failure(result: Report, expect_up_to_date: bool) -> JavabaseError | None:
     failed = [r for r in result.results.values() if r.status == Status.FAILED]
     if failed or not result.ok:
-        skipped = [r for r in result.results.values() if r.status == Status.SKIPPED]
         first = failed[0].reason if failed else ""
-        return BuildFailed(f"{len(failed)} image(s) failed, {len(skipped)} skipped"
+        return BuildFailed(f"{result.count(Status.FAILED)} image(s) failed, {result.count(Status.SKIPPED)} skipped"
                            + (f"; first failure: {failed[0].name}: {first}" if failed else "")
                            + (f"; full log: {failed[0].log_path}" if failed and failed[0].log_path else ""))
     undone = [r.name for r in result.results.values() if r.status in (Status.BUILT, Status.PUSHED)]

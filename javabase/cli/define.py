@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import TextIO
 
 from ..decide.prepare import plan_actions, registry_references
-from ..errors import DriftError, EngineError, LockError, PipelineDrift, RegistryError, UsageError
+from ..decide.rules import Trust
+from ..errors import DriftError, EngineError, LockError, PipelineDrift, UsageError
 from ..files import write_atomically
 from ..manifest import eol
 from ..manifest.load import display_path, load_manifest
 from ..plan import order, pipeline, views
 from ..plan.render import builds_dir, check_builds, render_all, write_builds
 from ..publish.pusher import lookup_tags
-from ..publish.registry import Registry, open_registry
+from ..publish.registry import Registry, Remote, open_registry
 from ..release.lock import (
     LOCK_NAME,
     compute_lock,
@@ -129,26 +130,31 @@ def _actions(the_plan: order.Plan, env: Environment, err: TextIO, push: bool) ->
     """Per image: will it be built or is it up to date, and why: the same
     decision `build` makes (the registry is consulted only for `--push`, as
     build does). Needs the engine (to see what exists); without one the plan is
-    shown without actions."""
+    shown without actions. With `push`, a registry that cannot be read raises
+    RegistryError (exit 6), as `build --push` does, before the engine is asked."""
+    remote, trust = _registry_view(the_plan, env) if push else (None, None)
     try:
         backend = open_engine(timeout=10)
     except EngineError as exc:
         print(f"note: build/skip not shown: {exc}", file=err)
         return None
     manifest = the_plan.manifest
-    remote, trust = None, None
-    if push:  # as build --push does: what the tags hold (per platform), and whether they verify
-        try:
-            client = open_registry(the_plan.registry, env, insecure(manifest, env), frozenset({the_plan.registry}))
-            remote = lookup_tags(client, {u.key: registry_references(the_plan, u, the_plan.registry)
-                                          for u in the_plan.units},
-                                 {u.key: u.platform for u in the_plan.units if u.platform})
-            if manifest.signing_key is not None:
-                trust = trust_in(client, load_public_key(manifest.signing_key))
-        except RegistryError as exc:
-            print(f"note: the registry was not consulted: {exc}", file=err)
     decided = plan_actions(backend, the_plan, render_all(manifest), the_plan.registry, remote=remote, trust=trust)
     return {key: action.reason for key, action in decided.actions.items()}
+
+
+def _registry_view(the_plan: order.Plan, env: Environment) -> tuple[dict[str, list[tuple[str, Remote | None]]],
+                                                                     Trust | None]:
+    """What `build --push` looks up first: every tag of every unit (a platform's
+    manifest in the index under a tag, or under its per-platform tag), and with
+    signing.public_key whether an image there verifies. Raises RegistryError when
+    the registry cannot be read."""
+    manifest = the_plan.manifest
+    client = open_registry(the_plan.registry, env, insecure(manifest, env), frozenset({the_plan.registry}))
+    remote = lookup_tags(client, {u.key: registry_references(the_plan, u, the_plan.registry) for u in the_plan.units},
+                         {u.key: u.platform for u in the_plan.units if u.platform})
+    trust = trust_in(client, load_public_key(manifest.signing_key)) if manifest.signing_key is not None else None
+    return remote, trust
 
 
 def ci(manifest_path: str | None, fmt: str = "github", per: str | None = None, output: str | None = None,

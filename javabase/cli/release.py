@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..build.cache import CacheLock, plan_cache
 from ..decide.inputs import compute_inputs
-from ..decide.labels import IMAGE_LABEL
+from ..decide.labels import built_by
 from ..decide.prepare import Decided, plan_actions
 from ..decide.rules import Reuse, Where
 from ..engine import Backend
@@ -182,10 +182,10 @@ def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache
         raise UsageError("--keep must be 0 or more")
     backend = open_engine()
     removals = pruning.plan_images(backend, keep)
-    freed = sum(r.image.size for r in removals)
+    freed = sum(r.frees for r in removals)
     verb = "would remove" if dry_run else "removing"
     for removal in removals:
-        print(f"{verb} {removal.name} {removal.image.id[7:19]} ({removal.image.size / 1e6:.1f} MB): {removal.why}",
+        print(f"{verb} {removal.name} {removal.image.id[7:19]} (frees {removal.frees / 1e6:.1f} MB): {removal.why}",
               file=out)
     problems = [] if dry_run else pruning.remove_images(backend, removals)
     for line in problems:
@@ -220,8 +220,9 @@ def _prune_cache(manifest: Manifest, dry_run: bool, out: TextIO) -> None:
 
 def inspect(reference: str, manifest_path: str | None = None, fmt: str = "text", out: TextIO = sys.stdout) -> int:
     """What one image is: from its javabase labels (in this engine, or read from
-    the registry), its manifest entry, its SBOM's package count, what refers to
-    it, and with the manifest's signing.public_key the checks `verify` makes."""
+    the registry), which manifest built it, its SBOM's package count, what refers
+    to it; the manifest at hand (its entry's line, its signing.public_key and the
+    checks `verify` makes) only when it is the one that built the image."""
     if fmt not in ("text", "json"):
         raise UsageError(f"--format {fmt!r} is not one of: text, json")
     manifest = None
@@ -284,13 +285,14 @@ def _verify_key(key: str | None, manifest: Manifest | None) -> ec.EllipticCurveP
 def _expected_input(client: registries.Registry, name: str, digest: str, platform: str,
                     manifest: Manifest | None) -> str | None:
     """The input digest the manifest gives today for the image at `digest`, when
-    the manifest is at hand and names it (its io.javabase.image label)."""
+    the manifest is at hand and is the one that built it (labels.built_by: not
+    merely one with an image of the same name)."""
     there = client.manifest(name, digest)
     config = client.image_config(name, there.config_digest) if there and there.config_digest else None
-    image = config.labels.get(IMAGE_LABEL) if config is not None else None
-    if manifest is None or image not in manifest.images:
+    image = built_by(manifest, config.labels) if manifest is not None and config is not None else None
+    if manifest is None or image is None:
         return None
     units = order.make_plan(manifest).units  # an image's inputs include its parent's
-    key = Unit(str(image), platform or None).key
+    key = Unit(image.name, platform or None).key
     return compute_inputs(manifest, units, render_all(manifest))[key].digest if key in {u.key for u in units} \
         else None

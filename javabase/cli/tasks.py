@@ -13,6 +13,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from ..errors import UsageError
 from ..plan import pipeline
 from ..release.update import EOL_API
 from . import define, release, ship
@@ -24,6 +25,17 @@ from .common import run
 def _exit(code: int) -> None:
     if code:
         raise Exit(code=code)
+
+
+def _whole(value: str | None, flag: str) -> int | None:
+    """A number flag, parsed here rather than by Invoke (whose cast of `--jobs x`
+    ends in a traceback): None when not given. Raises UsageError (exit 9)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a whole number") from None
 
 
 @task(help={"manifest": "manifest to read (default: images.yaml)", "debug": "show tracebacks"})
@@ -92,7 +104,7 @@ BUILD_HELP = {
 
 @task(iterable=["image"], help=BUILD_HELP)
 def build(c: Context, image: list[str] | None = None, manifest: str | None = None, push: bool = False,
-          registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: int = 0,
+          registry: str | None = None, keep_going: bool = False, report: str | None = None, jobs: str | None = None,
           force: bool = False, no_cache: bool = False, dependents: bool = False, frozen: bool = False,
           reproducible: bool = False, expect_up_to_date: bool = False, sbom: bool = False,
           overwrite_immutable: bool = False, sign: bool = False, platform: str | None = None,
@@ -101,22 +113,22 @@ def build(c: Context, image: list[str] | None = None, manifest: str | None = Non
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
-        images=image or [], push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None,
-        force=force, no_cache=no_cache, dependents=dependents, frozen=frozen, reproducible=reproducible,
-        expect_up_to_date=expect_up_to_date, sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign,
-        platform=platform)), debug))
+        images=image or [], push=push, registry=registry, keep_going=keep_going, report=report,
+        jobs=_whole(jobs, "--jobs") or None, force=force, no_cache=no_cache, dependents=dependents, frozen=frozen,
+        reproducible=reproducible, expect_up_to_date=expect_up_to_date, sbom=sbom,
+        overwrite_immutable=overwrite_immutable, sign=sign, platform=platform)), debug))
 
 
 @task(help={k: v for k, v in BUILD_HELP.items() if k not in ('image', 'dependents')})
 def build_all(c: Context, manifest: str | None = None, push: bool = False, registry: str | None = None,
-              keep_going: bool = False, report: str | None = None, jobs: int = 0, force: bool = False,
+              keep_going: bool = False, report: str | None = None, jobs: str | None = None, force: bool = False,
               no_cache: bool = False, frozen: bool = False, reproducible: bool = False,
               expect_up_to_date: bool = False, sbom: bool = False, overwrite_immutable: bool = False,
               sign: bool = False, platform: str | None = None, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
-        push=push, registry=registry, keep_going=keep_going, report=report, jobs=jobs or None, force=force,
-        no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
+        push=push, registry=registry, keep_going=keep_going, report=report, jobs=_whole(jobs, "--jobs") or None,
+        force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
         sbom=sbom, overwrite_immutable=overwrite_immutable, sign=sign, platform=platform)), debug))
 
 
@@ -200,7 +212,7 @@ def ci(c: Context, manifest: str | None = None, format: str = "github", per: str
                "https://endoflife.date; 'off' to use the table as it is)",
     "debug": "show tracebacks",
 })
-def update(c: Context, manifest: str | None = None, image: list[str] | None = None, major: int = 0,
+def update(c: Context, manifest: str | None = None, image: list[str] | None = None, major: str | None = None,
            dry_run: bool = False, check: bool = False, api: str | None = None, eol_api: str = EOL_API,
            debug: bool = False) -> None:
     """Bump Temurin JREs and moved base digests from their publishers (verified), then lock and render.
@@ -208,9 +220,11 @@ def update(c: Context, manifest: str | None = None, image: list[str] | None = No
     Per Temurin item: URL and sha256 per platform, version, home and the tags derived from them; each new
     tarball is downloaded once, checked against the API's sha256 and (with a key) its signature before
     anything is written. Bases past their end of life are reported with what replaces them."""
-    flags = updating.Flags(images=image or [], major=major or None, dry_run=dry_run, check=check, api=api,
-                           eol_api=eol_api)
-    _exit(run(lambda: updating.update(manifest, flags), debug))
+    def flags() -> updating.Flags:
+        return updating.Flags(images=image or [], major=_whole(major, "--major") or None, dry_run=dry_run,
+                              check=check, api=api, eol_api=eol_api)
+
+    _exit(run(lambda: updating.update(manifest, flags()), debug))
 
 
 @task(iterable=["image"], help={
@@ -242,17 +256,18 @@ def load(c: Context, archive: str, push: bool = False, registry: str | None = No
             "dry-run": "list what would go and the space it frees; remove nothing",
             "cache": "also bring the artifact cache under JAVABASE_CACHE_MAX (default 5 GB)",
             "debug": "show tracebacks"})
-def prune(c: Context, manifest: str | None = None, keep: int = 1, dry_run: bool = False, cache: bool = False,
+def prune(c: Context, manifest: str | None = None, keep: str = "1", dry_run: bool = False, cache: bool = False,
           debug: bool = False) -> None:
     """Remove images javabase built that no tag points to any more (never another image, a tagged one or a
     container's)."""
-    _exit(run(lambda: release.prune(manifest, keep, dry_run, cache), debug))
+    _exit(run(lambda: release.prune(manifest, _whole(keep, "--keep") or 0, dry_run, cache), debug))
 
 
-@task(help={"manifest": "manifest to find the image's entry in (default: images.yaml)",
+@task(help={"manifest": "manifest to find the image's entry in, consulted only when it built the image (default: "
+                        "images.yaml here or above)",
             "format": "text or json", "debug": "show tracebacks"})
 def inspect(c: Context, reference: str, manifest: str | None = None, format: str = "text", debug: bool = False) -> None:
-    """What one built or pushed image is: entry, inputs, base, artifacts, labels, platforms, SBOM."""
+    """What one built or pushed image is, from its own labels: manifest, entry, platforms, inputs, base, SBOM."""
     _exit(run(lambda: release.inspect(reference, manifest, format), debug))
 
 

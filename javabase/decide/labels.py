@@ -6,10 +6,18 @@ them into one LABEL instruction at build time)."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 
 from ..manifest.model import Image, Manifest
 
 IMAGE_LABEL = "io.javabase.image"  # the manifest's name for the image
+# Which manifest built the image, in values that do not depend on where the
+# checkout is (labels are inputs): its file name, the image's repository in the
+# manifest's own registry and namespace, its entry, and its platforms.
+MANIFEST_LABEL = "io.javabase.manifest"
+REPOSITORY_LABEL = "io.javabase.repository"
+ENTRY_LABEL = "io.javabase.entry"
 INPUT_LABEL = "io.javabase.input-digest"
 INPUTS_LABEL = "io.javabase.inputs"
 ARTIFACTS_LABEL = "io.javabase.artifacts"
@@ -18,6 +26,13 @@ TESTS_LABEL = "io.javabase.tests"
 CREATED_LABEL = "org.opencontainers.image.created"
 REVISION_LABEL = "org.opencontainers.image.revision"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+
+
+def manifest_name(manifest: Manifest) -> str:
+    """The manifest's file name as its images' label holds it: characters other
+    than letters, digits and . _ + - become _ (a `${X}` in a file name would be
+    replaced by Docker's parser, a line break cannot be written)."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", manifest.path.name)
 
 
 def base_of(manifest: Manifest, image: Image) -> dict[str, str]:
@@ -41,6 +56,9 @@ def stable_labels(manifest: Manifest, image: Image) -> dict[str, str]:
         "org.opencontainers.image.base.name": base["name"],
         ARTIFACTS_LABEL: json.dumps([[a.origin if a.url else a.filename, a.sha256] for a in image.artifacts]),
         IMAGE_LABEL: image.name,
+        MANIFEST_LABEL: manifest_name(manifest),
+        REPOSITORY_LABEL: manifest.repository(image),
+        ENTRY_LABEL: image.entry,
     }
     if "digest" in base:
         labels[BASE_DIGEST_LABEL] = base["digest"]
@@ -56,6 +74,18 @@ def stable_labels(manifest: Manifest, image: Image) -> dict[str, str]:
     # The manifest's own descriptive labels (title, version, source) win over these defaults.
     labels.update((key, value) for key, value in image.labels if key in labels)
     return labels
+
+
+def built_by(manifest: Manifest, labels: Mapping[str, str]) -> Image | None:
+    """The manifest's image that an image with these labels is, when this manifest
+    built it: the same file name, and the image's repository in the manifest's own
+    registry and namespace, under the same entry. None for another manifest's image
+    (of the same name, say) and for an image that does not name its manifest."""
+    image = manifest.images.get(labels.get(IMAGE_LABEL, ""))
+    if image is None or MANIFEST_LABEL not in labels:
+        return None
+    mine = (manifest_name(manifest), manifest.repository(image), image.entry)
+    return image if (labels[MANIFEST_LABEL], labels.get(REPOSITORY_LABEL), labels.get(ENTRY_LABEL)) == mine else None
 
 
 def build_labels(manifest: Manifest, image: Image, *, created: str, revision: str, parent_id: str | None,

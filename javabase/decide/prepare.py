@@ -8,6 +8,7 @@ Reads the engine through the Backend passed in; never writes to it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from ..engine import Backend, LocalImage
 from ..manifest.references import platform_reference
 from ..plan.order import Plan, Unit
 from .inputs import Inputs, compute_inputs
-from .labels import ARTIFACTS_LABEL, INPUT_LABEL, INPUTS_LABEL, stable_labels
+from .labels import ARTIFACTS_LABEL, IMAGE_LABEL, INPUT_LABEL, INPUTS_LABEL, REPOSITORY_LABEL, stable_labels
 from .rules import TAGGED, BuildAction, Held, Trust, by_input_digest, decide_builds
 
 
@@ -45,11 +46,45 @@ def registry_references(plan: Plan, unit: Unit, registry: str) -> list[str]:
     return references if unit.platform is None else [*references, platform_reference(references[0], unit.platform)]
 
 
-def previous_builds(backend: Backend, units: list[Unit], tags: dict[str, list[str]], inputs: dict[str, Inputs],
-                    local: dict[str, list[LocalImage]]) -> dict[str, LocalImage | None]:
-    """For every unit that has no local image with its inputs: what its first
-    tag points to now, so that decide can say what changed."""
-    return {u.key: backend.image(tags[u.key][0]) for u in units if inputs[u.key].digest not in local}
+def previous_builds(backend: Backend, plan: Plan, tags: dict[str, list[str]], inputs: dict[str, Inputs],
+                    local: dict[str, list[LocalImage]], listed: dict[str, list[LocalImage]]
+                    ) -> dict[str, LocalImage | None]:
+    """For every unit that has no local image with its inputs: its previous build,
+    so that decide can say what changed. That is what its first tag points to now,
+    unless that is another platform's image (`docker pull --platform linux/arm64`
+    of a multi-platform tag re-points the engine's tag): then the newest image
+    javabase built of this image for this platform, among `listed` (every local
+    image with an input digest)."""
+    out: dict[str, LocalImage | None] = {}
+    for unit in plan.units:
+        if inputs[unit.key].digest in local:
+            continue
+        found = backend.image(tags[unit.key][0])
+        if unit.platform is not None and found is not None and not _of_platform(found.platform, unit.platform):
+            found = _newest_build(plan, unit, [i for images in listed.values() for i in images])
+        out[unit.key] = found
+    return out
+
+
+def _of_platform(platform: str, wanted: str) -> bool:
+    """OS/ARCH[/VARIANT] as the engine says it, against a platform of the manifest."""
+    return platform == wanted or platform.startswith(wanted + "/")
+
+
+def _newest_build(plan: Plan, unit: Unit, images: list[LocalImage]) -> LocalImage | None:
+    """The newest image javabase built for `unit`: its image and repository labels
+    (when it has one) and the platform its inputs label records."""
+    repository = plan.manifest.repository(plan.image(unit.name))
+    mine = []
+    for image in images:
+        try:
+            platform = json.loads(image.labels.get(INPUTS_LABEL, "{}")).get("platform")
+        except (ValueError, AttributeError):
+            continue
+        if (image.labels.get(IMAGE_LABEL) == unit.name and platform == unit.platform
+                and image.labels.get(REPOSITORY_LABEL, repository) == repository):
+            mine.append(image)
+    return max(mine, key=lambda i: (i.created, i.id), default=None)
 
 
 def candidates(backend: Backend, units: list[Unit], tags: dict[str, list[str]], inputs: dict[str, Inputs],
@@ -105,8 +140,9 @@ def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registr
     native = backend.native if any(u.platform for u in units) else ""
     inputs = compute_inputs(plan.manifest, units, rendered)
     tags = {u.key: unit_tags(plan, u, registry, native) for u in units}
-    local = {} if force else candidates(backend, units, tags, inputs, local_images(backend))
-    previous = {} if force else previous_builds(backend, units, tags, inputs, local)
+    listed = {} if force else local_images(backend)
+    local = {} if force else candidates(backend, units, tags, inputs, listed)
+    previous = {} if force else previous_builds(backend, plan, tags, inputs, local, listed)
     parent_of = {u.key: parent.key if (parent := plan.parent_unit(u)) else None for u in units}
     actions = decide_builds([u.key for u in units], inputs, local, previous, force, parent_of,
                             expected_labels(plan, units, inputs), remote, trust)

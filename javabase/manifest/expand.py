@@ -41,6 +41,17 @@ RESERVED_LABEL_PREFIX = "io.javabase."
 RESERVED_FILENAMES = frozenset({"Dockerfile", ".dockerignore"})
 
 
+def one_file_for_several(item: Mapping[str, Any], platforms: tuple[str, ...]) -> str:
+    """The problem of one file (url/path + sha256) for an image built for several
+    platforms: every platform's image would get it, an x64 tarball in the arm64
+    image. Names the platforms and shows the per-platform form to write."""
+    source = "url" if "url" in item else "path"
+    form = ", ".join(f"{p}: {{{source}: ..., sha256: ...}}" for p in platforms)
+    return (f"one file ({source} + sha256) for {', '.join(platforms)}: every platform's image would get the same "
+            f"file; give one per platform, `platforms: {{{form}}}`, or say `platform_independent: true` when the file "
+            "is the same for every platform")
+
+
 def derive_major(version: str) -> str:
     """8u412b08 -> 8, 1.8.0_412 -> 8, 17.0.11_9 -> 17."""
     old_style = re.match(r"1\.(\d+)", version)
@@ -367,10 +378,16 @@ class Expander:
         files = item.get("platforms")
         platforms = self.platforms(where)
         if not isinstance(files, dict):
+            if len(platforms) > 1 and item.get("platform_independent") is not True:
+                self.problem(path, one_file_for_several(item, platforms))
+                return []
             artifact = self.artifact(item, path, default_dest, unpack, named)
             return [artifact] if artifact else []
         if "url" in item or "path" in item or "sha256" in item:
             self.problem(path, "give either `platforms` or url/path and sha256, not both")
+            return []
+        if item.get("platform_independent") is True:
+            self.problem(path, "has a file per platform and says `platform_independent: true`; keep one of the two")
             return []
         if not platforms:
             self.problem((*path, "platforms"), "has files per platform, but the image names no `platforms:`; "

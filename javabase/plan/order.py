@@ -55,6 +55,12 @@ class Unit:
         return self.name if self.platform is None else f"{self.name}@{self.platform}"
 
 
+def file_stem(key: str) -> str:
+    """A unit key as a file name (its logs, its SBOM): a platform's `/` would make a
+    directory, so jre25@linux/arm64 is jre25@linux-arm64."""
+    return key.replace("/", "-")
+
+
 def children_of(manifest: Manifest) -> dict[str, list[str]]:
     children: dict[str, list[str]] = {name: [] for name in manifest.images}
     for name, image in manifest.images.items():

@@ -482,7 +482,7 @@ class Pusher:
                     self.verify(action, str(staged.digest))
                     result.pushed[action.reference] = str(staged.digest)
                     self.log(result, f"pushed {action.reference}@{staged.digest}")
-            if result.status == Status.BUILT or len(result.already_in_registry) < len(result.references):
+            if len(result.already_in_registry) < len(result.pushed):  # a tag was pushed now
                 result.status = Status.PUSHED
         except JavabaseError as exc:
             result.status = Status.FAILED

@@ -82,8 +82,9 @@ class Transport:
         raise self.unreachable("it speaks neither HTTPS nor HTTP")
 
     def unreachable(self, reason: object) -> RegistryError:
-        return RegistryError(f"cannot reach the registry {self.host} ({reason}); is it running? "
-                             "`scripts/services.sh start` starts one on 127.0.0.1:5000")
+        hint = ("is it running? `scripts/services.sh start` starts one on $JAVABASE_REGISTRY_ADDR (default "
+                "127.0.0.1:5000)" if is_local(self.host) else "check the address and the network")
+        return RegistryError(f"cannot reach the registry {self.host} ({reason}); {hint}")
 
     def _connection(self, scheme: str, fresh: bool) -> http.client.HTTPConnection:
         """This thread's kept-alive connection to the registry."""

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from docker import APIClient as Engine
 
 from javabase.cli import common, ship
@@ -264,12 +265,13 @@ def test_build_one_image_builds_its_ancestors_and_push_pushes_it_later(
 
 def test_a_registry_that_refuses_the_lookup_gets_nothing_pushed(
     engine: Engine, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Fail closed: the immutable-tag and up-to-date checks need to read the registry;
     when it answers 401 nothing is pushed, --force or not, and the exit code is 6."""
     from .conftest import running_registry
 
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))  # where the message says it looked
     with running_registry(tmp_path / "locked", users={"ci": "s3cret"}) as locked:
         manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)).replace(
             'tags: ["1"]', 'tags: ["1"]\n    immutable_tags: ["1"]'))

@@ -128,7 +128,7 @@ images:
     from: scratch
     template: layer
     platforms: [linux/amd64, linux/arm64]
-    artifacts: [{{path: files/note.txt, sha256: {sha}}}]
+    artifacts: [{{path: files/note.txt, sha256: {sha}, platform_independent: true}}]
     tags: ["1"]
 """
 

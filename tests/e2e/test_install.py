@@ -24,8 +24,8 @@ def test_a_wheel_installed_elsewhere_validates_renders_and_plans_the_example(tmp
     shutil.copytree(example_files, work)
     env = {**os.environ, "PYTHONPATH": str(target)}
 
-    def javabase(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(target / "bin" / "javabase"), *args], cwd=work, env=env, capture_output=True,
+    def javabase(*args: str, cwd: Path = work) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(target / "bin" / "javabase"), *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=120, check=False)
 
     where = subprocess.run([sys.executable, "-c", "import javabase; print(javabase.__file__)"], cwd=work, env=env,
@@ -42,3 +42,19 @@ def test_a_wheel_installed_elsewhere_validates_renders_and_plans_the_example(tmp
     assert '"manifest": "images.yaml"' in planned.stdout
     listed = javabase("--list")
     assert "build-all" in listed.stdout and "bench" not in listed.stdout
+
+    # From a directory without images.yaml: every task is there, a manifest is named
+    # or missed in one line; from a subdirectory, the manifest above is found.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert "build-all" in javabase("--list", cwd=elsewhere).stdout
+    missed = javabase("validate", cwd=elsewhere)
+    assert (missed.returncode, missed.stderr) == (
+        9, f"error: no images.yaml in {elsewhere} or any directory above it; pass --manifest PATH\n")
+    named = javabase("validate", "--manifest", str(work / "images.yaml"), cwd=elsewhere)
+    assert (named.returncode, named.stdout) == (0, f"{work / 'images.yaml'}: ok, 4 images\n"), named.stderr
+    below = work / "builds" / "glibc-root"
+    found = javabase("validate", cwd=below)
+    assert (found.returncode, found.stdout) == (0, f"{work / 'images.yaml'}: ok, 4 images\n"), found.stderr
+    unknown = javabase("validate", "--bogus", cwd=elsewhere)
+    assert (unknown.returncode, unknown.stderr) == (1, "No idea what '--bogus' is!\n")

@@ -205,6 +205,8 @@ def test_doctor_says_how_the_registry_is_reached_and_what_is_allowed(
         "auth: basic",
         "pull on base/alpine-glibc: authorised",
         "push on base/alpine-glibc: authorised",
+        "platform linux/amd64: builds (the engine's own)",  # images.yaml asks for both
+        "platform linux/arm64: builds (emulated; a probe ran)",  # scripts/services.sh registered qemu
     ]
     use_config_auths(monkeypatch, tmp_path, basic.host, "wrong")
     out = io.StringIO()

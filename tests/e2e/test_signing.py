@@ -226,8 +226,9 @@ def forge(engine: Engine, registry: LocalRegistry, namespace: str) -> str:
     label of the real jre25 copied and a LABEL as its last step, as javabase's are."""
     real = engine.inspect_image(f"{registry.host}/{namespace}/jre25:25")
     labels = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(real["Config"]["Labels"].items()))
-    dockerfile = (f"FROM {registry.host}/{namespace}/glibc-root:1\nRUN echo mine > /opt/forged\n"
-                  f"LABEL {labels}\n").encode()
+    user = real["Config"]["User"]  # the root image runs as a non-root user; the forger writes as root
+    dockerfile = (f"FROM {registry.host}/{namespace}/glibc-root:1\nUSER root\nRUN echo mine > /opt/forged\n"
+                  f"USER {user}\nLABEL {labels}\n").encode()
     for line in engine.build(fileobj=io.BytesIO(dockerfile), tag=f"{registry.host}/{namespace}/jre25:25",
                              network_mode="none", rm=True, forcerm=True, decode=True):
         assert "error" not in line, line

@@ -149,7 +149,10 @@ def test_update_rewrites_exactly_the_item_and_the_next_build_builds_only_it_and_
     build: Callable[..., Run], api: Publisher, keys: Keys,
 ) -> None:
     newer: Newer = api.newer  # type: ignore[attr-defined]
-    text = example_manifest(example_files)
+    # The newer release the fake API publishes is the same JRE under a new name: its
+    # version test can only check the major.
+    text = example_manifest(example_files).replace("""'version "{version}"'""", """'version "{major}[.]'""")
+    assert """'version "{major}[.]'""" in text
     manifest = workspace(text)
     manifest = workspace(text + signing_section(manifest.parent, keys))
     first = build(manifest, push=True)

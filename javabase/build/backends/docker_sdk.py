@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,32 @@ class DockerBackend:
     def build(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         """Build context/Dockerfile; stream every output line; return the image ID.
         The first error chunk fails the build with the step it happened in, and
-        why: the line a template's check printed (`javabase: ...`), else the engine's message."""
+        why: the line a template's check printed (`javabase: ...`), else the
+        engine's message. An image of another platform than the one asked for is built again without
+        the layer cache (the classic builder's cache does not tell platforms apart
+        on the steps of a FROM scratch image: an arm64 build could get the amd64
+        build's COPY step, and so an amd64 image); StepError if it still is."""
+        outcome = self._build_once(request, on_line)
+        if request.platform is None:
+            return outcome
+        made = self._platform_of(outcome.image_id)
+        if _same_platform(made, request.platform):
+            return outcome
+        if not request.no_cache:
+            on_line(f"the engine's layer cache gave a {made} image for {request.platform}; building it again "
+                    "without the cache")
+            outcome = self._build_once(replace(request, no_cache=True), on_line)
+            made = self._platform_of(outcome.image_id)
+            if _same_platform(made, request.platform):
+                return outcome
+        raise StepError(f"the engine built a {made} image for {request.platform}; check that the engine can build "
+                        f"for {request.platform} (`scripts/services.sh start` registers the emulators)")
+
+    def _platform_of(self, image_id: str) -> str:
+        found = self.image(image_id)
+        return found.platform if found is not None else ""
+
+    def _build_once(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome:
         image_id: str | None = None
         steps = _Steps()
         if self._cancelled.is_set():
@@ -248,15 +274,25 @@ class DockerBackend:
             user=str((found.get("Config") or {}).get("User") or ""),
             env=_env_pairs((found.get("Config") or {}).get("Env") or ()),
             workdir=str((found.get("Config") or {}).get("WorkingDir") or ""),
+            layer_sizes=layer_sizes(steps, len((found.get("RootFS") or {}).get("Layers") or ())) if steps else (),
         )
+
+    def listed_layers(self) -> dict[str, tuple[str, ...]]:
+        with self._calling("cannot list images", EngineError):
+            listed = [str(i["Id"]) for i in self.api.images()]
+        out = {}
+        for image_id in listed:
+            found = self.image(image_id)
+            if found is not None:  # removed meanwhile
+                out[found.id] = found.layers
+        return out
 
     def images(self, label: str) -> list[LocalImage]:
         """Every local image that has `label` (one engine call; no layers)."""
         with self._calling("cannot list images", EngineError):
             listed: list[dict[str, Any]] = self.api.images(filters={"label": label})
         return [LocalImage(id=str(i["Id"]), tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
-                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0),
-                           size=max(0, int(i.get("Size") or 0) - max(0, int(i.get("SharedSize") or 0))))
+                           labels=dict(i.get("Labels") or {}), created=float(i.get("Created") or 0))
                 for i in listed]
 
     def tag(self, image_id: str, reference: str) -> None:
@@ -479,6 +515,36 @@ def _first_entry(raw: Any, limit: int) -> PathInfo:
             handle = tar.extractfile(member)
             text = handle.read(limit) if handle is not None else b""
         return PathInfo(kind, member.mode & 0o7777, member.uid, member.gid, member.linkname, text)
+def _same_platform(made: str, wanted: str) -> bool:
+    """OS and architecture as the engine says them, against OS/ARCH[/VARIANT] asked for."""
+    return made.split("/")[:2] == wanted.split("/")[:2]
+
+
+# The instructions of the classic builder and BuildKit that make a layer; the others
+# (ENV, LABEL, CMD, ... and `#(nop)` steps other than ADD and COPY) only change the config.
+_LAYER_STEP = re.compile(r"^(?:/bin/sh -c #\(nop\) (?:ADD|COPY) |(?!/bin/sh -c #\(nop\))(?!(?:ENV|LABEL|CMD|ENTRYPOINT|"
+                         r"WORKDIR|USER|EXPOSE|VOLUME|STOPSIGNAL|HEALTHCHECK|SHELL|ARG|ONBUILD|MAINTAINER) ))")
+
+
+def layer_sizes(steps: list[dict[str, Any]], count: int) -> tuple[int, ...]:
+    """Each of an image's `count` layers' size in bytes (its diff, as `docker system
+    df` counts it), base first, from its history (newest first, as the engine
+    gives it). The engine does not say which history entries made a layer: an
+    entry with a size did; of those without, the instructions that make layers
+    (RUN, ADD, COPY) did, as many as the count needs (a size of 0 counts nothing,
+    so a wrong guess among them only shifts where a later size is counted)."""
+    entries = [(int(s.get("Size") or 0), str(s.get("CreatedBy") or "")) for s in reversed(steps)]
+    sized = sum(1 for size, _ in entries if size > 0)
+    spare = max(0, count - sized)  # empty layers still to place
+    sizes = []
+    for size, made_by in entries:
+        if size > 0:
+            sizes.append(size)
+        elif spare and _LAYER_STEP.match(made_by):
+            sizes.append(0)
+            spare -= 1
+    sizes += [0] * (count - len(sizes))
+    return tuple(sizes[:count])
 
 
 def _socket_of(response: Any) -> socket.socket | None:
