@@ -57,7 +57,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     (tmp_path / "images.yaml").write_text("")
     quiet = invoke("validate", "--manifest", "images.yaml", cwd=tmp_path)
     loud = invoke("validate", "--manifest", "images.yaml", "--debug", cwd=tmp_path)
-    assert quiet.stderr == "error: images.yaml:1: the file is empty; start from the images.yaml in the README\n"
+    assert quiet.stderr == "error: images.yaml:1: the file is empty; start from the images.yaml in docs/manifest.md\n"
     assert "Traceback" in loud.stderr and loud.returncode == quiet.returncode == 2
 
 

@@ -193,7 +193,7 @@ def test_yaml_syntax_error_has_its_line(problems: Problems) -> None:
 
 
 def test_empty_file(problems: Problems) -> None:
-    assert problems("") == ["images.yaml:1: the file is empty; start from the images.yaml in the README"]
+    assert problems("") == ["images.yaml:1: the file is empty; start from the images.yaml in docs/manifest.md"]
 
 
 def test_top_level_not_a_mapping(problems: Problems) -> None:
@@ -327,7 +327,7 @@ def test_a_build_arg_that_looks_like_a_secret_is_refused(problems: Problems) -> 
     assert problems(text) == [
         "images.yaml:17: images.root.build_args.NEXUS_PASSWORD: build arg 'NEXUS_PASSWORD' looks like a secret; its "
         "value would be written into builds/, the build output, the image history and the pushed config. Remove it "
-        "(README: Secrets)"]
+        "(docs/registries.md: Secrets)"]
 
 
 MULTI = f"""\

@@ -1,4 +1,4 @@
-"""Stage 7, cli: the commands, grouped as the README groups them (define:
+"""Stage 7, cli: the commands, grouped (define:
 validate, render, lock, plan, ci; ship: build, build-all, push; release: save,
 load, prune, inspect; registry: doctor), what they share (common), the Invoke
 tasks that call them (tasks) and the installed `javabase` program (program).

@@ -39,7 +39,7 @@ from .common import (
 
 @dataclass(frozen=True)
 class BuildFlags:
-    """The flags of `build` and `build-all` (README: Tasks)."""
+    """The flags of `build` and `build-all` (docs/tasks.md)."""
 
     images: Sequence[str] = ()  # build these and their ancestors; empty: every image
     push: bool = False

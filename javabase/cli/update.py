@@ -209,7 +209,7 @@ def _fetch_all(run: _Run, bumps: Sequence[upd.Bump], out: TextIO) -> dict[str, s
 
 
 UNSIGNED = ("signatures were not checked: no signing key is configured (update.adoptium.signing_key and "
-            "fingerprint in the manifest; README: Adding a JRE version)")
+            "fingerprint in the manifest; README: Keeping JREs current)")
 
 
 def _signature(run: _Run, package: adoptium.Package, path: Path, what: str) -> str:

@@ -147,7 +147,7 @@ class Expander:
             if _SECRET_RE.search(name):
                 self.problem((*path, name), f"build arg {name!r} looks like a secret; its value would be written "
                                             "into builds/, the build output, the image history and the pushed "
-                                            "config. Remove it (README: Secrets)")
+                                            "config. Remove it (docs/registries.md: Secrets)")
                 del out[name]
         return out
 

@@ -75,7 +75,7 @@ def load(text: str, file: str) -> Located:
     finally:
         loader.dispose()
     if node is None:
-        raise ManifestError([Problem(file, 1, "", "the file is empty; start from the images.yaml in the README")])
+        raise ManifestError([Problem(file, 1, "", "the file is empty; start from the images.yaml in docs/manifest.md")])
     lines: dict[Path_, int] = {}
     problems: list[Problem] = []
     budget = _Budget()

@@ -314,7 +314,7 @@ def test_without_a_key_one_line_says_signatures_were_not_checked(
     run = run_update(manifest, api.url, images=["jre25"])
     assert run.code == 0, run.err
     assert ("note: signatures were not checked: no signing key is configured (update.adoptium.signing_key and "
-            "fingerprint in the manifest; README: Adding a JRE version)") in run.out.splitlines()
+            "fingerprint in the manifest; README: Keeping JREs current)") in run.out.splitlines()
     again = run_update(manifest, api.url, images=["jre25"])
     assert again.out == "images.yaml: up to date (1 JRE item(s), 0 outside base(s) checked)\n"
 
