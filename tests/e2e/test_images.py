@@ -147,7 +147,7 @@ def test_fonts_without_a_font_fail_the_build_and_with_one_text_is_measured_and_d
     lines = dict(line.split("=", 1) for line in ran.stdout.splitlines())
     assert "DejaVu Sans" in lines["families"].split(",")
     assert int(lines["width"]) > 50 and int(lines["drawn"]) > 100
-    assert engine.containers(all=True) == []
+    assert engine.containers(all=True, filters={"ancestor": run.result("jre25")["image_id"]}) == []
 
 
 def test_a_lang_whose_locale_does_not_exist_fails_the_jre_and_nothing_is_pushed(
