@@ -483,16 +483,24 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def cleanup(namespace: str, registry: str) -> None:
-    # By ID (a pushed image keeps its repository digest after its tags are gone),
-    # children before parents: a few passes until nothing of ours is left.
+    """Remove every image of this run: untag its references (an image the layer cache
+    made identical for another run carries that run's tags too), then by ID (a pushed
+    image keeps its repository digest after its tags are gone), children before
+    parents, pruning the untagged children that hold a parent, in passes."""
+    def ours() -> list[tuple[str, str]]:
+        listed = sh(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]).stdout
+        return [(line.split()[0], line.split()[-1]) for line in listed.splitlines()  # under the registry, or local
+                if f"/{namespace}" in line or line.split()[-1].startswith(namespace)]
+
     for _ in range(10):
-        listed = sh(["docker", "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}"]).stdout.splitlines()
-        mine = sorted({line.split()[0] for line in listed  # ours: under the registry, or bench-<pid>-... locally
-                       if f"/{namespace}" in line or line.split()[-1].startswith(namespace)})
+        mine = ours()
         if not mine:
-            break
-        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
-    subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
+            return
+        references = sorted({ref for _, ref in mine if not ref.endswith(":<none>")})
+        subprocess.run(["docker", "rmi", *references], capture_output=True, check=False)
+        subprocess.run(["docker", "rmi", "-f", *sorted({i for i, _ in mine})], capture_output=True, check=False)
+        subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
+    print(f"bench: could not remove {', '.join(ref for _, ref in ours())}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

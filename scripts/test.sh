@@ -51,7 +51,7 @@ echo "== benchmark, quick mode (checks that it works; its figures mean nothing)"
 .venv/bin/invoke bench --quick
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

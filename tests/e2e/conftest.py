@@ -233,7 +233,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def remove_images(engine: Engine, prefix: str, inside: str | None = None) -> None:
     """Remove every image with a tag or repository digest under prefix (or, with
     `inside`, that contains it): by ID (a pushed image keeps its repository
-    digest after its tags are gone), children before parents, in passes."""
+    digest after its tags are gone), children before parents, in passes, with
+    the dangling images that would hold a parent."""
     for _ in range(10):
         ours = [i["Id"] for i in engine.images(all=True)
                 if any(n.startswith(prefix) or (inside is not None and inside in n)
@@ -243,6 +244,8 @@ def remove_images(engine: Engine, prefix: str, inside: str | None = None) -> Non
         for image_id in ours:
             with contextlib.suppress(docker.errors.APIError):
                 engine.remove_image(image_id, force=True)
+        # An untagged child (an image built again, a forged one) holds its parent: it goes too.
+        engine.prune_images(filters={"dangling": True})
 
 
 @pytest.fixture(autouse=True, scope="session")
