@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 
 from conftest import BASE
 from javabase.decide.inputs import compute_inputs
-from javabase.decide.labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
+from javabase.decide.labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL, NORMALISED_LABEL
+from javabase.decide.prepare import expected_labels
 from javabase.decide.rules import (
     AlreadyPushed,
     Build,
@@ -170,3 +171,26 @@ def test_a_registry_image_is_reused_only_when_it_is_what_javabase_builds_and_the
                                             "what javabase builds (r/jre8:1: its signature or provenance does not "
                                             "verify with the team's key)")
     assert ("r/root:1", inputs["root"].digest) in asked
+
+
+def test_a_reproducible_run_reuses_only_normalised_images_and_any_run_reuses_those(
+        valid: Callable[[str], Manifest]) -> None:
+    """--frozen implies --reproducible: an image an earlier run built without it is
+    not what such a run builds (its times and mtimes are the build's), so it is built
+    again; the normalised image serves every later run."""
+    manifest = valid(BASE)
+    plan = make_plan(manifest, ["root"])
+    inputs = compute_inputs(manifest, plan.units, render_all(manifest))
+    digest = inputs["root"].digest
+    step = f'LABEL {INPUT_LABEL}="{digest}"'
+    plain_labels = expected_labels(plan, plan.units, inputs)["root"]
+    plain = LocalImage(ID_A, labels=plain_labels, created=2.0, last_step=step)
+    normalised = LocalImage(ID_B, labels={**plain_labels, NORMALISED_LABEL: "true"}, created=1.0, last_step=step)
+    wanted = expected_labels(plan, plan.units, inputs, normalised=True)
+    assert decide_builds(["root"], inputs, by_input_digest([plain]), {}, expected=wanted) == {
+        "root": Build("root", f"build: no local image with these inputs is what javabase builds ({ID_A[7:19]}: it "
+                              "was not normalised (built without --reproducible))")}
+    both = by_input_digest([plain, normalised])
+    assert decide_builds(["root"], inputs, both, {}, expected=wanted) == {"root": Reuse("root", ID_B, Where.LOCAL)}
+    assert decide_builds(["root"], inputs, by_input_digest([normalised]), {},
+                         expected={"root": plain_labels}) == {"root": Reuse("root", ID_B, Where.LOCAL)}

@@ -190,7 +190,7 @@ class Builder:
             {key: unit.platform for key, unit in self.units.items() if unit.platform}) \
             if self.pusher is not None else None
         decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
-                               self.options.force, remote, self.trust())
+                               self.options.force, remote, self.trust(), normalised=self.options.reproducible)
         self.inputs, self.actions, self.tags = decided.inputs, decided.actions, decided.tags
         self.known = {image.id: image for found in decided.local.values() for image in found}
         for key, unit in self.units.items():
@@ -378,7 +378,8 @@ class Builder:
             inputs = self.inputs[Unit(image.name, platform).key]
             labels = build_labels(self.manifest, image, created=self.provenance.created,
                                   revision=self.provenance.revision, parent_id=parent_id,
-                                  input_digest=inputs.digest, inputs_label=inputs.label)
+                                  input_digest=inputs.digest, inputs_label=inputs.label,
+                                  normalised=self.options.reproducible)
             # The build-time labels go in with the manifest's as one LABEL instruction
             # at the end of the context's copy (the engine's `labels` option, or a
             # second LABEL, would cost a build step each).

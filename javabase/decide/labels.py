@@ -23,6 +23,9 @@ INPUTS_LABEL = "io.javabase.inputs"
 ARTIFACTS_LABEL = "io.javabase.artifacts"
 CERTIFICATES_LABEL = "io.javabase.certificates"
 TESTS_LABEL = "io.javabase.tests"
+# "true" on an image a --reproducible (or --frozen) run built and normalised: such a run
+# reuses only these; any run may reuse them.
+NORMALISED_LABEL = "io.javabase.normalised"
 CREATED_LABEL = "org.opencontainers.image.created"
 REVISION_LABEL = "org.opencontainers.image.revision"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
@@ -89,10 +92,13 @@ def built_by(manifest: Manifest, labels: Mapping[str, str]) -> Image | None:
 
 
 def build_labels(manifest: Manifest, image: Image, *, created: str, revision: str, parent_id: str | None,
-                 input_digest: str, inputs_label: str) -> dict[str, str]:
+                 input_digest: str, inputs_label: str, normalised: bool = False) -> dict[str, str]:
     """The stable labels and those of this build: time, revision, the parent's
-    exact image ID, the input digest and its parts (Inputs.label)."""
+    exact image ID, the input digest and its parts (Inputs.label), and whether
+    the run normalises what it builds (NORMALISED_LABEL)."""
     labels = stable_labels(manifest, image)
+    if normalised:
+        labels[NORMALISED_LABEL] = "true"
     labels[CREATED_LABEL] = created
     labels[REVISION_LABEL] = revision
     if parent_id is not None:

@@ -17,7 +17,15 @@ from ..engine import Backend, LocalImage
 from ..manifest.references import platform_reference
 from ..plan.order import Plan, Unit
 from .inputs import Inputs, compute_inputs
-from .labels import ARTIFACTS_LABEL, IMAGE_LABEL, INPUT_LABEL, INPUTS_LABEL, REPOSITORY_LABEL, stable_labels
+from .labels import (
+    ARTIFACTS_LABEL,
+    IMAGE_LABEL,
+    INPUT_LABEL,
+    INPUTS_LABEL,
+    NORMALISED_LABEL,
+    REPOSITORY_LABEL,
+    stable_labels,
+)
 from .rules import TAGGED, BuildAction, Held, Trust, by_input_digest, decide_builds
 
 
@@ -104,14 +112,19 @@ def candidates(backend: Backend, units: list[Unit], tags: dict[str, list[str]], 
     return by_input_digest(replace(image, last_step=TAGGED) if image.id in tagged else image for image in found)
 
 
-def expected_labels(plan: Plan, units: list[Unit], inputs: dict[str, Inputs]) -> dict[str, dict[str, str]]:
+def expected_labels(plan: Plan, units: list[Unit], inputs: dict[str, Inputs], normalised: bool = False
+                    ) -> dict[str, dict[str, str]]:
     """The labels a javabase build of each unit's inputs carries (time, revision
-    and artifact URLs aside: a URL is provenance, not content)."""
+    and artifact URLs aside: a URL is provenance, not content); with `normalised`
+    (a --reproducible run), NORMALISED_LABEL too: such a run reuses only images a
+    run like it normalised."""
     out = {}
     for unit in units:
         labels = {k: v for k, v in stable_labels(plan.manifest, plan.image(unit.name)).items()
                   if k != ARTIFACTS_LABEL}
         out[unit.key] = {**labels, INPUT_LABEL: inputs[unit.key].digest, INPUTS_LABEL: inputs[unit.key].label}
+        if normalised:
+            out[unit.key][NORMALISED_LABEL] = "true"
     return out
 
 
@@ -132,10 +145,12 @@ class Decided:
 
 def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registry: str, force: bool = False,
                  remote: Mapping[str, Sequence[tuple[str, Held | None]]] | None = None,
-                 trust: Trust | None = None) -> Decided:
+                 trust: Trust | None = None, normalised: bool = False) -> Decided:
     """The decision for every unit of the plan; `remote` is what the tags of the
     single-platform images hold in the registry, when it is consulted; `trust`
-    says whether an image there verifies with the team's key (when there is one)."""
+    says whether an image there verifies with the team's key (when there is one);
+    `normalised`: the run builds with --reproducible, and reuses only images that
+    were normalised."""
     units = plan.units
     native = backend.native if any(u.platform for u in units) else ""
     inputs = compute_inputs(plan.manifest, units, rendered)
@@ -145,5 +160,5 @@ def plan_actions(backend: Backend, plan: Plan, rendered: dict[str, str], registr
     previous = {} if force else previous_builds(backend, plan, tags, inputs, local, listed)
     parent_of = {u.key: parent.key if (parent := plan.parent_unit(u)) else None for u in units}
     actions = decide_builds([u.key for u in units], inputs, local, previous, force, parent_of,
-                            expected_labels(plan, units, inputs), remote, trust)
+                            expected_labels(plan, units, inputs, normalised), remote, trust)
     return Decided(inputs, local, actions, tags)

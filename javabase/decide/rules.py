@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..engine import LocalImage
 from .inputs import Inputs
-from .labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL
+from .labels import BASE_DIGEST_LABEL, INPUT_LABEL, INPUTS_LABEL, NORMALISED_LABEL
 
 # In place of the last step of a candidate that carries one of its own tags.
 TAGGED = "(javabase's own tag)"
@@ -174,7 +174,8 @@ def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], par
     label, and the parent's layers at the bottom of its own."""
     for key, value in sorted(expected_labels.items()):
         if candidate.labels.get(key) != value:
-            return f"label {key} differs"
+            return ("it was not normalised (built without --reproducible)" if key == NORMALISED_LABEL
+                    else f"label {key} differs")
     # Labels are inherited: an image built FROM this one carries them all. The
     # image javabase built ends with its own LABEL step naming the input digest.
     digest = expected_labels.get(INPUT_LABEL)
