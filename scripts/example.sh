@@ -27,7 +27,8 @@ echo "The example's images are in the registry at http://$JAVABASE_REGISTRY:"
 for repo in $(curl -sf "http://$JAVABASE_REGISTRY/v2/_catalog?n=1000" | .venv/bin/python -c \
         'import json,sys; print(" ".join(r for r in json.load(sys.stdin)["repositories"] if r.startswith("example/")))'); do
     tags=$(curl -sf "http://$JAVABASE_REGISTRY/v2/$repo/tags/list" | .venv/bin/python -c \
-        'import json,sys; print(", ".join(sorted(json.load(sys.stdin)["tags"] or [])))')
+        'import json,sys; print(", ".join(sorted(t for t in json.load(sys.stdin)["tags"] or []
+                                         if not t.startswith("sha256-"))))')  # not cosign's signature tags
     echo "  $JAVABASE_REGISTRY/$repo: $tags"
 done
 echo "Report: $WORK/report.json. Manifest: $WORK/images.yaml (its files are served on http://127.0.0.1:$PORT)."

@@ -103,3 +103,26 @@ def test_serve_example_refuses_a_port_another_server_answers_on_and_a_state_with
     assert (missing.returncode, missing.stderr) == (
         1, f"services: no example files in {tmp_path / 'empty'}/example/files: scripts/example.sh prepares them "
            f"(with JAVABASE_STATE={tmp_path / 'empty'})\n")
+
+
+def test_running_the_example_again_keeps_a_manifest_the_user_edited(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README has newcomers edit the example's images.yaml; `scripts/example.sh`
+    run again (prepare.py) must not silently put the example's back."""
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "examples" / "offline"))
+    from prepare import write_manifest  # type: ignore[import-not-found]
+
+    manifest = tmp_path / "images.yaml"
+    assert write_manifest(manifest, "schema: 1\n") == manifest
+    assert write_manifest(manifest, "schema: 1\n# v2\n") == manifest  # unedited: the example's new one
+    assert manifest.read_text() == "schema: 1\n# v2\n" and capsys.readouterr().err == ""
+    manifest.write_text("schema: 1\n# v2\n# mine\n")
+    assert write_manifest(manifest, "schema: 1\n# v3\n") == manifest
+    assert manifest.read_text() == "schema: 1\n# v2\n# mine\n"
+    assert (tmp_path / "images.yaml.new").read_text() == "schema: 1\n# v3\n"
+    assert capsys.readouterr().err == (
+        f"prepare: kept {manifest} (edited since prepare wrote it); the example's own is {manifest}.new: "
+        f"remove {manifest} to start over from it\n")
+    manifest.unlink()
+    assert write_manifest(manifest, "schema: 1\n# v3\n") == manifest
+    assert manifest.read_text() == "schema: 1\n# v3\n"

@@ -326,9 +326,28 @@ def prepare(out: Path, base_url: str, arm64: bool = False) -> Path:
     text = (HERE / template).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
-    manifest = out / "images.yaml"
+    return write_manifest(out / "images.yaml", text)
+
+
+def write_manifest(manifest: Path, text: str) -> Path:
+    """Write the example's manifest, unless the one there was edited since prepare
+    last wrote it (its sha256 is kept next to it): then it stays as it is, the
+    example's own goes next to it as images.yaml.new, and a line says so."""
+    record = manifest.with_name(manifest.name + ".written")
+    if manifest.exists() and record.exists() and sha256_text(manifest.read_text(encoding="utf-8")) != \
+            record.read_text(encoding="utf-8").strip():
+        fresh = manifest.with_name(manifest.name + ".new")
+        fresh.write_text(text, encoding="utf-8")
+        print(f"prepare: kept {manifest} (edited since prepare wrote it); the example's own is {fresh}: "
+              f"remove {manifest} to start over from it", file=sys.stderr)
+        return manifest
     manifest.write_text(text, encoding="utf-8")
+    record.write_text(sha256_text(text) + "\n", encoding="utf-8")
     return manifest
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
