@@ -191,6 +191,18 @@ def test_without_the_referrers_api_the_fallback_index_lists_each_artifact_once()
     assert referrers.referrers(registry, "base/jre25", subject.digest) == index["manifests"]
 
 
+def test_verify_wants_an_sbom_and_says_how_a_release_attaches_one() -> None:
+    registry = FakeRegistry()
+    subject = subject_in(registry)
+    assert verify.check_sbom(registry, "base/jre25", subject.digest) == verify.Check(
+        "sbom", False, f"no SPDX SBOM refers to {subject.digest[:19]}; a release attaches one with "
+                       "`build --push --sbom`")
+    sbom = referrers.Artifact("sbom", verify.SBOM_TYPE, (referrers.Layer(verify.SBOM_TYPE, b"{}"),))
+    attached = referrers.attach(registry, "base/jre25", sbom, subject)
+    assert verify.check_sbom(registry, "base/jre25", subject.digest) == verify.Check(
+        "sbom", True, f"SPDX SBOM {attached.digest[:19]} refers to {subject.digest[:19]}")
+
+
 def test_a_fallback_tag_that_cannot_be_written_keeps_the_artifact_and_says_so_in_one_line() -> None:
     registry = FakeRegistry()
     subject = subject_in(registry)

@@ -108,7 +108,8 @@ def check_sbom(registry: Registry, name: str, digest: str) -> Check:
     found = sbom_of(registry, name, digest)
     if found:
         return Check("sbom", True, f"SPDX SBOM {found[:19]} refers to {digest[:19]}")
-    return Check("sbom", False, f"no SPDX SBOM refers to {digest[:19]}")
+    return Check("sbom", False, f"no SPDX SBOM refers to {digest[:19]}; a release attaches one with "
+                                "`build --push --sbom`")
 
 
 def trusted(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey,
