@@ -108,6 +108,16 @@ def test_download_is_verified_cached_and_not_repeated(server: str, tmp_path: Pat
     assert not again.downloaded and FaultyHandler.served == ["/jre.tar.gz"]
 
 
+def test_a_download_under_another_name_says_both(server: str, tmp_path: Path) -> None:
+    """A platform's tarball goes into the image under the artifact's one name; the
+    line says which file it is."""
+    out = io.StringIO()
+    assert store(tmp_path, out).fetch(artifact(f"{server}/jre-aarch64.tar.gz")).downloaded
+    lines = out.getvalue().splitlines()
+    assert (lines[0], lines[-1]) == ("download jre.tar.gz from jre-aarch64.tar.gz (1.0 MB): started",
+                                     "download jre.tar.gz from jre-aarch64.tar.gz: 1.0 MB, sha256 verified")
+
+
 def test_truncated_and_busy_downloads_are_retried(server: str, tmp_path: Path) -> None:
     FaultyHandler.faults = ["truncate", "503"]
     fetched = store(tmp_path).fetch(artifact(f"{server}/jre.tar.gz"))

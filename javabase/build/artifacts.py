@@ -236,7 +236,11 @@ class ArtifactStore:
         try:
             length = getattr(response.headers, "get", lambda _k: None)("Content-Length")
             total = int(length) if length and str(length).isdigit() else None
-            self.progress.start(artifact.filename, total)
+            # The file's name in the image, and the URL's when it differs (one ADD serves every
+            # platform's file under one name: say which platform's file this is).
+            fetched = url.rsplit("/", 1)[-1].split("?")[0]
+            self.progress.start(artifact.filename if fetched in ("", artifact.filename)
+                                else f"{artifact.filename} from {fetched}", total)
             digest, received = self._read(response, sink)
             if total is not None and received != total:
                 raise _Transient(f"connection closed after {received} of {total} bytes")
