@@ -156,6 +156,26 @@ def test_with_a_registry_every_image_is_pushed_once_the_builds_are_done(
         assert registry.held[f"base/{name}:1"].config_digest == result.image_id
 
 
+def test_the_report_says_where_the_time_went_and_counts_the_work(valid: Callable[[str], Manifest],
+                                                                  tmp_path: Path) -> None:
+    backend = FakeBackend()
+    run = builder(valid(TREE), backend, tmp_path, registry=FakeRegistry())
+    report = run.run()
+    phases = report.to_dict()["phases"]
+    assert set(phases["seconds"]) == {
+        "artifacts", "engine lock", "decide", "decide: registry lookups", "decide: engine reuse checks", "builds",
+        "build contexts (summed)", "engine builds (summed)", "image tests (summed)", "tag (summed)",
+        "push after the builds", "push: wait for staging", "export from the engine (summed)",
+        "compression or layer cache (summed)", "uploads and mounts (summed)", "publish: tags and indexes"}
+    assert all(seconds >= 0 for seconds in phases["seconds"].values())
+    counts = phases["counts"]
+    assert (counts["builds"], counts["exports"]) == (5, 5)  # one export per image built
+    assert counts["engine steps"] == 5  # the fake engine runs one step per build
+    # 5 configs and each image's own layer go up; the layers of parents are mounted: root's into a, b and a1, a's
+    assert (counts["blobs uploaded"], counts["blobs mounted"]) == (10, 4)
+    assert counts["uploaded bytes"] > 0
+
+
 PLATFORMS = """\
 schema: 1
 registry: r:5000

@@ -32,7 +32,7 @@ from ..engine import Backend
 from ..errors import Interrupted, JavabaseError, RegistryError, StepError
 from ..manifest.model import Manifest
 from ..manifest.references import repository_name, split_reference
-from ..report import Console, ImageResult, Status
+from ..report import Console, ImageResult, Phases, Status
 from ..settings import Settings
 from . import referrers
 from .blobs import BlobCache
@@ -189,7 +189,9 @@ class Pusher:
     def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
                  overwrite_immutable: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
                  immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
-                 platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False) -> None:
+                 platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False,
+                 phases: Phases | None = None) -> None:
+        """`phases`: the run's, told the time exports, compression, uploads and publishing take."""
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -210,6 +212,7 @@ class Pusher:
         self.platform_tags = platform_tags  # a platform's manifest is published alone, under its own tag
         # one platform's manifests found in the registry, by image ID: (repository, the manifest)
         self.platform_manifests: dict[str, tuple[str, Remote]] = {}
+        self.phases = phases or Phases()
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
@@ -271,7 +274,8 @@ class Pusher:
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
         for result in ready:
-            self.publish_one(result, staged[result.name])
+            with self.phases.timed("publish: tags and indexes"):
+                self.publish_one(result, staged[result.name])
             for unit in groups.get(result.name, []):
                 unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
                 unit.status, unit.reason = result.status, result.reason
@@ -281,16 +285,17 @@ class Pusher:
         """What each image's staging made; an image whose staging failed fails."""
         staged: dict[str, Staged] = {}
         try:
-            for result in ready:
-                if result.name not in self.staging:
-                    self.start(result)
-                try:
-                    staged[result.name] = self.staging[result.name].result()
-                except StepError as exc:
-                    result.status = Status.FAILED
-                    result.reason = str(exc)
-                    self.log(result, f"FAILED {exc}")
-                    self.keep_log(result)
+            with self.phases.timed("push: wait for staging"):
+                for result in ready:
+                    if result.name not in self.staging:
+                        self.start(result)
+                    try:
+                        staged[result.name] = self.staging[result.name].result()
+                    except StepError as exc:
+                        result.status = Status.FAILED
+                        result.reason = str(exc)
+                        self.log(result, f"FAILED {exc}")
+                        self.keep_log(result)
         except BaseException:
             self.discard()  # the run fails: no other image starts an upload
             raise
@@ -397,7 +402,10 @@ class Pusher:
         repository = repository_name(result.references[0])
         with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
             archive = Path(tmp) / "image.tar"
-            self.backend.export(image_id, archive)
+            with self.phases.timed("export from the engine (summed)"):
+                self.backend.export(image_id, archive)
+            self.phases.count("exports")
+            self.phases.count("exported bytes", archive.stat().st_size)
             try:
                 saved = read_saved(archive)
             except (OSError, ValueError, KeyError) as exc:
@@ -413,7 +421,8 @@ class Pusher:
         return manifest, platform
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
-        cached = self.blobs.layer(saved, member, diff_id)
+        with self.phases.timed("compression or layer cache (summed)"):
+            cached = self.blobs.layer(saved, member, diff_id)
 
         def body() -> bytes:
             """The compressed layer, checked as it is read: a cache entry that changed
@@ -439,12 +448,16 @@ class Pusher:
             source = self.where.get(digest)
         if source == repository:
             return
-        if source is not None:
-            how = self.registry.upload_blob(repository, digest, body, mount_from=source)
-        elif self.registry.has_blob(repository, digest):
-            how = "already in the registry"
-        else:
-            how = self.registry.upload_blob(repository, digest, body)
+        with self.phases.timed("uploads and mounts (summed)"):
+            if source is not None:
+                how = self.registry.upload_blob(repository, digest, body, mount_from=source)
+            elif self.registry.has_blob(repository, digest):
+                how = "already in the registry"
+            else:
+                how = self.registry.upload_blob(repository, digest, body)
+        self.phases.count("blobs " + how.split(" from ")[0])
+        if how == "uploaded":
+            self.phases.count("uploaded bytes", size)
         if how != "already in the registry":
             with self.lock:
                 self.wrote.add(repository)
