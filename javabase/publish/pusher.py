@@ -19,12 +19,10 @@ The backend and the registry client are parameters."""
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ..decide.labels import INPUT_LABEL
 from ..decide.rules import AlreadyPushed, Push, PushAction, Refused, decide_pushes
@@ -36,6 +34,7 @@ from ..report import Console, ImageResult, Phases, Status
 from ..settings import Settings
 from . import referrers
 from .blobs import BlobCache
+from .exports import Exports
 from .oci import (
     CONFIG_TYPE,
     INDEX_TYPE,
@@ -45,7 +44,6 @@ from .oci import (
     digest_of,
     image_index,
     image_manifest,
-    read_saved,
 )
 from .registry import Registry, Remote
 
@@ -213,6 +211,7 @@ class Pusher:
         # one platform's manifests found in the registry, by image ID: (repository, the manifest)
         self.platform_manifests: dict[str, tuple[str, Remote]] = {}
         self.phases = phases or Phases()
+        self.exports = Exports(backend, self.phases)
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
@@ -397,28 +396,20 @@ class Pusher:
         return Staged([], manifest, MANIFEST_TYPE, platform)
 
     def upload(self, result: ImageResult) -> tuple[bytes, dict[str, str]]:
-        """Export the image, upload the blobs the registry lacks; its manifest and platform."""
+        """Export the image (with others asked for at the same time: javabase.publish.exports),
+        upload the blobs the registry lacks; its manifest and platform."""
         image_id = _image_id(result)
         repository = repository_name(result.references[0])
-        with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
-            archive = Path(tmp) / "image.tar"
-            with self.phases.timed("export from the engine (summed)"):
-                self.backend.export(image_id, archive)
-            self.phases.count("exports")
-            self.phases.count("exported bytes", archive.stat().st_size)
-            try:
-                saved = read_saved(archive)
-            except (OSError, ValueError, KeyError) as exc:
-                raise StepError(f"export {image_id[7:19]}: the engine's archive is unreadable ({exc})") from None
-            if saved.image_id != image_id:
-                raise StepError(f"export {image_id[7:19]}: the engine exported {saved.image_id}, another image")
+        saved = self.exports.saved(image_id)
+        try:
             layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
             self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
-            platform = saved.platform()
+        finally:
+            self.exports.release(saved)
         manifest = image_manifest(config, layers, manifest_annotations(saved.config))
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
-        return manifest, platform
+        return manifest, saved.platform()
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
         with self.phases.timed("compression or layer cache (summed)"):
