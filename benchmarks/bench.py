@@ -479,9 +479,9 @@ def bench_handwritten(work: Path, registry: str, namespace: str, rootfs: Path, s
         manifest, project = handwritten(work / f"hw{run}", registry, ns, rootfs, sha, count)
         report = manifest.parent / "report.json"
 
-        def javabase(m: Path = manifest, r: Path = report) -> None:
+        def javabase(m: Path = manifest, r: Path = report) -> None:  # cold: its own empty cache, too
             invoke("build-all", "--push", "--no-cache", "--manifest", str(m), "--registry", registry,
-                   "--report", str(r))
+                   "--report", str(r), env={**os.environ, "JAVABASE_CACHE": str(m.parent / "cache")})
 
         def run_compose(p: Path = project) -> None:
             compose(p, "build", "--no-cache", "root")
