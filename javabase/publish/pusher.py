@@ -47,6 +47,8 @@ from .oci import (
 )
 from .registry import Registry, Remote
 
+PUBLISH_JOBS = 8  # images whose manifests are PUT (and read back) at the same time: small requests, a round trip each
+
 
 def immutable_references(manifest: Manifest, names: Iterable[str], registry: str) -> dict[str, frozenset[str]]:
     """Per image, the full references of its immutable tags under `registry`."""
@@ -272,9 +274,12 @@ class Pusher:
             self.refuse(ready, staged, groups)
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
+        # Each image's tags go up and are read back on their own (a failure is that
+        # image's, publish_one): a few images at a time, not one round trip after another.
+        with self.phases.timed("publish: tags and indexes"), \
+                ThreadPoolExecutor(max_workers=PUBLISH_JOBS, thread_name_prefix="publish") as pool:
+            list(pool.map(lambda result: self.publish_one(result, staged[result.name]), ready))
         for result in ready:
-            with self.phases.timed("publish: tags and indexes"):
-                self.publish_one(result, staged[result.name])
             for unit in groups.get(result.name, []):
                 unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
                 unit.status, unit.reason = result.status, result.reason
