@@ -243,6 +243,26 @@ def test_an_image_missing_from_the_archive_fails_alone_and_the_others_of_its_exp
     assert exports.users == {}
 
 
+class Strict(FakeBackend):
+    """An engine that refuses a `docker save` naming an image it does not have, as dockerd does."""
+
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        if gone := [r for r in references if r not in self.saved]:
+            raise StepError(f"save: 404 Client Error: Not Found (No such image: {gone[0]})")
+        super().save(references, dest, on_bytes)
+
+
+def test_when_the_engine_refuses_a_save_of_several_each_is_saved_alone(tmp_path: Path) -> None:
+    backend = Strict()
+    kept, missing = backend.add_image(b"kept"), "sha256:0123456789ab" + "0" * 52
+    batch: dict[str, Future[SavedImage]] = {kept: Future(), missing: Future()}
+    Exports(backend).export(batch)
+    assert batch[kept].result().image_id == kept
+    with pytest.raises(StepError, match=r"^save: 404 Client Error: Not Found \(No such image: sha256:0123"):
+        batch[missing].result()
+    assert backend.exports == [[kept]]
+
+
 PLATFORMS = """\
 schema: 1
 registry: r:5000

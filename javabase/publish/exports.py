@@ -50,7 +50,7 @@ class Exports:
                 batch, self.waiting = self.waiting, {}
         if not future.done():
             try:
-                self.export(batch)
+                self.export(batch)  # every future of the batch gets its image or an error
             finally:
                 with self.condition:
                     self.running = False
@@ -58,26 +58,21 @@ class Exports:
         return future.result()
 
     def export(self, batch: dict[str, Future[SavedImage]]) -> None:
-        """One `docker save` of the batch; each future gets its image, or the error."""
-        directory = Path(tempfile.mkdtemp(prefix="javabase-export-"))
-        archive = directory / "images.tar"
-        ids = sorted(batch)
-        shown = ", ".join(i[7:19] for i in ids)
+        """One `docker save` of the batch; each future gets its image, or the error.
+        When the engine will not save several together (one of them is gone), each
+        is saved alone, so that the failure is that image's only."""
         try:
-            with self.phases.timed("export from the engine (summed)"):
-                self.backend.save(ids, archive, lambda _count: None)
-            self.phases.count("exports")
-            self.phases.count("exported bytes", archive.stat().st_size)
-            try:
-                found = read_saved_all(archive)
-            except (OSError, ValueError, KeyError) as exc:
-                raise StepError(f"export {shown}: the engine's archive is unreadable ({exc})") from None
-        except BaseException as exc:
-            shutil.rmtree(directory, ignore_errors=True)
+            directory, found = self.save(sorted(batch))
+        except BaseException as exc:  # noqa: BLE001 - each waiting image is told, Ctrl-C included
+            if len(batch) > 1 and isinstance(exc, Exception):
+                for image_id, future in batch.items():
+                    self.export({image_id: future})
+                return
             for future in batch.values():
                 future.set_exception(exc)
-            raise
-        users = sum(1 for i in ids if i in found)
+            return
+        shown = ", ".join(i[7:19] for i in sorted(batch))
+        users = sum(1 for i in batch if i in found)
         with self.condition:
             self.users[directory] = users
         for image_id, future in batch.items():
@@ -88,6 +83,25 @@ class Exports:
                                                "not hold this image"))
         if not users:
             self.drop(directory)
+
+    def save(self, ids: list[str]) -> tuple[Path, dict[str, SavedImage]]:
+        """`docker save` of these images into a directory of its own, and what it holds.
+        Raises StepError when the archive is unreadable, or what the engine raised."""
+        directory = Path(tempfile.mkdtemp(prefix="javabase-export-"))
+        archive = directory / "images.tar"
+        try:
+            with self.phases.timed("export from the engine (summed)"):
+                self.backend.save(ids, archive, lambda _count: None)
+            self.phases.count("exports")
+            self.phases.count("exported bytes", archive.stat().st_size)
+            try:
+                return directory, read_saved_all(archive)
+            except (OSError, ValueError, KeyError) as exc:
+                raise StepError(f"export {', '.join(i[7:19] for i in ids)}: the engine's archive is unreadable "
+                                f"({exc})") from None
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def release(self, saved: SavedImage) -> None:
         """Done with this image's archive."""
