@@ -152,7 +152,9 @@ class Builder:
                 check_certificates(self.manifest.shown, self.fetched,
                                    (a for image in images for a in image.certificates))
             # From deciding to pushing, the engine's tags must not move under this run.
-            with self.phases.timed("engine lock"), self.exclusive():
+            with contextlib.ExitStack() as held:
+                with self.phases.timed("engine lock"):  # waiting for another run on this engine
+                    held.enter_context(self.exclusive())
                 try:
                     return self.carry_out_all()
                 except BaseException:
