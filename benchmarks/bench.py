@@ -34,6 +34,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -426,6 +427,108 @@ def bench_compose(work: Path, registry: str, namespace: str, rootfs: Path, sha: 
     return figures
 
 
+PATH_VALUE = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def handwritten(work: Path, registry: str, ns: str, rootfs: Path, sha: str, count: int) -> tuple[Path, Path]:
+    """Issue 25's 40 images, twice: javabase's manifest (templates rootfs and
+    layer) and, for docker-compose, hand-written Dockerfiles with exactly the
+    same instructions (a root FROM scratch: ADD, ENV; each child: ENV, RUN,
+    WORKDIR). Both name their images under `ns`; the compose project's
+    images are `ns`-compose. The manifest's path and the compose project's."""
+    names = [f"svc{i:02d}" for i in range(1, count)]
+    text = header(registry, ns) + root_entry(rootfs, sha).replace(
+        '    tags: ["1"]\n', f'    env: {{PATH: "{PATH_VALUE}"}}\n    tags: ["1"]\n')
+    project = work / "compose"
+    (project / "root").mkdir(parents=True)
+    os.link(rootfs, project / "root" / rootfs.name)
+    (project / "root" / "Dockerfile").write_text(f"FROM scratch\nADD {rootfs.name} /\nENV PATH={PATH_VALUE}\n")
+    for name in names:
+        java_home, payload = f"/opt/java/{name}", f"echo {name} {ns} > /opt-payload"
+        text += (f"  {name}:\n    from: root\n    template: layer\n    env: {{JAVA_HOME: {java_home}}}\n"
+                 f"    run: [\"{payload}\"]\n    workdir: /opt\n    tags: [\"1\"]\n")
+        (project / name).mkdir()
+        (project / name / "Dockerfile").write_text(
+            f"FROM {registry}/{ns}-compose/root:1\nENV JAVA_HOME={java_home}\nRUN {payload}\nWORKDIR /opt\n")
+    manifest = work / "javabase" / "images.yaml"
+    link_inputs(manifest.parent, rootfs)
+    manifest.write_text(text)
+    lines = ["version: '2.4'", "services:"]
+    for name in ["root", *names]:
+        lines += [f"  {name}:", f"    build: {name}", f"    image: {registry}/{ns}-compose/{name}:1"]
+    (project / "docker-compose.yml").write_text("\n".join(lines) + "\n")
+    return manifest, project
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def bench_handwritten(work: Path, registry: str, namespace: str, rootfs: Path, sha: str, count: int,
+                      runs: int) -> list[Figure]:
+    """Issue 25: javabase's cold `build-all --push` (its defaults, --no-cache)
+    against docker-compose 1.29 on hand-written Dockerfiles (`build --no-cache
+    root`, `build --no-cache --parallel` the rest, `push`), side by side, `runs`
+    times (which goes first alternates); then where javabase's time went, from
+    the phases of its reports."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    reports: list[dict[str, Any]] = []
+    for run in range(runs):
+        ns = f"{namespace}-hw{run}"
+        manifest, project = handwritten(work / f"hw{run}", registry, ns, rootfs, sha, count)
+        report = manifest.parent / "report.json"
+
+        def javabase(m: Path = manifest, r: Path = report) -> None:  # cold: its own empty cache, too
+            invoke("build-all", "--push", "--no-cache", "--manifest", str(m), "--registry", registry,
+                   "--report", str(r), env={**os.environ, "JAVABASE_CACHE": str(m.parent / "cache")})
+
+        def run_compose(p: Path = project) -> None:
+            compose(p, "build", "--no-cache", "root")
+            compose(p, "build", "--no-cache", "--parallel", *[f"svc{i:02d}" for i in range(1, count)])
+            compose(p, "push")
+
+        for tool in ("javabase", "compose") if run % 2 == 0 else ("compose", "javabase"):
+            if tool == "javabase":
+                ours.append(timed(javabase))
+                reports.append(json.loads(report.read_text()))
+            else:
+                theirs.append(timed(run_compose))
+            cleanup(ns, registry)
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    runs_shown = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(ours, theirs, strict=True))
+    return [Figure(f"5c. cold build + push, {count} images, compose on hand-written Dockerfiles",
+                   f"{sorted(ratios)[len(ratios) // 2]:.2f}x", "<= 0.9x docker-compose (every run)",
+                   max(ratios) <= 0.9,
+                   f"{runs} run(s) side by side, javabase/compose seconds: {runs_shown}; ratio {spread(ratios)} "
+                   f"(median shown); docker-compose 1.29 `build root`, `build --parallel`, `push`"),
+            phases_figure(reports, ours, count)]
+
+
+TOP_PHASES = ("setup", "artifacts", "engine lock", "decide", "builds", "push after the builds")
+
+
+def phases_figure(reports: list[dict[str, Any]], walls: list[float], count: int) -> Figure:
+    """Where javabase's time went in figure 5c (its reports' phases, the median
+    run): the run's serial phases, then the work summed over its threads."""
+    middle = sorted(range(len(walls)), key=lambda i: walls[i])[len(walls) // 2]
+    seconds, counts = reports[middle]["phases"]["seconds"], reports[middle]["phases"]["counts"]
+    top = [f"{name} {seconds.get(name, 0.0):.2f}" for name in TOP_PHASES]
+    start = walls[middle] - sum(seconds.get(name, 0.0) for name in TOP_PHASES)
+    summed = [f"{name.removesuffix(' (summed)')} {value:.2f}" for name, value in seconds.items()
+              if name.endswith("(summed)")]
+    steps = counts.get("engine steps", 0)
+    return Figure(f"5d. where javabase's time goes in 5c ({count} images)", f"{walls[middle]:.2f} s", "measured",
+                  None, f"in order: Python start and imports {start:.2f}, {', '.join(top)} s (decide: registry "
+                        f"lookups {seconds.get('decide: registry lookups', 0.0):.2f}, engine reuse checks "
+                        f"{seconds.get('decide: engine reuse checks', 0.0):.2f}); summed over threads: "
+                        f"{', '.join(summed)} s; {counts.get('builds', 0)} builds ran {steps} engine steps "
+                        f"(hand-written: {3 + 4 * (count - 1)}); {counts.get('exports', 0)} exports wrote "
+                        f"{counts.get('exported bytes', 0) / 1e6:.0f} MB; {counts.get('blobs uploaded', 0)} blobs "
+                        f"uploaded ({counts.get('uploaded bytes', 0) / 1e6:.1f} MB), "
+                        f"{counts.get('blobs mounted', 0)} mounted")
+
+
 def bench_platforms(work: Path, registry: str, namespace: str) -> list[Figure]:
     """The cost of a second platform: the offline example built cold for
     linux/amd64 alone, then for linux/amd64 + linux/arm64 (arm64 under qemu)."""
@@ -530,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         figures += bench_one_change(work, registry, namespace, rootfs, sha, jre, jre_sha, slim, slim_sha, home)
         figures += bench_parallel(work, registry, namespace, rootfs, sha, mb)
         figures += bench_compose(work, registry, namespace, rootfs, sha, count, example)
+        figures += bench_handwritten(work, registry, namespace, rootfs, sha, count, 1 if args.quick else 3)
         figures += bench_render(work, manifest_size)
         if not args.quick:  # two platforms of real JRE images, arm64 under qemu: minutes, not a quick check
             figures += bench_platforms(work, registry, namespace)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +31,40 @@ OK_STATES = (Status.BUILT, Status.UP_TO_DATE, Status.UP_TO_DATE_REGISTRY, Status
 # What an image of several platform rows counts as in a summary: the first of these any row has.
 _IMAGE_STATUS = (Status.FAILED, Status.SKIPPED, Status.PENDING, Status.PUSHED, Status.BUILT, Status.UP_TO_DATE,
                  Status.UP_TO_DATE_REGISTRY)
+
+
+@dataclass
+class Phases:
+    """Where a run's time went, for the report's `phases`: seconds per phase
+    (wall-clock, from time.perf_counter; a phase entered again, or by several
+    threads at once, adds up, so phases that overlap can sum to more than the
+    run) and counts (engine steps, exports, bytes, blobs). Thread-safe."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the seconds the block takes (raising or not) to phase `name`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self.lock:
+            self.counts[name] = self.counts.get(name, 0) + amount
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"seconds": {phase: seconds, rounded to ms}, "counts": {name: count}}."""
+        with self.lock:
+            return {"seconds": {k: round(v, 3) for k, v in self.seconds.items()}, "counts": dict(self.counts)}
 
 
 @dataclass
@@ -97,6 +134,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # why the run stopped before its end, if it did
     exit_code: int = 0
+    phases: Phases = field(default_factory=Phases)  # where the run's time went
 
     @property
     def ok(self) -> bool:
@@ -124,6 +162,7 @@ class Report:
             "error": self.error,
             "exit_code": self.exit_code,
             "notes": self.notes,
+            "phases": self.phases.to_dict(),
             "images": [r.to_dict() for r in self.results.values()],
         }
 

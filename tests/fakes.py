@@ -60,6 +60,7 @@ class FakeBackend:
     answers: dict[str, Ran] = field(default_factory=dict)
     paths: dict[str, PathInfo] = field(default_factory=dict)
     ran: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    exports: list[list[str]] = field(default_factory=list)  # what each export or save wrote (IDs or tags)
 
     def add_image(self, *contents: bytes, below: tuple[str, ...] = (), labels: dict[str, str] | None = None,
                   platform: str | None = None) -> str:
@@ -161,19 +162,30 @@ class FakeBackend:
         return image_id
 
     def export(self, image_id: str, dest: Path) -> None:
-        config, layers = self.saved[image_id]
+        self.write_archive([image_id], dest)
+
+    def write_archive(self, references: list[str], dest: Path) -> None:
+        """`docker save` of these images (IDs or tags): a layer they share written once."""
+        with self.lock:
+            self.exports.append(list(references))
         with tarfile.open(dest, "w") as tar:
             def add(name: str, data: bytes) -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
 
-            names = [f"{sha(layer)[7:]}/layer.tar" for layer in layers]
-            for name, layer in zip(names, layers, strict=True):
-                add(name, layer)
-            add(f"{image_id[7:]}.json", config)
-            add("manifest.json", json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": None,
-                                              "Layers": names}]).encode())
+            listing, written = [], set()
+            for reference in references:
+                image_id = self.tags.get(reference, reference)
+                config, layers = self.saved[image_id]
+                names = [f"{sha(layer)[7:]}/layer.tar" for layer in layers]
+                for name, layer in zip(names, layers, strict=True):
+                    if name not in written:
+                        written.add(name)
+                        add(name, layer)
+                add(f"{image_id[7:]}.json", config)
+                listing.append({"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": names})
+            add("manifest.json", json.dumps(listing).encode())
 
     def load(self, archive: Path) -> None:
         raise NotImplementedError
@@ -185,7 +197,8 @@ class FakeBackend:
         self.cancelled.set()
 
     def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
-        raise NotImplementedError
+        self.write_archive(references, dest)
+        on_bytes(dest.stat().st_size)
 
     def in_use(self) -> set[str]:
         return set()

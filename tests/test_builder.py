@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from javabase.errors import BuildFailed, EngineError, NotUpToDate, StepError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
+from javabase.publish.exports import Exports
+from javabase.publish.oci import SavedImage
 from javabase.publish.referrers import Artifact, Layer
 from javabase.release import verify
 from javabase.release.provenance import Provenance
@@ -154,6 +157,110 @@ def test_with_a_registry_every_image_is_pushed_once_the_builds_are_done(
     assert statuses(run) == dict.fromkeys(["other", "root", "a", "b", "a1"], "pushed")
     for name, result in run.results.items():
         assert registry.held[f"base/{name}:1"].config_digest == result.image_id
+
+
+def test_the_report_says_where_the_time_went_and_counts_the_work(valid: Callable[[str], Manifest],
+                                                                  tmp_path: Path) -> None:
+    backend = FakeBackend()
+    run = builder(valid(TREE), backend, tmp_path, registry=FakeRegistry())
+    phases = run.run().to_dict()["phases"]
+    assert set(phases["seconds"]) == {
+        "artifacts", "engine lock", "decide", "decide: registry lookups", "decide: engine reuse checks", "builds",
+        "build contexts (summed)", "engine builds (summed)", "image tests (summed)", "tag (summed)",
+        "push after the builds", "push: wait for staging", "export from the engine (summed)",
+        "compression or layer cache (summed)", "uploads and mounts (summed)", "publish: tags and indexes"}
+    assert all(seconds >= 0 for seconds in phases["seconds"].values())
+    counts = phases["counts"]
+    assert (counts["builds"], counts["engine steps"]) == (5, 5)  # the fake engine runs one step per build
+    # Every image built is exported once, some together (javabase.publish.exports).
+    assert sorted(i for saved in backend.exports for i in saved) == sorted(r.image_id for r in run.results.values())
+    assert counts["exports"] == len(backend.exports)
+    # 5 configs and 5 + 4 layers (a, b, a1 hold root's; a1 holds a's): each uploaded, or mounted from where it went
+    assert counts["blobs uploaded"] + counts.get("blobs mounted", 0) == 14
+    assert counts["blobs uploaded"] >= 10
+
+
+def test_images_asked_for_while_an_export_runs_go_into_the_next_export_together(tmp_path: Path) -> None:
+    """Forty images FROM one root: the root's layer is written by the engine
+    once per export, not once per image; each image gets its own config and
+    layers; an archive is deleted once every image of it was released."""
+    backend = FakeBackend()
+    root = backend.add_image(b"root" * 1000)
+    below = backend.stored[root].layers
+    children = [backend.add_image(f"child {i}".encode(), below=below) for i in range(40)]
+    exports = Exports(backend)
+    first = threading.Event()
+    slow_save = backend.save
+
+    def save(references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        first.wait(5)  # every image is asked for while the first export runs
+        slow_save(references, dest, on_bytes)
+
+    backend.save = save  # type: ignore[method-assign]
+    got: dict[str, SavedImage] = {}
+
+    def ask(image_id: str) -> None:
+        got[image_id] = exports.saved(image_id)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in children]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    first.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(backend.exports) <= 2 and sorted(i for e in backend.exports for i in e) == sorted(children)
+    assert {i: image.image_id for i, image in got.items()} == {i: i for i in children}
+    assert all(len(image.layers) == 2 for image in got.values())
+    archives = {image.archive for image in got.values()}
+    for image in got.values():
+        assert image.archive.exists()
+        exports.release(image)
+    assert not any(archive.exists() for archive in archives) and exports.users == {}
+
+
+class Forgetful(FakeBackend):
+    """An engine whose `docker save` leaves out the images it does not have."""
+
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        super().save([r for r in references if r in self.saved], dest, on_bytes)
+
+
+def test_an_image_missing_from_the_archive_fails_alone_and_the_others_of_its_export_go_on(tmp_path: Path) -> None:
+    backend = Forgetful()
+    kept, missing = backend.add_image(b"kept"), "sha256:0123456789ab" + "0" * 52
+    exports = Exports(backend)
+    batch: dict[str, Future[SavedImage]] = {kept: Future(), missing: Future()}
+    exports.export(batch)
+    assert batch[kept].result().image_id == kept
+    with pytest.raises(StepError) as caught:
+        batch[missing].result()
+    assert str(caught.value) == (f"export 0123456789ab: the engine's archive of 0123456789ab, {kept[7:19]} does not "
+                                 "hold this image")
+    with pytest.raises(StepError, match=r"^export 0123456789ab: the engine's archive is unreadable \("):
+        exports.saved(missing)  # alone: the engine wrote no image at all
+    exports.release(batch[kept].result())
+    assert exports.users == {}
+
+
+class Strict(FakeBackend):
+    """An engine that refuses a `docker save` naming an image it does not have, as dockerd does."""
+
+    def save(self, references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        if gone := [r for r in references if r not in self.saved]:
+            raise StepError(f"save: 404 Client Error: Not Found (No such image: {gone[0]})")
+        super().save(references, dest, on_bytes)
+
+
+def test_when_the_engine_refuses_a_save_of_several_each_is_saved_alone(tmp_path: Path) -> None:
+    backend = Strict()
+    kept, missing = backend.add_image(b"kept"), "sha256:0123456789ab" + "0" * 52
+    batch: dict[str, Future[SavedImage]] = {kept: Future(), missing: Future()}
+    Exports(backend).export(batch)
+    assert batch[kept].result().image_id == kept
+    with pytest.raises(StepError, match=r"^save: 404 Client Error: Not Found \(No such image: sha256:0123"):
+        batch[missing].result()
+    assert backend.exports == [[kept]]
 
 
 PLATFORMS = """\

@@ -38,7 +38,7 @@ from ..publish.registry import Registry
 from ..release import sbom, verify
 from ..release.provenance import Provenance
 from ..release.signing import Signer
-from ..report import Console, ImageResult, Report, Status
+from ..report import Console, ImageResult, Phases, Report, Status
 from ..settings import Settings
 from .artifacts import ArtifactStore, Fetched, place
 from .attest import Attester
@@ -95,6 +95,7 @@ class Builder:
         registry: Registry | None = None,
         clock: Callable[[], float] = time.time,
         exclusive: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+        phases: Phases | None = None,
     ) -> None:
         self.plan = plan
         self.manifest = plan.manifest
@@ -110,6 +111,7 @@ class Builder:
         self.exclusive = exclusive
         self.interrupted = threading.Event()
         self.pull_lock = threading.Lock()
+        self.phases = phases or Phases()  # where the run's time goes (the report's `phases`)
         self.units = {unit.key: unit for unit in plan.units}
         self.results: dict[str, ImageResult] = {
             key: ImageResult(key, self.references(unit), image=unit.name, platform=unit.platform)
@@ -120,7 +122,7 @@ class Builder:
             keep_log=self.keep_log,
             immutable=immutable_references(self.manifest, plan.order, settings.registry),
             platforms={n: plan.image(n).platforms for n in plan.order if plan.image(n).platforms},
-            platform_tags=options.platform_tags)
+            platform_tags=options.platform_tags, phases=self.phases)
         self.tags: dict[str, list[str]] = {}
         self.inputs: dict[str, Inputs] = {}
         self.actions: dict[str, BuildAction] = {}
@@ -145,10 +147,14 @@ class Builder:
         self.console.set_names(list(self.units))
         images = [self.plan.image(n) for n in self.plan.order]
         try:
-            self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
-            check_certificates(self.manifest.shown, self.fetched, (a for image in images for a in image.certificates))
+            with self.phases.timed("artifacts"):
+                self.fetched = self.store.fetch_all(a for image in images for a in image.artifacts)
+                check_certificates(self.manifest.shown, self.fetched,
+                                   (a for image in images for a in image.certificates))
             # From deciding to pushing, the engine's tags must not move under this run.
-            with self.exclusive():
+            with contextlib.ExitStack() as held:
+                with self.phases.timed("engine lock"):  # waiting for another run on this engine
+                    held.enter_context(self.exclusive())
                 try:
                     return self.carry_out_all()
                 except BaseException:
@@ -159,11 +165,14 @@ class Builder:
             self.store.close()
 
     def carry_out_all(self) -> Report:
-        self.decide()
+        with self.phases.timed("decide"):
+            self.decide()
         if self.options.publish_only:
             self.nothing_to_build()
-        report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results)
-        self.unusable = self.check_emulators()
+        report = Report(self.manifest.shown, self.settings.registry, self.pusher is not None, self.results,
+                        phases=self.phases)
+        with self.phases.timed("decide"):
+            self.unusable = self.check_emulators()
         if self.unusable and not self.options.keep_going:
             self.start_nothing(self.unusable)
             if self.pusher is not None:
@@ -171,26 +180,31 @@ class Builder:
             return report
         parents = {key: parent.key if (parent := self.plan.parent_unit(unit)) else None
                    for key, unit in self.units.items()}
-        run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
-                 keep_going=self.options.keep_going, interrupt=self.interrupt)
+        with self.phases.timed("builds"):
+            run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
+                     keep_going=self.options.keep_going, interrupt=self.interrupt)
         sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
         if self.pusher is not None:
-            report.notes += self.push(self.pusher)
+            with self.phases.timed("push after the builds"):
+                report.notes += self.push(self.pusher)
             if sboms or self.options.signer is not None:
-                Attester(self.plan, self.rendered, self.inputs, self.provenance, self.backend, self.pusher,
-                         self.options.signer).attest(self.results, sboms,
-                                                     lambda result, why: self.fail(result, why, result.log.append))
+                with self.phases.timed("attest"):
+                    Attester(self.plan, self.rendered, self.inputs, self.provenance, self.backend, self.pusher,
+                             self.options.signer).attest(self.results, sboms, lambda result, why: self.fail(
+                                 result, why, result.log.append))
         return report
 
     def decide(self) -> None:
         """Every unit's action, and what the report says of its inputs. With a
         registry, it is a cache too: what its tags hold is looked up once."""
-        remote = self.pusher.lookup(
-            {key: registry_references(self.plan, unit, self.settings.registry) for key, unit in self.units.items()},
-            {key: unit.platform for key, unit in self.units.items() if unit.platform}) \
-            if self.pusher is not None else None
-        decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
-                               self.options.force, remote, self.trust(), normalised=self.options.reproducible)
+        with self.phases.timed("decide: registry lookups"):
+            remote = self.pusher.lookup(
+                {key: registry_references(self.plan, unit, self.settings.registry) for key, unit in self.units.items()},
+                {key: unit.platform for key, unit in self.units.items() if unit.platform}) \
+                if self.pusher is not None else None
+        with self.phases.timed("decide: engine reuse checks"):
+            decided = plan_actions(self.backend, self.plan, self.rendered, self.settings.registry,
+                                   self.options.force, remote, self.trust(), normalised=self.options.reproducible)
         self.inputs, self.actions, self.tags = decided.inputs, decided.actions, decided.tags
         self.known = {image.id: image for found in decided.local.values() for image in found}
         for key, unit in self.units.items():
@@ -328,8 +342,10 @@ class Builder:
             parent = self.plan.parent_unit(unit)
             parent_id = self.parent_here(parent.key, log) if parent else None
             result.image_id = self.build_image(self.plan.image(unit.name), unit.platform, parent_id, log)
-            pass_before_tagging(self.backend, self.plan.image(unit.name), result.image_id, log)
-            self.tag_all(result, result.image_id, log)
+            with self.phases.timed("image tests (summed)"):
+                pass_before_tagging(self.backend, self.plan.image(unit.name), result.image_id, log)
+            with self.phases.timed("tag (summed)"):
+                self.tag_all(result, result.image_id, log)
             result.status = Status.BUILT
         if self.pusher is not None and not self.interrupted.is_set():
             self.pusher.start(result)  # upload what the registry lacks while the other images build
@@ -374,25 +390,30 @@ class Builder:
         """Build one unit in a fresh context (its Dockerfile with the build's labels
         and its verified artifacts); with --reproducible, normalised. Its image ID."""
         context = Path(tempfile.mkdtemp(prefix=f"javabase-{image.name}-"))
+        self.phases.count("builds")
         try:
-            inputs = self.inputs[Unit(image.name, platform).key]
-            labels = build_labels(self.manifest, image, created=self.provenance.created,
-                                  revision=self.provenance.revision, parent_id=parent_id,
-                                  input_digest=inputs.digest, inputs_label=inputs.label,
-                                  normalised=self.options.reproducible)
-            # The build-time labels go in with the manifest's as one LABEL instruction
-            # at the end of the context's copy (the engine's `labels` option, or a
-            # second LABEL, would cost a build step each).
-            dockerfile = with_labels(self.rendered[dockerfile_path(image)], image, labels)
-            (context / DOCKERFILE).write_text(dockerfile, encoding="utf-8")
-            for artifact in image.artifacts_for(platform):
-                place(self.fetched[artifact.sha256], context)
+            with self.phases.timed("build contexts (summed)"):
+                inputs = self.inputs[Unit(image.name, platform).key]
+                labels = build_labels(self.manifest, image, created=self.provenance.created,
+                                      revision=self.provenance.revision, parent_id=parent_id,
+                                      input_digest=inputs.digest, inputs_label=inputs.label,
+                                      normalised=self.options.reproducible)
+                # The build-time labels go in with the manifest's as one LABEL instruction
+                # at the end of the context's copy (the engine's `labels` option, or a
+                # second LABEL, would cost a build step each).
+                dockerfile = with_labels(self.rendered[dockerfile_path(image)], image, labels)
+                (context / DOCKERFILE).write_text(dockerfile, encoding="utf-8")
+                for artifact in image.artifacts_for(platform):
+                    place(self.fetched[artifact.sha256], context)
             build_args = dict(image.build_args)
             if parent_id is not None:
                 build_args[PARENT_ARG] = parent_id
             request = BuildRequest(context, build_args, network=image.network_mode, no_cache=self.options.no_cache,
                                    platform=platform)
-            image_id = self.backend.build(request, log).image_id
+            with self.phases.timed("engine builds (summed)"):
+                outcome = self.backend.build(request, log)
+            image_id = outcome.image_id
+            self.phases.count("engine steps", outcome.steps)
             if self.options.reproducible:
                 base = parent_id or (None if image.from_ref == "scratch" else image.from_ref)
                 raw = image_id

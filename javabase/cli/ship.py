@@ -23,7 +23,7 @@ from ..plan import order
 from ..plan.render import builds_dir, render_all, write_builds
 from ..publish.pusher import Pusher, immutable_references
 from ..release.provenance import provenance
-from ..report import Console, ImageResult, Report, Status
+from ..report import Console, ImageResult, Phases, Report, Status
 from .common import (
     finish,
     fresh_report_path,
@@ -66,16 +66,19 @@ def build(manifest_path: str | None, flags: BuildFlags, out: TextIO = sys.stdout
     report_path = fresh_report_path(flags.report)
     console = Console(out)
     builder: Builder | None = None
+    phases = Phases()
     try:
-        builder = _builder(manifest_path, flags, console, report_path)
+        with phases.timed("setup"):  # the manifest, its lock, rendering, the engine, the registry
+            builder = _builder(manifest_path, flags, console, report_path, phases)
         result = builder.run()
     except (JavabaseError, KeyboardInterrupt) as exc:
-        stopped_report(report_path, _so_far(builder, manifest_path, flags), exc)
+        stopped_report(report_path, _so_far(builder, manifest_path, flags, phases), exc)
         raise
     return finish(result, flags.report, console, flags.push, flags.expect_up_to_date)
 
 
-def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, report_path: Path | None) -> Builder:
+def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, report_path: Path | None,
+             phases: Phases) -> Builder:
     manifest = load_locked(manifest_path, flags.frozen)
     settings = run_settings(manifest, registry=flags.registry, jobs=flags.jobs)
     check_writable(settings.log_dir, "the build log directory")
@@ -97,18 +100,18 @@ def _builder(manifest_path: str | None, flags: BuildFlags, console: Console, rep
         console.info(f"warning: {warning}")
     return Builder(the_plan, rendered, backend, store, settings, options, source, console,
                    open_registry(settings.registry, settings, console.info) if flags.push else None,
-                   exclusive=lambda: engine_lock(backend.where, console.info, settings.env.lock_dir))
+                   exclusive=lambda: engine_lock(backend.where, console.info, settings.env.lock_dir), phases=phases)
 
 
-def _so_far(builder: Builder | None, manifest_path: str | None, flags: BuildFlags) -> Report:
+def _so_far(builder: Builder | None, manifest_path: str | None, flags: BuildFlags, phases: Phases) -> Report:
     """What a run that stopped early reached, for its report."""
     if builder is not None:
-        return Report(builder.manifest.shown, builder.settings.registry, flags.push, builder.results)
+        return Report(builder.manifest.shown, builder.settings.registry, flags.push, builder.results, phases=phases)
     try:
         shown = display_path(resolve_manifest(manifest_path))
     except UsageError:
         shown = manifest_path or ""
-    return Report(shown, flags.registry or "", flags.push, {})
+    return Report(shown, flags.registry or "", flags.push, {}, phases=phases)
 
 
 def push(manifest_path: str | None, images: Sequence[str] = (), *, registry: str | None = None,

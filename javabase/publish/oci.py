@@ -54,17 +54,22 @@ class SavedImage:
         return platform
 
 
-def read_saved(archive: Path) -> SavedImage:
-    """The one image in a `docker save` archive."""
+def read_saved_all(archive: Path) -> dict[str, SavedImage]:
+    """Every image in a `docker save` archive (of one image or several, whose
+    shared layers it holds once), by image ID: the sha256 of its config,
+    computed here. Raises ValueError or KeyError when the archive is not one
+    `docker save` writes."""
+    out: dict[str, SavedImage] = {}
     with tarfile.open(archive) as tar:
         listing = json.load(_member(tar, "manifest.json"))
-        if not isinstance(listing, list) or len(listing) != 1:
-            raise ValueError(f"{archive}: expected one image in manifest.json")
-        entry = listing[0]
-        config = _member(tar, entry["Config"]).read()
-        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-        layers = tuple(zip(entry["Layers"], diff_ids, strict=True))
-    return SavedImage(archive, config, layers)
+        if not isinstance(listing, list) or not listing:
+            raise ValueError(f"{archive}: manifest.json lists no image")
+        for entry in listing:
+            config = _member(tar, entry["Config"]).read()
+            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+            image = SavedImage(archive, config, tuple(zip(entry["Layers"], diff_ids, strict=True)))
+            out[image.image_id] = image
+    return out
 
 
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:

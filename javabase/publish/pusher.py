@@ -19,12 +19,10 @@ The backend and the registry client are parameters."""
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from ..decide.labels import INPUT_LABEL
 from ..decide.rules import AlreadyPushed, Push, PushAction, Refused, decide_pushes
@@ -32,10 +30,11 @@ from ..engine import Backend
 from ..errors import Interrupted, JavabaseError, RegistryError, StepError
 from ..manifest.model import Manifest
 from ..manifest.references import repository_name, split_reference
-from ..report import Console, ImageResult, Status
+from ..report import Console, ImageResult, Phases, Status
 from ..settings import Settings
 from . import referrers
 from .blobs import BlobCache
+from .exports import Exports
 from .oci import (
     CONFIG_TYPE,
     INDEX_TYPE,
@@ -45,9 +44,10 @@ from .oci import (
     digest_of,
     image_index,
     image_manifest,
-    read_saved,
 )
 from .registry import Registry, Remote
+
+PUBLISH_JOBS = 8  # images whose manifests are PUT (and read back) at the same time: small requests, a round trip each
 
 
 def immutable_references(manifest: Manifest, names: Iterable[str], registry: str) -> dict[str, frozenset[str]]:
@@ -189,7 +189,9 @@ class Pusher:
     def __init__(self, backend: Backend, registry: Registry, console: Console, settings: Settings, *,
                  overwrite_immutable: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
                  immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
-                 platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False) -> None:
+                 platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False,
+                 phases: Phases | None = None) -> None:
+        """`phases`: the run's, told the time exports, compression, uploads and publishing take."""
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -210,6 +212,8 @@ class Pusher:
         self.platform_tags = platform_tags  # a platform's manifest is published alone, under its own tag
         # one platform's manifests found in the registry, by image ID: (repository, the manifest)
         self.platform_manifests: dict[str, tuple[str, Remote]] = {}
+        self.phases = phases or Phases()
+        self.exports = Exports(backend, self.phases)
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
@@ -270,8 +274,12 @@ class Pusher:
             self.refuse(ready, staged, groups)
             return [f"nothing was pushed: immutable tag(s) {', '.join(a.reference for a in refused)} "
                     "already hold other images"]
+        # Each image's tags go up and are read back on their own (a failure is that
+        # image's, publish_one): a few images at a time, not one round trip after another.
+        with self.phases.timed("publish: tags and indexes"), \
+                ThreadPoolExecutor(max_workers=PUBLISH_JOBS, thread_name_prefix="publish") as pool:
+            list(pool.map(lambda result: self.publish_one(result, staged[result.name]), ready))
         for result in ready:
-            self.publish_one(result, staged[result.name])
             for unit in groups.get(result.name, []):
                 unit.pushed, unit.already_in_registry = result.pushed, result.already_in_registry
                 unit.status, unit.reason = result.status, result.reason
@@ -281,16 +289,17 @@ class Pusher:
         """What each image's staging made; an image whose staging failed fails."""
         staged: dict[str, Staged] = {}
         try:
-            for result in ready:
-                if result.name not in self.staging:
-                    self.start(result)
-                try:
-                    staged[result.name] = self.staging[result.name].result()
-                except StepError as exc:
-                    result.status = Status.FAILED
-                    result.reason = str(exc)
-                    self.log(result, f"FAILED {exc}")
-                    self.keep_log(result)
+            with self.phases.timed("push: wait for staging"):
+                for result in ready:
+                    if result.name not in self.staging:
+                        self.start(result)
+                    try:
+                        staged[result.name] = self.staging[result.name].result()
+                    except StepError as exc:
+                        result.status = Status.FAILED
+                        result.reason = str(exc)
+                        self.log(result, f"FAILED {exc}")
+                        self.keep_log(result)
         except BaseException:
             self.discard()  # the run fails: no other image starts an upload
             raise
@@ -392,28 +401,24 @@ class Pusher:
         return Staged([], manifest, MANIFEST_TYPE, platform)
 
     def upload(self, result: ImageResult) -> tuple[bytes, dict[str, str]]:
-        """Export the image, upload the blobs the registry lacks; its manifest and platform."""
+        """Export the image (with others asked for at the same time: javabase.publish.exports),
+        upload the blobs the registry lacks; its manifest and platform."""
         image_id = _image_id(result)
         repository = repository_name(result.references[0])
-        with tempfile.TemporaryDirectory(prefix="javabase-export-") as tmp:
-            archive = Path(tmp) / "image.tar"
-            self.backend.export(image_id, archive)
-            try:
-                saved = read_saved(archive)
-            except (OSError, ValueError, KeyError) as exc:
-                raise StepError(f"export {image_id[7:19]}: the engine's archive is unreadable ({exc})") from None
-            if saved.image_id != image_id:
-                raise StepError(f"export {image_id[7:19]}: the engine exported {saved.image_id}, another image")
+        saved = self.exports.saved(image_id)
+        try:
             layers = [self.put_layer(result, repository, saved, member, diff_id) for member, diff_id in saved.layers]
             config = Blob(saved.image_id, len(saved.config), CONFIG_TYPE)
             self.put_blob(result, repository, config.digest, lambda: saved.config, "config", config.size)
-            platform = saved.platform()
+        finally:
+            self.exports.release(saved)
         manifest = image_manifest(config, layers, manifest_annotations(saved.config))
         self.log(result, f"staged {len(layers)} layer(s); manifest {digest_of(manifest)[:19]}")
-        return manifest, platform
+        return manifest, saved.platform()
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
-        cached = self.blobs.layer(saved, member, diff_id)
+        with self.phases.timed("compression or layer cache (summed)"):
+            cached = self.blobs.layer(saved, member, diff_id)
 
         def body() -> bytes:
             """The compressed layer, checked as it is read: a cache entry that changed
@@ -439,12 +444,16 @@ class Pusher:
             source = self.where.get(digest)
         if source == repository:
             return
-        if source is not None:
-            how = self.registry.upload_blob(repository, digest, body, mount_from=source)
-        elif self.registry.has_blob(repository, digest):
-            how = "already in the registry"
-        else:
-            how = self.registry.upload_blob(repository, digest, body)
+        with self.phases.timed("uploads and mounts (summed)"):
+            if source is not None:
+                how = self.registry.upload_blob(repository, digest, body, mount_from=source)
+            elif self.registry.has_blob(repository, digest):
+                how = "already in the registry"
+            else:
+                how = self.registry.upload_blob(repository, digest, body)
+        self.phases.count("blobs " + how.split(" from ")[0])
+        if how == "uploaded":
+            self.phases.count("uploaded bytes", size)
         if how != "already in the registry":
             with self.lock:
                 self.wrote.add(repository)
