@@ -1,4 +1,4 @@
-"""javabase benchmark: prints four figures side by side with their targets.
+"""javabase benchmark: prints its figures side by side with their targets.
 
     .venv/bin/invoke bench [--quick] [--write docs/benchmarks.md]
 
@@ -16,7 +16,12 @@ that the benchmark works (CI runs it so); its figures mean nothing.
 3. a cold build of two independent chains of 4 images (each RUN writes M MB),
    --jobs 2 against --jobs 1;
 4. validate + render of a generated 1000-image manifest: wall time and peak
-   memory (RSS of the process)."""
+   memory (RSS of the process);
+5. cold build + push against docker-compose 1.29 (5, 5b: on javabase's rendered
+   Dockerfiles; 5c: issue 25's 40 images, compose on hand-written Dockerfiles,
+   three runs side by side; 5d: where javabase's time went in 5c, from its
+   report's phases);
+6. the cost of a second platform, and a fresh runner's no-op of both."""
 
 from __future__ import annotations
 
