@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import io
 import re
-import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -23,6 +22,7 @@ from javabase.errors import ArtifactError, CannotWrite, StepError
 from javabase.manifest.model import Artifact
 from javabase.manifest.references import split_reference
 from javabase.report import Progress
+from loopback import serving
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -77,13 +77,8 @@ class FaultyHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     FaultyHandler.faults, FaultyHandler.served = [], []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(FaultyHandler, directory="/nonexistent"))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(partial(FaultyHandler, directory="/nonexistent")) as host:
+        yield f"http://{host}"
 
 
 def artifact(url: str, sha: str = SHA) -> Artifact:

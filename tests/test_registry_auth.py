@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from javabase.publish.credentials import Credential, resolve, searched
 from javabase.publish.registry import Registry, is_local
 from javabase.publish.transport import Answer
 from javabase.settings import Environment
+from loopback import serving
 
 SECRET = "canary-secret-0451"
 
@@ -71,14 +71,8 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 def token_service(redirect_to: str | None = None) -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
     handler = type("Handler", (Recorder,), {"seen": seen, "redirect_to": redirect_to})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as host:
+        yield host, seen
 
 
 def client(host: str = "registry.example") -> Registry:

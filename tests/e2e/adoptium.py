@@ -17,12 +17,13 @@ import os
 import shutil
 import subprocess
 import tarfile
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import loopback
 
 ARCH_OF = {"linux/amd64": "x64", "linux/arm64": "aarch64"}
 
@@ -128,16 +129,9 @@ def serving(publisher: Publisher) -> Iterator[Publisher]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    publisher.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with loopback.serving(Handler) as host:
+        publisher.url = f"http://{host}"
         yield publisher
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def repack_runtime(prepare: Any, java_home: Path, target: Path, top: str, java_version: str) -> str:

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +32,7 @@ from docker import APIClient as Engine
 from javabase.cli import common, ship
 from javabase.errors import EngineError
 from javabase.publish.registry import Registry
+from loopback import serving
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "offline"
 SESSION = secrets.token_hex(3)
@@ -189,15 +189,8 @@ def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer
             super().do_GET()
 
     Handler.faults = faults
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield FileServer(root, f"http://127.0.0.1:{server.server_address[1]}", faults, requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(partial(Handler, directory=str(root))) as host:
+        yield FileServer(root, f"http://{host}", faults, requests)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import http.server
 import json
 import shutil
 import subprocess
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -26,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from loopback import serving
 
 from .conftest import LocalRegistry, free_port, htpasswd, stop
 
@@ -125,16 +126,9 @@ def running_token_server(server: TokenServer) -> Iterator[TokenServer]:
             self.end_headers()
             self.wfile.write(body)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{httpd.server_address[1]}/token"
-    try:
+    with serving(Handler) as host:
+        server.url = f"http://{host}/token"
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager
@@ -256,13 +250,5 @@ def registry_proxy(upstream: str, rules: list[Rule]) -> Iterator[tuple[str, list
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as host:
+        yield host, seen
