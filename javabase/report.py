@@ -216,10 +216,12 @@ class Console:
 
 
 class Progress:
-    """Download progress: a redrawn line on a terminal, plain lines otherwise (CI)."""
+    """Progress of a download (or of what `verb` names: writing an archive, checking
+    one): a redrawn line on a terminal, plain lines otherwise (CI)."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, verb: str = "download") -> None:
         self.out = out or sys.stderr
+        self.verb = verb
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
         self.name = ""
         self.total: int | None = None
@@ -231,21 +233,21 @@ class Progress:
         self.name = name
         size = f" ({total / 1e6:.1f} MB)" if total else ""
         if not self.tty:
-            print(f"download {name}{size}: started", file=self.out, flush=True)
+            print(f"{self.verb} {name}{size}: started", file=self.out, flush=True)
 
     def advance(self, count: int) -> None:
         self.seen += count
         if self.tty:
             if self.total:
                 pct = 100 * self.seen // self.total
-                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f}/{self.total / 1e6:.1f} MB {pct}%")
+                self.out.write(f"\r{self.verb} {self.name}: {self.seen / 1e6:.1f}/{self.total / 1e6:.1f} MB {pct}%")
             else:
-                self.out.write(f"\rdownload {self.name}: {self.seen / 1e6:.1f} MB")
+                self.out.write(f"\r{self.verb} {self.name}: {self.seen / 1e6:.1f} MB")
             self.out.flush()
         elif self.total and 100 * self.seen // self.total >= self.next_mark and self.next_mark < 100:
             # The last quarter mark crossed, so that CI logs read the same on every run.
             mark = min(75, (100 * self.seen // self.total) // 25 * 25)
-            print(f"download {self.name}: {mark}%", file=self.out, flush=True)
+            print(f"{self.verb} {self.name}: {mark}%", file=self.out, flush=True)
             self.next_mark = mark + 25
 
     def note(self, text: str) -> None:
@@ -255,4 +257,4 @@ class Progress:
     def finish(self, note: str, name: str | None = None) -> None:
         if self.tty and self.seen:
             self.out.write("\n")
-        print(f"download {name or self.name}: {note}", file=self.out, flush=True)
+        print(f"{self.verb} {name or self.name}: {note}", file=self.out, flush=True)

@@ -8,32 +8,35 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..build.attest import carry_signatures
 from ..build.cache import CacheLock, plan_cache
 from ..decide.inputs import compute_inputs
 from ..decide.labels import built_by
 from ..decide.prepare import Decided, plan_actions
 from ..decide.rules import Reuse, Where
 from ..engine import Backend
-from ..errors import JavabaseError, Unverified, UsageError
+from ..errors import JavabaseError, RegistryError, Unverified, UsageError
 from ..manifest.load import load_manifest
 from ..manifest.model import Manifest
-from ..manifest.references import split_reference
+from ..manifest.references import repository_name, split_reference
 from ..plan import order
 from ..plan.order import Unit
 from ..plan.render import render_all
 from ..publish import registry as registries
+from ..publish.oci import digest_of
 from ..publish.pusher import Pusher, immutable_references, index_platforms
 from ..release import archive, inspection
 from ..release import prune as pruning
 from ..release.signing import load_public_key
-from ..release.verify import check_signature, verify_image
+from ..release.verify import check_saved, check_signature, manifest_of_image, signatures_to_save, verify_image
 from ..report import Console, ImageResult, Progress, Report, Status
-from ..settings import Environment
+from ..settings import Environment, Settings
 from .common import (
     finish,
     fresh_report_path,
@@ -62,7 +65,9 @@ def save(manifest_path: str | None, images: Sequence[str], output: str, registry
     decided = plan_actions(backend, the_plan, render_all(manifest), settings.registry)
     keys = [unit.key for unit in the_plan.units if unit.name in chosen]
     entries = [_saved_entry(backend, manifest, decided, key, settings.registry) for key in _built_here(decided, keys)]
-    progress = Progress()
+    if manifest.signing_key is not None:
+        entries = _with_signatures(entries, load_public_key(manifest.signing_key), settings, out)
+    progress = Progress(verb="save")
     progress.start(Path(output).name, None)
     archive.write(backend, entries, Path(output), {"manifest": manifest.shown, "registry": settings.registry},
                   progress.advance)
@@ -101,11 +106,39 @@ def _saved_entry(backend: Backend, manifest: Manifest, decided: Decided, key: st
                               ours, tuple(manifest.references(manifest.images[name], registry)), platform or None)
 
 
+def _with_signatures(entries: list[archive.SavedEntry], public: ec.EllipticCurvePublicKey, settings: Settings,
+                     out: TextIO) -> list[archive.SavedEntry]:
+    """The entries with the cosign signatures (that verify with the team's key)
+    the registry holds for the manifest of each image, read through its first
+    tag; a line per image says what was found. An unreadable registry is a line
+    too: the archive is written without signatures (`load --key` refuses it)."""
+    with_signatures = []
+    try:
+        client = open_registry(settings.registry, settings)
+        for entry in entries:
+            name, tag = repository_name(entry.publish[0]), split_reference(entry.publish[0])[1]
+            manifest = manifest_of_image(client, name, tag, entry.image_id)
+            found = signatures_to_save(client, name, manifest, public) if manifest is not None else ()
+            with_signatures.append(replace(entry, signatures=found))
+            print(f"signature of {entry.name}: " + (
+                f"saved (cosign, {digest_of(found[0].manifest)[:19]}, verifies with signing.public_key)" if found
+                else f"none that verifies with signing.public_key under {entry.publish[0]}" if manifest is not None
+                else f"not saved: {entry.publish[0]} does not hold this image (push it with --sign first)"),
+                file=out)
+    except RegistryError as exc:
+        print(f"signatures: not saved, registry {settings.registry} cannot be read ({exc})", file=out)
+        return entries
+    return with_signatures
+
+
 def load(path: str, push: bool = False, registry: str | None = None, report: str | None = None,
-         overwrite_immutable: bool = False, out: TextIO = sys.stdout) -> int:
+         overwrite_immutable: bool = False, key: str | None = None, out: TextIO = sys.stdout) -> int:
     """Verify an archive `save` wrote, load it, tag it (for --registry), and with
     --push push it with the usual checks. Needs no manifest. Raises ArchiveError
-    (nothing loaded) when the archive is damaged. A report on every exit path."""
+    (nothing loaded) when the archive is damaged. With `key` (the team's public
+    key, PEM) every image must carry a saved cosign signature that verifies with
+    it, else Unverified (exit 16) and nothing is loaded; with --push those
+    signatures go along to the registry. A report on every exit path."""
     report_path = fresh_report_path(report)
     console = Console(out)
     the_report = Report(Path(path).name, registry or "", push, {})
@@ -113,8 +146,9 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
         source = Path(path)
         if not source.is_file():
             raise UsageError(f"{path}: no such archive")
+        public = load_public_key(Path(key)) if key else None
         backend = open_engine()
-        entries = _load_verified(backend, source)
+        entries = _load_verified(backend, source, public, out)
         target = registry_override(registry, Environment.read())
         the_report.results = _tag_loaded(backend, entries, target, out)
         the_report.registry = target or (split_reference(entries[0].references[0])[0].split("/", 1)[0]
@@ -122,23 +156,41 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
         console.set_names(list(the_report.results))
         if push and the_report.results:
             the_report.notes += _push_loaded(backend, entries, list(the_report.results.values()),
-                                             the_report.registry, target, console, overwrite_immutable)
+                                             the_report.registry, target, console, overwrite_immutable,
+                                             public)
     except (JavabaseError, KeyboardInterrupt) as exc:
         stopped_report(report_path, the_report, exc)
         raise
     return finish(the_report, report, console, push)
 
 
-def _load_verified(backend: Backend, source: Path) -> list[archive.SavedEntry]:
-    """Load into the engine exactly the verified bytes of the images the index lists."""
-    progress = Progress()
+def _load_verified(backend: Backend, source: Path, public: ec.EllipticCurvePublicKey | None,
+                   out: TextIO) -> list[archive.SavedEntry]:
+    """Load into the engine exactly the verified bytes of the images the index
+    lists, and with `public` only when every one of them is signed with it."""
+    progress = Progress(verb="check")
     progress.start(source.name, source.stat().st_size)
     with tempfile.TemporaryDirectory(prefix="javabase-load-") as work:
         verified = Path(work) / "verified.tar"
         entries = archive.prepare_load(source, verified, progress.advance)
         progress.finish(f"{len(entries)} image(s) verified")
+        if public is not None:
+            _check_signed(entries, public, source, out)
         backend.load(verified)
     return entries
+
+
+def _check_signed(entries: list[archive.SavedEntry], public: ec.EllipticCurvePublicKey, source: Path,
+                  out: TextIO) -> None:
+    """A line per image; Unverified, before anything is loaded, when one is not signed with `public`."""
+    checks = [(entry, check_saved(entry.image_id, entry.signatures, public)) for entry in entries]
+    for entry, check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {entry.name} {entry.image_id[7:19]}: {check.detail}", file=out)
+    failed = [(entry, check) for entry, check in checks if not check.ok]
+    if failed:
+        entry, check = failed[0]
+        raise Unverified(f"{source}: {len(failed)} of {len(checks)} image(s) are not signed with the key; first: "
+                         f"{entry.name}: {check.detail}. Nothing was loaded")
 
 
 def _tag_loaded(backend: Backend, entries: list[archive.SavedEntry], target: str | None,
@@ -160,7 +212,8 @@ def _tag_loaded(backend: Backend, entries: list[archive.SavedEntry], target: str
 
 
 def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: list[ImageResult], host: str,
-                 target: str | None, console: Console, overwrite_immutable: bool) -> list[str]:
+                 target: str | None, console: Console, overwrite_immutable: bool,
+                 public: ec.EllipticCurvePublicKey | None) -> list[str]:
     settings = settings_for(host, named=target is not None)
     immutable = {e.name.partition("@")[0]: frozenset(archive.retarget(e.immutable, target)) for e in entries}
     platforms: dict[str, tuple[str, ...]] = {}
@@ -171,7 +224,10 @@ def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: l
     pusher = Pusher(backend, open_registry(host, settings, console.info), console, settings,
                     overwrite_immutable=overwrite_immutable, immutable=immutable,
                     platforms=platforms)
-    return pusher.push_all(results)
+    notes = pusher.push_all(results)
+    if public is not None:
+        notes += carry_signatures(pusher, results, {entry.name: entry.signatures for entry in entries}, public)
+    return notes
 
 
 def prune(manifest_path: str | None, keep: int = 1, dry_run: bool = False, cache: bool = False,

@@ -244,11 +244,13 @@ def save(c: Context, output: str, image: list[str] | None = None, manifest: str 
             "registry": "re-tag the images for this registry HOST[:PORT] (and push there)",
             "report": "write a JSON report to this file",
             "overwrite-immutable": "with --push: publish over immutable tags that hold another image",
+            "key": "the team's public key (PEM): load only when every image carries a saved signature that "
+                   "verifies with it; with --push the signatures go along",
             "debug": "show tracebacks"})
 def load(c: Context, archive: str, push: bool = False, registry: str | None = None, report: str | None = None,
-         overwrite_immutable: bool = False, debug: bool = False) -> None:
+         overwrite_immutable: bool = False, key: str | None = None, debug: bool = False) -> None:
     """Verify an archive `invoke save` wrote, load it into the engine, tag it, and optionally push it."""
-    _exit(run(lambda: release.load(archive, push, registry, report, overwrite_immutable), debug))
+    _exit(run(lambda: release.load(archive, push, registry, report, overwrite_immutable, key), debug))
 
 
 @task(help={"manifest": "manifest to read, for --cache (default: images.yaml)",

@@ -1,8 +1,10 @@
 """Air-gapped delivery: the images of a release as one file that `docker load`
 reads as it is (the `docker save` layout), with an index of javabase's own
 inside it (javabase-index.json: per image its name, references, image ID,
-input digest and the labels its build wrote), so that the receiving side
-needs no manifest.
+input digest, the labels its build wrote and, for a manifest that names a
+team key, the cosign signatures the registry held for it), so that the
+receiving side needs no manifest and, with the key, can check who vouched for
+each image before the engine sees a byte of it.
 
 Saving writes the archive deterministically: members sorted by name, their
 times, owners and modes fixed, so the same images give the same file.
@@ -18,6 +20,8 @@ tagged. The backend is a parameter."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -43,6 +47,33 @@ _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 
 
 @dataclass(frozen=True)
+class SavedSignature:
+    """A cosign signature as the registry held it: the image manifest it is
+    about (its exact bytes: their sha256 is the digest signed), the Simple
+    Signing payload and the base64 ECDSA signature over the payload."""
+
+    manifest: bytes
+    payload: bytes
+    signature: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"manifest": base64.b64encode(self.manifest).decode(),
+                "payload": base64.b64encode(self.payload).decode(), "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, item: Any) -> SavedSignature:
+        """Raises TypeError or ValueError when `item` is not one."""
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in
+                                                 ("manifest", "payload", "signature")):
+            raise TypeError("not a saved signature")
+        try:
+            return cls(base64.b64decode(item["manifest"], validate=True),
+                       base64.b64decode(item["payload"], validate=True), item["signature"])
+        except binascii.Error:
+            raise ValueError("not base64") from None
+
+
+@dataclass(frozen=True)
 class SavedEntry:
     name: str
     references: tuple[str, ...]
@@ -52,11 +83,13 @@ class SavedEntry:
     labels: dict[str, str]
     publish: tuple[str, ...] = ()  # the references pushed (for one platform of a multi-platform image: its index's)
     platform: str | None = None
+    signatures: tuple[SavedSignature, ...] = ()  # of the image's manifest in the registry it was saved from
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "references": list(self.references), "image_id": self.image_id,
                 "input_digest": self.input_digest, "immutable": list(self.immutable), "labels": self.labels,
-                "publish": list(self.publish or self.references), "platform": self.platform}
+                "publish": list(self.publish or self.references), "platform": self.platform,
+                "signatures": [s.as_json() for s in self.signatures]}
 
 
 def write(backend: Backend, entries: list[SavedEntry], output: Path, source: dict[str, str],
@@ -143,7 +176,7 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             listing = _json(tar, "manifest.json", archive)
             if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(listing, list):
                 raise ArchiveError(f"{archive}: not an archive `invoke save` wrote (no {INDEX} of format {FORMAT})")
-            entries = [_entry(item, archive) for item in _list(index.get("images"), archive)]
+            entries = [read_entry(item, archive) for item in _list(index.get("images"), archive)]
             by_config = {str(item.get("Config")): item for item in listing if isinstance(item, dict)}
             copied: set[str] = set()
             loaded = [_copy_image(tar, out, entry, by_config, archive, copied, on_bytes) for entry in entries]
@@ -175,7 +208,7 @@ def _list(value: Any, archive: Path) -> list[Any]:
     return value
 
 
-def _entry(item: Any, archive: Path) -> SavedEntry:
+def read_entry(item: Any, archive: Path) -> SavedEntry:
     """One image of the index, with every field checked (ArchiveError if not)."""
     if not isinstance(item, dict):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged")
@@ -184,7 +217,8 @@ def _entry(item: Any, archive: Path) -> SavedEntry:
                            str(item["input_digest"]), _strings(item.get("immutable") or []),
                            {str(k): str(v) for k, v in dict(item.get("labels") or {}).items()},
                            _strings(item.get("publish") or item["references"]),
-                           None if item.get("platform") is None else str(item["platform"]))
+                           None if item.get("platform") is None else str(item["platform"]),
+                           tuple(SavedSignature.from_json(s) for s in _list_of(item.get("signatures") or [])))
     except (KeyError, TypeError, ValueError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
     problem = _invalid(entry)
@@ -192,6 +226,12 @@ def _entry(item: Any, archive: Path) -> SavedEntry:
         raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; the archive was changed or is not "
                            "javabase's: nothing was loaded")
     return entry
+
+
+def _list_of(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    return value
 
 
 def _strings(value: Any) -> tuple[str, ...]:

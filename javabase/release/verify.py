@@ -9,7 +9,7 @@ provenance check out against the inputs it would build."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,8 +18,11 @@ from ..decide.rules import Held
 from ..errors import RegistryError
 from ..manifest.references import repository_name
 from ..publish import referrers
+from ..publish.oci import digest_of
+from ..publish.pusher import index_platforms
 from ..publish.registry import Registry
 from . import slsa
+from .archive import SavedSignature
 from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_TYPE, check_payload, open_envelope
 
@@ -56,19 +59,77 @@ def _candidates(registry: Registry, name: str, digest: str, kind: str, artifact_
     return layers
 
 
-def check_signature(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey) -> Check:
-    """Whether a cosign signature of `digest` verifies with `public`."""
-    why = "no signature found (sha256-<hex>.sig or a referrer)"
+def _signatures(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey
+                ) -> Iterator[tuple[bytes, str, str | None]]:
+    """Every cosign signature of `digest` found (sha256-<hex>.sig, then referrers):
+    (payload, base64 signature, None when it verifies with `public` else why not)."""
     for layer in _candidates(registry, name, digest, "sig", SIGNATURE_ARTIFACT):
         annotations = layer.get("annotations") or {}
         signature = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
         if layer.get("mediaType") != SIMPLE_SIGNING_TYPE or not isinstance(signature, str):
             continue
         payload = _blob(registry, name, str(layer.get("digest")))
-        problem = "its payload is missing" if payload is None else check_payload(payload, signature, public, digest)
+        if payload is None:
+            yield b"", signature, "its payload is missing"
+        else:
+            yield payload, signature, check_payload(payload, signature, public, digest)
+
+
+def check_signature(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey) -> Check:
+    """Whether a cosign signature of `digest` verifies with `public`."""
+    why = "no signature found (sha256-<hex>.sig or a referrer)"
+    for _payload, _signature, problem in _signatures(registry, name, digest, public):
         if problem is None:
             return Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
         why = f"a signature of {digest[:19]} does not hold: {problem}"
+    return Check("signature", False, why)
+
+
+def signatures_to_save(registry: Registry, name: str, manifest: bytes, public: ec.EllipticCurvePublicKey
+                       ) -> tuple[SavedSignature, ...]:
+    """The cosign signatures of the image manifest `manifest` (its exact bytes, as
+    the registry holds them) that verify with `public`, to go into an archive."""
+    digest = digest_of(manifest)
+    found = {(payload, signature): None  # the same one is both under cosign's tag and a referrer
+             for payload, signature, problem in _signatures(registry, name, digest, public) if problem is None}
+    return tuple(SavedSignature(manifest, payload, signature) for payload, signature in found)
+
+
+def manifest_of_image(registry: Registry, name: str, tag: str, image_id: str) -> bytes | None:
+    """The bytes of the image manifest under `name:tag` whose config is `image_id`:
+    the tag's own, or one of its index's platform manifests; None when the tag
+    holds no such image."""
+    there = registry.manifest(name, tag)
+    if there is None or there.config_digest == image_id:
+        return there.body if there is not None else None
+    for _platform, digest, _object in index_platforms(there.body) if there.config_digest is None else []:
+        child = registry.manifest(name, digest)
+        if child is not None and child.config_digest == image_id:
+            return child.body
+    return None
+
+
+def check_saved(image_id: str, signatures: Iterable[SavedSignature], public: ec.EllipticCurvePublicKey) -> Check:
+    """Whether an archive vouches for the image `image_id` (its config digest)
+    with `public`: one saved signature whose Simple Signing payload names the
+    sha256 of its saved manifest and verifies with the key, and that manifest's
+    config descriptor is `image_id`. The config's bytes are checked against
+    `image_id`, and its diff IDs against the layers, when the archive is read
+    (javabase.release.archive), so the key's holder vouched for every byte loaded."""
+    why = "the archive holds no signature of it (save it from a manifest with signing.public_key, after a " \
+          "signed push)"
+    for saved in signatures:
+        digest = digest_of(saved.manifest)
+        problem = check_payload(saved.payload, saved.signature, public, digest)
+        if problem is None:
+            try:
+                config = json.loads(saved.manifest)["config"]["digest"]
+            except (ValueError, KeyError, TypeError):
+                config = None
+            if config == image_id:
+                return Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
+            problem = f"the manifest it signs is of image {str(config)[:19]}, not {image_id[:19]}"
+        why = f"a saved signature of {digest[:19]} does not hold: {problem}"
     return Check("signature", False, why)
 
 
