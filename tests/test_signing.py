@@ -25,10 +25,11 @@ from javabase.errors import ArchiveError, RegistryError, UsageError
 from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
-from javabase.release import slsa, verify
-from javabase.release.archive import SavedEntry, SavedSignature, read_entry
+from javabase.release import carried, slsa, verify
+from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
 from javabase.release.signing import (
     IN_TOTO_TYPE,
+    SIGNATURE_ARTIFACT,
     SIMPLE_SIGNING_TYPE,
     check_payload,
     key_id,
@@ -286,45 +287,57 @@ def test_a_manifest_with_a_public_key_signs_every_push_with_its_other_half_only(
         signing(valid(BASE), Environment(signing_key_file=str(tmp_path / "gone.key")), sign=True, push=True)
 
 
-def saved_signature(key: ec.EllipticCurvePrivateKey, config: str, digest: str | None = None) -> SavedSignature:
+
+def saved_signature(key: ec.EllipticCurvePrivateKey, config: str, digest: str | None = None
+                    ) -> tuple[bytes, SavedArtifact]:
     """A manifest of the image `config` and a cosign signature of `digest` (default: that manifest's)."""
     manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": {
         "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2}, "layers": []}).encode()
     payload = simple_signing_payload("r:5000/base/jre25", digest or "sha256:" + hashlib.sha256(manifest).hexdigest())
     signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
-    return SavedSignature(manifest, payload, signature)
+    layer = referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {"dev.cosignproject.cosign/signature": signature})
+    return manifest, SavedArtifact(False, referrers.Artifact("sig", SIGNATURE_ARTIFACT, (layer,)))
 
 
 def test_an_archive_vouches_for_an_image_only_with_a_signature_of_a_manifest_of_that_image(
         key: ec.EllipticCurvePrivateKey) -> None:
     public = key.public_key()
-    good = saved_signature(key, DIGEST)
-    signed = "sha256:" + hashlib.sha256(good.manifest).hexdigest()
-    assert verify.check_saved(DIGEST, [good], public) == verify.Check(
+    manifest, good = saved_signature(key, DIGEST)
+    signed = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    assert carried.check(DIGEST, manifest, [good], public) == verify.Check(
         "signature", True, f"cosign signature of {signed[:19]} verifies with the key")
-    assert verify.check_saved(DIGEST, [], public).detail == (
+    assert carried.check(DIGEST, manifest, [], public).detail == (
         "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
-    assert verify.check_saved(OTHER, [good], public).detail == (
+    assert carried.check(DIGEST, manifest, [replace(good, of_index=True)], public).detail == (
+        "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
+    assert carried.check(OTHER, manifest, [good], public).detail == (
         f"a saved signature of {signed[:19]} does not hold: the manifest it signs is of image {DIGEST[:19]}, "
         f"not {OTHER[:19]}")
     another_key = ec.generate_private_key(ec.SECP256R1())
-    assert verify.check_saved(DIGEST, [good], another_key.public_key()).detail == (
+    assert carried.check(DIGEST, manifest, [good], another_key.public_key()).detail == (
         f"a saved signature of {signed[:19]} does not hold: its signature does not verify with the key")
-    elsewhere = saved_signature(key, DIGEST, OTHER)  # a good signature, but of another manifest
-    assert verify.check_saved(DIGEST, [elsewhere], public).detail == (
+    _, elsewhere = saved_signature(key, DIGEST, OTHER)  # a good signature, but of another manifest
+    assert carried.check(DIGEST, manifest, [elsewhere], public).detail == (
         f"a saved signature of {signed[:19]} does not hold: it signs {OTHER}, not {signed}")
-    changed = replace(good, manifest=good.manifest.replace(b'"layers": []', b'"layers": [ ]'))
-    assert not verify.check_saved(DIGEST, [changed], public).ok  # its bytes are what is signed
-    assert verify.check_saved(DIGEST, [elsewhere, good], public).ok  # one that holds is enough
+    changed = manifest.replace(b'"layers": []', b'"layers": [ ]')  # its bytes are what is signed
+    assert not carried.check(DIGEST, changed, [good], public).ok
+    assert carried.check(DIGEST, manifest, [elsewhere, good], public).ok  # one that holds is enough
 
 
-def test_an_archive_index_with_a_signature_that_is_not_base64_is_refused_as_changed(tmp_path: Path) -> None:
-    entry = SavedEntry("jre25", ("r:5000/base/jre25:25",), DIGEST, OTHER, (), {},
-                       signatures=(SavedSignature(b"{}", b"payload", "c2ln"),))
-    assert SavedSignature.from_json(entry.as_json()["signatures"][0]) == entry.signatures[0]
-    broken = {**entry.as_json(), "signatures": [{"manifest": "not base64!", "payload": "", "signature": ""}]}
-    with pytest.raises(ArchiveError, match=r"^release.tar: javabase-index.json is not javabase's index; the archive "
-                                           r"is damaged$"):
-        read_entry(broken, Path("release.tar"))
-    older = {**entry.as_json(), "signatures": None}  # an archive saved before signatures were kept
-    assert read_entry(older, Path("release.tar")).signatures == ()
+def test_an_archive_index_with_an_artifact_that_is_not_what_it_says_is_refused_as_changed(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    manifest, good = saved_signature(key, DIGEST)
+    reference = "r:5000/base/jre25:25"
+    entry = SavedEntry("jre25", (reference,), DIGEST, OTHER, (), {}, (reference,), manifest=manifest, attached=(good,))
+    assert read_entry(entry.as_json(), Path("release.tar")) == entry
+    [item] = entry.as_json()["attached"]
+    damaged = "^release.tar: javabase-index.json is not javabase's index; the archive is damaged$"
+    for broken in ({**item, "layers": [{**item["layers"][0], "data": "not base64!"}]},
+                   {**item, "kind": "sbom"},  # a signature's artifactType under another kind
+                   {**item, "of": "elsewhere"}):
+        with pytest.raises(ArchiveError, match=damaged):
+            read_entry({**entry.as_json(), "attached": [broken]}, Path("release.tar"))
+    with pytest.raises(ArchiveError, match=damaged):
+        read_entry({**entry.as_json(), "manifest": "not base64!"}, Path("release.tar"))
+    older = {k: v for k, v in entry.as_json().items() if k not in ("manifest", "index", "attached")}
+    assert read_entry(older, Path("release.tar")) == replace(entry, manifest=None, attached=())  # saved before

@@ -9,10 +9,8 @@ one that an SBOM already refers to gets no second one."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from .. import __version__
 from ..clock import rfc3339
@@ -25,13 +23,18 @@ from ..plan.order import Plan, Unit
 from ..plan.render import dockerfile_path
 from ..plan.templates import template_hash
 from ..publish import referrers
-from ..publish.oci import digest_of
 from ..publish.pusher import Pusher
 from ..release import sbom, slsa, verify
-from ..release.archive import SavedSignature
 from ..release.lock import lock_path
 from ..release.provenance import Provenance
-from ..release.signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_TYPE, Signer, simple_signing_payload
+from ..release.signing import (
+    DSSE_TYPE,
+    SIGNATURE_ANNOTATION,
+    SIGNATURE_ARTIFACT,
+    SIMPLE_SIGNING_TYPE,
+    Signer,
+    simple_signing_payload,
+)
 from ..report import ImageResult, Status
 
 PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
@@ -130,28 +133,5 @@ def _attach_signature(pusher: Pusher, result: ImageResult, subject: referrers.De
                       signature: str) -> None:
     """A cosign signature of `subject` as a referrer and under sha256-<hex>.sig."""
     layer = referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {SIGNATURE_ANNOTATION: signature})
-    pusher.attach(result, referrers.Artifact("sig", verify.SIGNATURE_ARTIFACT, (layer,)), subject, cosign_layer=layer)
+    pusher.attach(result, referrers.Artifact("sig", SIGNATURE_ARTIFACT, (layer,)), subject, cosign_layer=layer)
 
-
-def carry_signatures(pusher: Pusher, results: Iterable[ImageResult], saved: Mapping[str, Iterable[SavedSignature]],
-                     public: ec.EllipticCurvePublicKey) -> list[str]:
-    """After `load --push`: each published image's saved cosign signature (one
-    that verifies with `public`, as `load --key` checked) attached to the manifest
-    now in the registry, when it is the manifest signed (same bytes, so the same
-    digest). Notes for the report: images whose signature could not go along."""
-    notes = []
-    for result in results:
-        if not result.pushed:
-            continue
-        try:
-            subject = pusher.subject(result, result.platform)
-            name = repository_name(result.references[0])
-            same = [s for s in saved.get(result.name, ()) if digest_of(s.manifest) == subject.digest]
-            if not same:
-                notes.append(f"{result.name}: its signature was not carried: the manifest pushed "
-                             f"({subject.digest[:19]}) is not the one that was signed; sign it again there")
-            elif not verify.check_signature(pusher.registry, name, subject.digest, public).ok:
-                _attach_signature(pusher, result, subject, same[0].payload, same[0].signature)
-        except JavabaseError as exc:
-            notes.append(f"{result.name}: its signature was not carried: {exc}")
-    return notes

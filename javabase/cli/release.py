@@ -14,7 +14,6 @@ from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..build.attest import carry_signatures
 from ..build.cache import CacheLock, plan_cache
 from ..decide.inputs import compute_inputs
 from ..decide.labels import built_by
@@ -24,17 +23,17 @@ from ..engine import Backend
 from ..errors import JavabaseError, RegistryError, Unverified, UsageError
 from ..manifest.load import load_manifest
 from ..manifest.model import Manifest
-from ..manifest.references import repository_name, split_reference
+from ..manifest.references import split_reference
 from ..plan import order
 from ..plan.order import Unit
 from ..plan.render import render_all
 from ..publish import registry as registries
 from ..publish.oci import digest_of
 from ..publish.pusher import Pusher, immutable_references, index_platforms
-from ..release import archive, inspection
+from ..release import archive, carried, inspection
 from ..release import prune as pruning
 from ..release.signing import load_public_key
-from ..release.verify import check_saved, check_signature, manifest_of_image, signatures_to_save, verify_image
+from ..release.verify import check_signature, verify_image
 from ..report import Console, ImageResult, Progress, Report, Status
 from ..settings import Environment, Settings
 from .common import (
@@ -55,7 +54,8 @@ from .common import (
 def save(manifest_path: str | None, images: Sequence[str], output: str, registry: str | None = None,
          out: TextIO = sys.stdout) -> int:
     """One archive with the selected images (default: all), every tag of each, that
-    `docker load` reads, and javabase's index inside it. Raises UsageError when an
+    `docker load` reads, and javabase's index inside it (with signing.public_key:
+    what the registry holds of each image, signed). Raises UsageError when an
     image is not built with the current inputs (nothing is written)."""
     manifest = load_locked(manifest_path)
     settings = run_settings(manifest, registry=registry)
@@ -108,21 +108,23 @@ def _saved_entry(backend: Backend, manifest: Manifest, decided: Decided, key: st
 
 def _with_signatures(entries: list[archive.SavedEntry], public: ec.EllipticCurvePublicKey, settings: Settings,
                      out: TextIO) -> list[archive.SavedEntry]:
-    """The entries with the cosign signatures (that verify with the team's key)
-    the registry holds for the manifest of each image, read through its first
-    tag; a line per image says what was found. An unreadable registry is a line
-    too: the archive is written without signatures (`load --key` refuses it)."""
+    """The entries with what the registry holds of each image, read through its
+    first tag (javabase.release.carried): its manifest and index, and the
+    signatures, provenance and SBOM that refer to them. A line per image says
+    what was found; an unreadable registry is a line too, and the archive is
+    written without them (`load --key` refuses it)."""
     with_signatures = []
     try:
         client = open_registry(settings.registry, settings)
         for entry in entries:
-            name, tag = repository_name(entry.publish[0]), split_reference(entry.publish[0])[1]
-            manifest = manifest_of_image(client, name, tag, entry.image_id)
-            found = signatures_to_save(client, name, manifest, public) if manifest is not None else ()
-            with_signatures.append(replace(entry, signatures=found))
-            print(f"signature of {entry.name}: " + (
-                f"saved (cosign, {digest_of(found[0].manifest)[:19]}, verifies with signing.public_key)" if found
-                else f"none that verifies with signing.public_key under {entry.publish[0]}" if manifest is not None
+            found = carried.find(client, entry.publish[0], entry.image_id, public)
+            kinds = sorted({a.artifact.kind for a in found.artifacts if not a.of_index}) if found else []
+            if found is not None:
+                entry = replace(entry, manifest=found.manifest, index=found.index, attached=found.artifacts)
+            with_signatures.append(entry)
+            print(f"signed {entry.name}: " + (
+                f"saved {digest_of(found.manifest)[:19]} with its {', '.join(kinds)}" if found and "sig" in kinds
+                else f"no signature that verifies with signing.public_key under {entry.publish[0]}" if found
                 else f"not saved: {entry.publish[0]} does not hold this image (push it with --sign first)"),
                 file=out)
     except RegistryError as exc:
@@ -183,7 +185,7 @@ def _load_verified(backend: Backend, source: Path, public: ec.EllipticCurvePubli
 def _check_signed(entries: list[archive.SavedEntry], public: ec.EllipticCurvePublicKey, source: Path,
                   out: TextIO) -> None:
     """A line per image; Unverified, before anything is loaded, when one is not signed with `public`."""
-    checks = [(entry, check_saved(entry.image_id, entry.signatures, public)) for entry in entries]
+    checks = [(entry, carried.check(entry.image_id, entry.manifest, entry.attached, public)) for entry in entries]
     for entry, check in checks:
         print(f"{'ok  ' if check.ok else 'FAIL'}  {entry.name} {entry.image_id[7:19]}: {check.detail}", file=out)
     failed = [(entry, check) for entry, check in checks if not check.ok]
@@ -226,7 +228,7 @@ def _push_loaded(backend: Backend, entries: list[archive.SavedEntry], results: l
                     platforms=platforms)
     notes = pusher.push_all(results)
     if public is not None:
-        notes += carry_signatures(pusher, results, {entry.name: entry.signatures for entry in entries}, public)
+        notes += carried.carry(pusher, results, entries, public)
     return notes
 
 

@@ -2,9 +2,10 @@
 reads as it is (the `docker save` layout), with an index of javabase's own
 inside it (javabase-index.json: per image its name, references, image ID,
 input digest, the labels its build wrote and, for a manifest that names a
-team key, the cosign signatures the registry held for it), so that the
-receiving side needs no manifest and, with the key, can check who vouched for
-each image before the engine sees a byte of it.
+team key, its manifest as the registry held it with the signatures,
+provenance and SBOM that referred to it: javabase.release.carried), so that
+the receiving side needs no manifest and, with the key, can check who
+vouched for each image before the engine sees a byte of it.
 
 Saving writes the archive deterministically: members sorted by name, their
 times, owners and modes fixed, so the same images give the same file.
@@ -38,6 +39,9 @@ from ..engine import Backend
 from ..errors import ArchiveError
 from ..files import replacing
 from ..manifest.references import DIGEST_RE, REGISTRY_RE, TAG_RE, repository_name, split_reference
+from ..publish import referrers
+from .sbom import MEDIA_TYPE as SBOM_TYPE
+from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING_TYPE
 
 INDEX = "javabase-index.json"
 FORMAT = 1
@@ -46,31 +50,76 @@ _PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 
 
+KINDS = {SIGNATURE_ARTIFACT: "sig", DSSE_TYPE: "att", SBOM_TYPE: "sbom"}
+
+
 @dataclass(frozen=True)
-class SavedSignature:
-    """A cosign signature as the registry held it: the image manifest it is
-    about (its exact bytes: their sha256 is the digest signed), the Simple
-    Signing payload and the base64 ECDSA signature over the payload."""
+class SavedArtifact:
+    """An artifact that referred to the image's manifest (`of_index`: to its index):
+    a cosign signature (kind `sig`), a SLSA provenance in a DSSE envelope (`att`)
+    or an SPDX SBOM (`sbom`), each of its artifactType (KINDS)."""
 
-    manifest: bytes
-    payload: bytes
-    signature: str
+    of_index: bool
+    artifact: referrers.Artifact
 
-    def as_json(self) -> dict[str, str]:
-        return {"manifest": base64.b64encode(self.manifest).decode(),
-                "payload": base64.b64encode(self.payload).decode(), "signature": self.signature}
+    def as_json(self) -> dict[str, Any]:
+        return {"of": "index" if self.of_index else "manifest", "kind": self.artifact.kind,
+                "artifact_type": self.artifact.artifact_type, "annotations": dict(self.artifact.annotations),
+                "layers": [{"media_type": layer.media_type, "data": base64.b64encode(layer.data).decode(),
+                            "annotations": dict(layer.annotations)} for layer in self.artifact.layers]}
 
     @classmethod
-    def from_json(cls, item: Any) -> SavedSignature:
-        """Raises TypeError or ValueError when `item` is not one."""
-        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in
-                                                 ("manifest", "payload", "signature")):
-            raise TypeError("not a saved signature")
+    def from_json(cls, item: Any) -> SavedArtifact:
+        """Raises TypeError, KeyError or ValueError when `item` is not one."""
+        if not isinstance(item, dict) or item["of"] not in ("index", "manifest") or \
+                KINDS.get(item["artifact_type"]) != item["kind"]:
+            raise TypeError("not a saved artifact")
         try:
-            return cls(base64.b64decode(item["manifest"], validate=True),
-                       base64.b64decode(item["payload"], validate=True), item["signature"])
+            layers = tuple(referrers.Layer(str(layer["media_type"]), base64.b64decode(layer["data"], validate=True),
+                                           string_map(layer.get("annotations")))
+                           for layer in _a_list(item["layers"]))
         except binascii.Error:
             raise ValueError("not base64") from None
+        return cls(item["of"] == "index", referrers.Artifact(str(item["kind"]), str(item["artifact_type"]), layers,
+                                                             string_map(item.get("annotations"))))
+
+    def signatures(self) -> list[tuple[bytes, str]]:
+        """(payload, base64 signature) of each Simple Signing layer of a signature artifact."""
+        if self.artifact.kind != "sig":
+            return []
+        return [(layer.data, layer.annotations[SIGNATURE_ANNOTATION]) for layer in self.artifact.layers
+                if layer.media_type == SIMPLE_SIGNING_TYPE and SIGNATURE_ANNOTATION in layer.annotations]
+
+
+def _a_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("not a list")
+    return value
+
+
+def string_map(value: Any) -> dict[str, str]:
+    """A JSON object of strings (None: empty). Raises TypeError when it is not one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("not a map of strings")
+    return dict(value)
+
+
+def encode(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def decode(text: Any) -> bytes | None:
+    """Raises TypeError or ValueError when `text` is neither None nor base64."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError("not base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
 
 
 @dataclass(frozen=True)
@@ -83,13 +132,17 @@ class SavedEntry:
     labels: dict[str, str]
     publish: tuple[str, ...] = ()  # the references pushed (for one platform of a multi-platform image: its index's)
     platform: str | None = None
-    signatures: tuple[SavedSignature, ...] = ()  # of the image's manifest in the registry it was saved from
+    # for a signed image, as the registry it was saved from held it (javabase.release.carried):
+    manifest: bytes | None = None  # its manifest's bytes
+    index: bytes | None = None  # the index it was published in (one platform of a multi-platform image)
+    attached: tuple[SavedArtifact, ...] = ()  # what referred to either: signatures, provenance, SBOM
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "references": list(self.references), "image_id": self.image_id,
                 "input_digest": self.input_digest, "immutable": list(self.immutable), "labels": self.labels,
                 "publish": list(self.publish or self.references), "platform": self.platform,
-                "signatures": [s.as_json() for s in self.signatures]}
+                "manifest": encode(self.manifest), "index": encode(self.index),
+                "attached": [a.as_json() for a in self.attached]}
 
 
 def write(backend: Backend, entries: list[SavedEntry], output: Path, source: dict[str, str],
@@ -218,7 +271,8 @@ def read_entry(item: Any, archive: Path) -> SavedEntry:
                            {str(k): str(v) for k, v in dict(item.get("labels") or {}).items()},
                            _strings(item.get("publish") or item["references"]),
                            None if item.get("platform") is None else str(item["platform"]),
-                           tuple(SavedSignature.from_json(s) for s in _list_of(item.get("signatures") or [])))
+                           decode(item.get("manifest")), decode(item.get("index")),
+                           tuple(SavedArtifact.from_json(a) for a in _a_list(item.get("attached") or [])))
     except (KeyError, TypeError, ValueError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
     problem = _invalid(entry)
@@ -226,12 +280,6 @@ def read_entry(item: Any, archive: Path) -> SavedEntry:
         raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; the archive was changed or is not "
                            "javabase's: nothing was loaded")
     return entry
-
-
-def _list_of(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError("not a list")
-    return value
 
 
 def _strings(value: Any) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 from ..errors import UsageError
 
 SIMPLE_SIGNING_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"  # a signature as an OCI 1.1 referrer
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 DSSE_TYPE = "application/vnd.dsse.envelope.v1+json"
 IN_TOTO_TYPE = "application/vnd.in-toto+json"

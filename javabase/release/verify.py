@@ -9,7 +9,7 @@ provenance check out against the inputs it would build."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,14 +19,17 @@ from ..errors import RegistryError
 from ..manifest.references import repository_name
 from ..publish import referrers
 from ..publish.oci import digest_of
-from ..publish.pusher import index_platforms
 from ..publish.registry import Registry
 from . import slsa
-from .archive import SavedSignature
 from .sbom import MEDIA_TYPE as SBOM_TYPE
-from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_TYPE, check_payload, open_envelope
-
-SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+from .signing import (
+    DSSE_TYPE,
+    SIGNATURE_ANNOTATION,
+    SIGNATURE_ARTIFACT,
+    SIMPLE_SIGNING_TYPE,
+    check_payload,
+    open_envelope,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,10 @@ class Check:
     detail: str
 
 
-def _blob(registry: Registry, name: str, digest: str) -> bytes | None:
+def blob(registry: Registry, name: str, digest: str) -> bytes | None:
+    """The blob `digest` of repository `name`: its bytes when they hash to `digest`, else None."""
     status, _, body = registry.request("GET", f"/{name}/blobs/{digest}", scope=f"repository:{name}:pull")
-    return body if status == 200 else None
+    return body if status == 200 and digest_of(body) == digest else None
 
 
 def _layers(registry: Registry, name: str, manifest_ref: str) -> list[dict[str, object]]:
@@ -59,7 +63,7 @@ def _candidates(registry: Registry, name: str, digest: str, kind: str, artifact_
     return layers
 
 
-def _signatures(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey
+def signatures(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey
                 ) -> Iterator[tuple[bytes, str, str | None]]:
     """Every cosign signature of `digest` found (sha256-<hex>.sig, then referrers):
     (payload, base64 signature, None when it verifies with `public` else why not)."""
@@ -68,7 +72,7 @@ def _signatures(registry: Registry, name: str, digest: str, public: ec.EllipticC
         signature = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
         if layer.get("mediaType") != SIMPLE_SIGNING_TYPE or not isinstance(signature, str):
             continue
-        payload = _blob(registry, name, str(layer.get("digest")))
+        payload = blob(registry, name, str(layer.get("digest")))
         if payload is None:
             yield b"", signature, "its payload is missing"
         else:
@@ -78,58 +82,10 @@ def _signatures(registry: Registry, name: str, digest: str, public: ec.EllipticC
 def check_signature(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey) -> Check:
     """Whether a cosign signature of `digest` verifies with `public`."""
     why = "no signature found (sha256-<hex>.sig or a referrer)"
-    for _payload, _signature, problem in _signatures(registry, name, digest, public):
+    for _payload, _signature, problem in signatures(registry, name, digest, public):
         if problem is None:
             return Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
         why = f"a signature of {digest[:19]} does not hold: {problem}"
-    return Check("signature", False, why)
-
-
-def signatures_to_save(registry: Registry, name: str, manifest: bytes, public: ec.EllipticCurvePublicKey
-                       ) -> tuple[SavedSignature, ...]:
-    """The cosign signatures of the image manifest `manifest` (its exact bytes, as
-    the registry holds them) that verify with `public`, to go into an archive."""
-    digest = digest_of(manifest)
-    found = {(payload, signature): None  # the same one is both under cosign's tag and a referrer
-             for payload, signature, problem in _signatures(registry, name, digest, public) if problem is None}
-    return tuple(SavedSignature(manifest, payload, signature) for payload, signature in found)
-
-
-def manifest_of_image(registry: Registry, name: str, tag: str, image_id: str) -> bytes | None:
-    """The bytes of the image manifest under `name:tag` whose config is `image_id`:
-    the tag's own, or one of its index's platform manifests; None when the tag
-    holds no such image."""
-    there = registry.manifest(name, tag)
-    if there is None or there.config_digest == image_id:
-        return there.body if there is not None else None
-    for _platform, digest, _object in index_platforms(there.body) if there.config_digest is None else []:
-        child = registry.manifest(name, digest)
-        if child is not None and child.config_digest == image_id:
-            return child.body
-    return None
-
-
-def check_saved(image_id: str, signatures: Iterable[SavedSignature], public: ec.EllipticCurvePublicKey) -> Check:
-    """Whether an archive vouches for the image `image_id` (its config digest)
-    with `public`: one saved signature whose Simple Signing payload names the
-    sha256 of its saved manifest and verifies with the key, and that manifest's
-    config descriptor is `image_id`. The config's bytes are checked against
-    `image_id`, and its diff IDs against the layers, when the archive is read
-    (javabase.release.archive), so the key's holder vouched for every byte loaded."""
-    why = "the archive holds no signature of it (save it from a manifest with signing.public_key, after a " \
-          "signed push)"
-    for saved in signatures:
-        digest = digest_of(saved.manifest)
-        problem = check_payload(saved.payload, saved.signature, public, digest)
-        if problem is None:
-            try:
-                config = json.loads(saved.manifest)["config"]["digest"]
-            except (ValueError, KeyError, TypeError):
-                config = None
-            if config == image_id:
-                return Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
-            problem = f"the manifest it signs is of image {str(config)[:19]}, not {image_id[:19]}"
-        why = f"a saved signature of {digest[:19]} does not hold: {problem}"
     return Check("signature", False, why)
 
 
@@ -141,7 +97,7 @@ def check_provenance(registry: Registry, name: str, digest: str, public: ec.Elli
     for layer in _candidates(registry, name, digest, "att", DSSE_TYPE):
         if layer.get("mediaType") != DSSE_TYPE:
             continue
-        envelope = _blob(registry, name, str(layer.get("digest")))
+        envelope = blob(registry, name, str(layer.get("digest")))
         stated, problem = open_envelope(envelope, public) if envelope is not None else (None, "it is missing")
         if stated is None:
             why = f"a provenance of {digest[:19]} does not hold: {problem}"

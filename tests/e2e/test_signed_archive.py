@@ -62,36 +62,39 @@ def test_load_with_the_key_loads_only_signed_images_and_carries_their_signatures
     key = manifest.parent / "cosign.pub"
     key.write_bytes(public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     namespace = workspace.namespace  # type: ignore[attr-defined]
-    run = build(manifest, push=True, sign=True)
+    run = build(manifest, push=True, sign=True, sbom=True)
     assert run.code == 0, run.out + run.err
     ids = {name: run.result(name)["image_id"] for name in PLATFORMS}
 
     archive = tmp_path / "release.tar"
     out = io.StringIO()
     assert common.run(lambda: release.save(str(manifest), [], str(archive), registry.host, out=out)) == 0
-    said = [line for line in out.getvalue().splitlines() if line.startswith("signature of ")]
-    assert [line.split(": saved (cosign, ")[0] for line in said] == [f"signature of {n}" for n in PLATFORMS], said
-    assert all(line.endswith(", verifies with signing.public_key)") for line in said), said
+    said = [line for line in out.getvalue().splitlines() if line.startswith("signed ")]
+    assert [line.split(" sha256:")[0] for line in said] == [f"signed {n}: saved" for n in PLATFORMS], said
+    assert all(line.endswith(" with its att, sbom, sig") for line in said), said
 
-    def copied(images: list[dict[str, Any]]) -> None:  # amd64 carries arm64's (good) signature
-        images[0]["signatures"] = images[1]["signatures"]
+    def copied(images: list[dict[str, Any]]) -> None:  # amd64 carries arm64's manifest and (good) signature
+        images[0]["manifest"], images[0]["attached"] = images[1]["manifest"], images[1]["attached"]
 
     def flipped(images: list[dict[str, Any]]) -> None:
-        signature = bytearray(base64.b64decode(images[1]["signatures"][0]["signature"]))
+        [layer] = next(a for a in images[1]["attached"] if a["kind"] == "sig")["layers"]
+        signature = bytearray(base64.b64decode(layer["annotations"][ANNOTATION]))
         signature[-1] ^= 0x01
-        images[1]["signatures"][0]["signature"] = base64.b64encode(bytes(signature)).decode()
+        layer["annotations"][ANNOTATION] = base64.b64encode(bytes(signature)).decode()
 
     def unsigned(images: list[dict[str, Any]]) -> None:
-        images[0]["signatures"] = []
+        images[0]["attached"] = []
 
     with tarfile.open(archive) as tar:
-        saved = {entry["name"]: "sha256:" + hashlib.sha256(base64.b64decode(entry["signatures"][0]["manifest"])
-                                                           ).hexdigest()
-                 for entry in json.loads(tar.extractfile("javabase-index.json").read())["images"]}  # type: ignore[union-attr]
+        index_entries = json.loads(tar.extractfile("javabase-index.json").read())["images"]  # type: ignore[union-attr]
+    saved = {entry["name"]: "sha256:" + hashlib.sha256(base64.b64decode(entry["manifest"])).hexdigest()
+             for entry in index_entries}
+    assert {entry["name"]: sorted(a["kind"] + "@" + a["of"] for a in entry["attached"]) for entry in index_entries} == {
+        name: ["att@manifest", "sbom@manifest", "sig@index", "sig@manifest"] for name in PLATFORMS}
     amd64, arm64 = PLATFORMS
     expected = {  # what is wrong with which image
         "copied": (amd64, f"a saved signature of {saved[arm64][:19]} does not hold: the manifest it signs is of "
-                           f"image {ids[arm64][:19]}, not {ids[amd64][:19]}"),
+                          f"image {ids[arm64][:19]}, not {ids[amd64][:19]}"),
         "flipped": (arm64, f"a saved signature of {saved[arm64][:19]} does not hold: its signature does not verify "
                            "with the key"),
         "unsigned": (amd64, "the archive holds no signature of it (save it from a manifest with signing.public_key, "
@@ -125,8 +128,12 @@ def test_load_with_the_key_loads_only_signed_images_and_carries_their_signatures
             payload = get(second, f"/{namespace}/tiny/blobs/{layer['digest']}")
             public.verify(base64.b64decode(layer["annotations"][ANNOTATION]), payload, ec.ECDSA(hashes.SHA256()))
             assert json.loads(payload)["critical"]["image"]["docker-manifest-digest"] == child["digest"]
-            listed = json.loads(get(second, f"/{namespace}/tiny/manifests/sha256-{hexdigest}",
-                                    "application/vnd.oci.image.index.v1+json"))
-            assert [m["artifactType"] for m in listed["manifests"]] == [
-                "application/vnd.dev.cosign.artifact.sig.v1+json"]
+        # the second site checks the image as the first one could: index signature, and per platform
+        # signature, provenance and SBOM, all carried (no manifest here: the inputs are not compared)
+        verified = io.StringIO()
+        reference = f"{second.host}/{namespace}/tiny:1"
+        assert common.run(lambda: release.verify(reference, str(key), None, out=verified)) == 0, verified.getvalue()
+        assert [line.split(":")[0] for line in verified.getvalue().splitlines()[1:]] == [
+            "  ok    signature", *[f"  ok    {p.split('@')[1]} {what}" for p in PLATFORMS
+                                   for what in ("signature", "provenance", "sbom")]]
     remove_images(engine, f"{second.host}/")

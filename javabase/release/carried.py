@@ -1,0 +1,187 @@
+"""What a signed image takes with it through an archive (`save`, `load`): the
+artifacts that referred to it in the registry it was saved from, so that the
+site that loads it can check who vouched for it before the engine sees it and
+publish it with the same signature, provenance and SBOM.
+
+Per image (per platform) the archive keeps the exact bytes of its manifest
+as the registry held it (and of the index it was published in, for one
+platform of a multi-platform image) and, as OCI artifacts (kind,
+artifactType, annotations, layers with their bytes), every cosign signature
+of that manifest that verifies with the team's key (from sha256-<hex>.sig and
+the referrers, once each), every SLSA provenance whose DSSE envelope opens
+with the key, the first SPDX SBOM; and the index's signatures. A signature
+counts for an image when its Simple Signing payload names the sha256 of the
+saved manifest and that manifest's config descriptor is the image's ID
+(javabase.release.archive checks the config's bytes against that ID and the
+layers against its diff IDs): the key's holder vouched for every byte."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..errors import JavabaseError
+from ..manifest.references import repository_name
+from ..publish import referrers
+from ..publish.oci import digest_of
+from ..publish.pusher import Pusher, index_platforms
+from ..publish.registry import Registry
+from ..report import ImageResult
+from . import slsa, verify
+from .archive import KINDS, SavedArtifact, SavedEntry, string_map
+from .signing import SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING_TYPE, check_payload, open_envelope
+
+
+# -- save ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Found:
+    """What the registry holds of one image: its manifest's bytes, the index it is
+    in (None for a single-platform image), and what refers to either."""
+
+    manifest: bytes
+    index: bytes | None
+    artifacts: tuple[SavedArtifact, ...]
+
+
+def find(registry: Registry, reference: str, image_id: str, public: ec.EllipticCurvePublicKey) -> Found | None:
+    """What `reference` (HOST/NAME:TAG) holds of the image `image_id`, with what
+    refers to it that the key vouches for; None when the tag holds no manifest
+    of that image. Raises RegistryError."""
+    name, tag = repository_name(reference), reference.rsplit(":", 1)[1]
+    there = registry.manifest(name, tag)
+    if there is None:
+        return None
+    manifest, index = (there.body, None) if there.config_digest == image_id else (None, there.body)
+    for _platform, digest, _object in index_platforms(there.body) if there.config_digest is None else []:
+        child = registry.manifest(name, digest)
+        if child is not None and child.config_digest == image_id:
+            manifest = child.body
+    if manifest is None:
+        return None
+    found = [SavedArtifact(False, a) for a in _vouched(registry, name, digest_of(manifest), public)]
+    if index is not None:
+        found += [SavedArtifact(True, a) for a in _vouched(registry, name, digest_of(index), public)
+                  if a.kind == "sig"]
+    return Found(manifest, index, tuple(found))
+
+
+def _vouched(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey
+             ) -> list[referrers.Artifact]:
+    """The signatures of `digest` that verify with `public` (once each), the
+    provenances whose envelopes open with it, and the first SBOM."""
+    found: dict[tuple[bytes, str], None] = {(payload, signature): None for payload, signature, problem
+                                            in verify.signatures(registry, name, digest, public) if problem is None}
+    out = [referrers.Artifact("sig", SIGNATURE_ARTIFACT,
+                              (referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {SIGNATURE_ANNOTATION: signature}),))
+           for payload, signature in found]
+    sboms = 0
+    for descriptor in referrers.referrers(registry, name, digest):
+        kind = KINDS.get(str(descriptor.get("artifactType")))
+        if kind not in ("att", "sbom") or (kind == "sbom" and sboms):
+            continue
+        artifact = _read(registry, name, str(descriptor.get("digest")), kind)
+        if artifact is not None and _holds(artifact, digest, public):
+            out.append(artifact)
+            sboms += kind == "sbom"
+    return out
+
+
+def _read(registry: Registry, name: str, digest: str, kind: str) -> referrers.Artifact | None:
+    """The artifact manifest `digest` with its layers' bytes, or None when any is missing."""
+    there = registry.manifest(name, digest)
+    body = json.loads(there.body) if there is not None else {}
+    layers = []
+    for descriptor in body.get("layers") or []:
+        data = verify.blob(registry, name, str(descriptor.get("digest")))
+        if data is None:
+            return None
+        annotations = string_map(descriptor.get("annotations"))
+        layers.append(referrers.Layer(str(descriptor.get("mediaType")), data, annotations))
+    return referrers.Artifact(kind, str(body.get("artifactType")), tuple(layers),
+                              string_map(body.get("annotations"))) if layers else None
+
+
+# -- load ------------------------------------------------------------------------------
+def check(image_id: str, manifest: bytes | None, artifacts: Iterable[SavedArtifact],
+          public: ec.EllipticCurvePublicKey) -> verify.Check:
+    """Whether an archive vouches for the image `image_id` (its config digest)
+    with `public`: a saved signature whose Simple Signing payload names the
+    sha256 of the saved `manifest` and verifies with the key, and that
+    manifest's config descriptor is `image_id`."""
+    why = "the archive holds no signature of it (save it from a manifest with signing.public_key, after a " \
+          "signed push)"
+    digest = digest_of(manifest) if manifest is not None else ""
+    for payload, signature in [s for a in artifacts if not a.of_index for s in a.signatures()]:
+        problem = check_payload(payload, signature, public, digest)
+        if problem is None:
+            config = _config_of(manifest or b"")
+            if config == image_id:
+                return verify.Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
+            problem = f"the manifest it signs is of image {str(config)[:19]}, not {image_id[:19]}"
+        why = f"a saved signature of {digest[:19]} does not hold: {problem}"
+    return verify.Check("signature", False, why)
+
+
+def _config_of(manifest: bytes) -> str | None:
+    try:
+        return str(json.loads(manifest)["config"]["digest"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def carry(pusher: Pusher, results: Iterable[ImageResult], entries: Iterable[SavedEntry],
+          public: ec.EllipticCurvePublicKey) -> list[str]:
+    """After `load --push`: attach each published image's saved artifacts to the
+    manifest now in the registry (and its index's signatures to the index), when
+    it is the one they refer to (the same bytes, so the same digest) and, for a
+    signature or provenance, it verifies with `public` for that digest. Notes
+    for the report: what could not go along."""
+    saved = {entry.name: entry for entry in entries}
+    notes = []
+    for result in results:
+        entry = saved.get(result.name)
+        if not result.pushed or entry is None or not entry.attached:
+            continue
+        try:
+            subject = pusher.subject(result, result.platform)
+            whole = pusher.subject(result, None) if result.platform is not None else None
+            for item in entry.attached:
+                target, was = (whole, entry.index) if item.of_index else (subject, entry.manifest)
+                if target is not None and was is not None and digest_of(was) == target.digest:
+                    if _holds(item.artifact, target.digest, public):
+                        _attach(pusher, result, item.artifact, target)
+                    else:
+                        notes.append(f"{result.name}: its {item.artifact.kind} was not carried: it does not "
+                                     f"verify with the key for {target.digest[:19]}")
+                else:
+                    what = "index" if item.of_index else "manifest"
+                    notes.append(f"{result.name}: its {item.artifact.kind} was not carried: the {what} pushed "
+                                 f"({target.digest[:19] if target else 'none'}) is not the one it refers to")
+        except JavabaseError as exc:
+            notes.append(f"{result.name}: what refers to it was not carried: {exc}")
+    return notes
+
+
+def _holds(artifact: referrers.Artifact, digest: str, public: ec.EllipticCurvePublicKey) -> bool:
+    """Whether a signature (provenance) vouches for `digest` with `public`; an SBOM is not signed."""
+    if artifact.kind == "sig":
+        found = SavedArtifact(False, artifact).signatures()
+        return bool(found) and all(check_payload(p, s, public, digest) is None for p, s in found)
+    if artifact.kind == "att":
+        opened = [open_envelope(layer.data, public)[0] for layer in artifact.layers]
+        return bool(opened) and all(s is not None and digest in slsa.subject_digests(s) for s in opened)
+    return True
+
+
+def _attach(pusher: Pusher, result: ImageResult, artifact: referrers.Artifact, subject: referrers.Descriptor) -> None:
+    """One artifact as a referrer of `subject` (a signature or provenance also
+    under cosign's tag), unless the same one is there already."""
+    name = repository_name(result.references[0])
+    wanted = digest_of(referrers.artifact_manifest(artifact, subject))
+    if any(d.get("digest") == wanted for d in referrers.referrers(pusher.registry, name, subject.digest)):
+        return
+    layer = artifact.layers[0] if artifact.kind in ("sig", "att") and len(artifact.layers) == 1 else None
+    pusher.attach(result, artifact, subject, cosign_layer=layer)
