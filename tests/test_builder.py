@@ -256,11 +256,15 @@ def test_when_the_engine_refuses_a_save_of_several_each_is_saved_alone(tmp_path:
     backend = Strict()
     kept, missing = backend.add_image(b"kept"), "sha256:0123456789ab" + "0" * 52
     batch: dict[str, Future[SavedImage]] = {kept: Future(), missing: Future()}
-    Exports(backend).export(batch)
+    exports = Exports(backend)
+    exports.export(batch)
     assert batch[kept].result().image_id == kept
     with pytest.raises(StepError, match=r"^save: 404 Client Error: Not Found \(No such image: sha256:0123"):
         batch[missing].result()
     assert backend.exports == [[kept]]
+    directory = batch[kept].result().archive.parent
+    exports.release(batch[kept].result())
+    assert exports.users == {} and not directory.exists()  # nothing left in the temporary directory
 
 
 PLATFORMS = """\
