@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import JavabaseError
-from ..manifest.references import repository_name
+from ..manifest.references import repository_name, split_reference
 from ..publish import referrers
 from ..publish.oci import digest_of
 from ..publish.pusher import Pusher, index_platforms
@@ -50,12 +50,13 @@ def find(registry: Registry, reference: str, image_id: str, public: ec.EllipticC
     """What `reference` (HOST/NAME:TAG) holds of the image `image_id`, with what
     refers to it that the key vouches for; None when the tag holds no manifest
     of that image. Raises RegistryError."""
-    name, tag = repository_name(reference), reference.rsplit(":", 1)[1]
+    name, tag = repository_name(reference), split_reference(reference)[1]
     there = registry.manifest(name, tag)
     if there is None:
         return None
-    manifest, index = (there.body, None) if there.config_digest == image_id else (None, there.body)
-    for _platform, digest, _object in index_platforms(there.body) if there.config_digest is None else []:
+    index = there.body if there.config_digest is None else None
+    manifest = there.body if there.config_digest == image_id else None
+    for _platform, digest, _object in index_platforms(index) if index is not None else []:
         child = registry.manifest(name, digest)
         if child is not None and child.config_digest == image_id:
             manifest = child.body
