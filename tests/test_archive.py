@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,77 @@ def test_a_manifest_json_of_another_shape_is_exit_13(tmp_path: Path) -> None:
         prepare_load(source, tmp_path / "out.tar")
     assert str(caught.value).startswith(f"{source}: cannot be read as a `docker save` archive (")
     assert str(caught.value).endswith("; it is damaged or truncated: copy it again. Nothing was loaded")
+
+
+def platform_image(tag: str, platform: str) -> tuple[bytes, bytes]:
+    os_name, arch = platform.split("/")
+    layer = tag.encode() + LAYER
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "os": os_name,
+                         "architecture": arch}).encode()
+    return config, layer
+
+
+def two_platforms(path: Path, edit: Callable[[list[dict[str, Any]]], None]) -> Path:
+    """An archive of one image for linux/amd64 and linux/arm64, its index's entries changed by `edit`."""
+    images = {p: platform_image(p, p) for p in ("linux/amd64", "linux/arm64")}
+    entries = [{"name": f"tiny@{p}", "references": [f"r.example/base/tiny:1-{p.split('/')[1]}"],
+                "image_id": sha(config), "input_digest": "sha256:" + "1" * 64, "immutable": [], "labels": {},
+                "publish": ["r.example/base/tiny:1"], "platform": p} for p, (config, _) in images.items()]
+    edit(entries)
+    listing = [{"Config": f"{sha(c)[7:]}.json", "RepoTags": None, "Layers": [f"{sha(layer)[7:]}/layer.tar"]}
+               for c, layer in images.values()]
+    with tarfile.open(path, "w") as tar:
+        for name, data in [*[(f"{sha(c)[7:]}.json", c) for c, _ in images.values()],
+                           *[(f"{sha(layer)[7:]}/layer.tar", layer) for _, layer in images.values()],
+                           ("manifest.json", json.dumps(listing).encode()),
+                           (INDEX, json.dumps({"format": 1, "images": entries}).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def swapped(entries: list[dict[str, Any]]) -> None:  # amd64's bytes said to be arm64's, and the other way round
+    entries[0]["image_id"], entries[1]["image_id"] = entries[1]["image_id"], entries[0]["image_id"]
+
+
+def twice(entries: list[dict[str, Any]]) -> None:  # one image listed twice: the second's tags win
+    entries.append({**entries[0], "references": ["r.example/base/tiny:latest"]})
+
+
+def same_tag(entries: list[dict[str, Any]]) -> None:  # one engine tag given to both
+    entries[1]["references"] = entries[0]["references"]
+
+
+def another_image(entries: list[dict[str, Any]]) -> None:  # arm64 published under another image's tag
+    entries[1]["name"], entries[1]["publish"] = "other@linux/arm64", ["r.example/base/tiny:1"]
+
+
+def named_otherwise(entries: list[dict[str, Any]]) -> None:  # its name says one platform, its platform another
+    entries[1]["name"] = "tiny@linux/amd64\nok    tiny"
+
+
+CHANGED = "the archive was changed or is not javabase's: nothing was loaded"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (swapped, f"'tiny@linux/amd64' in javabase-index.json is an image of linux/arm64, not linux/amd64; {CHANGED}"),
+    (twice, f"javabase-index.json lists 'tiny@linux/amd64' twice; {CHANGED}"),
+    (same_tag, f"javabase-index.json gives r.example/base/tiny:1-amd64 to 'tiny@linux/amd64' and "
+               f"'tiny@linux/arm64'; {CHANGED}"),
+    (another_image, f"javabase-index.json publishes r.example/base/tiny:1 as 'tiny@linux/amd64' and "
+                    f"'other@linux/arm64'; {CHANGED}"),
+    (named_otherwise, "'tiny@linux/amd64\\nok    tiny' in javabase-index.json has a name that is not IMAGE@PLATFORM "
+                      f"of its platform (linux/arm64); {CHANGED}"),
+])
+def test_an_index_whose_entries_disagree_with_their_images_or_each_other_is_exit_13(
+        tmp_path: Path, edit: Callable[[list[dict[str, Any]]], None], message: str) -> None:
+    """What the index says of an image (name, platform, tags) is not signed:
+    it must agree with the image's config (which is) and with the other
+    entries, or one image ends up under another's tags or platform."""
+    assert [e.name for e in prepare_load(two_platforms(tmp_path / "ok.tar", lambda _e: None), tmp_path / "o")] == [
+        "tiny@linux/amd64", "tiny@linux/arm64"]
+    source = two_platforms(tmp_path / "a.tar", edit)
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    assert (str(caught.value), caught.value.exit_code) == (f"{source}: {message}", 13)

@@ -13,7 +13,9 @@ times, owners and modes fixed, so the same images give the same file.
 Loading reads the archive once, checks every member it uses as it copies it
 into a new archive for the engine (every config's sha256 is its image ID in
 the index, every layer's sha256 the diff ID its config names), and validates
-the index (references, immutable tags, digests). The engine gets that copy:
+the index (references, immutable tags, digests; each entry once, its name and
+platform its config's, no tag given to two entries or published by two
+images: the index is not signed, the configs are). The engine gets that copy:
 exactly the bytes that were verified, the images the index lists and nothing
 else (no tag of the archive's own, no other image). A damaged, truncated or
 foreign archive is refused (ArchiveError, exit 13) and nothing is loaded or
@@ -40,6 +42,7 @@ from ..errors import ArchiveError
 from ..files import replacing
 from ..manifest.references import DIGEST_RE, REGISTRY_RE, TAG_RE, repository_name, split_reference
 from ..publish import referrers
+from ..publish.pusher import same_platform
 from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING_TYPE
 
@@ -48,6 +51,8 @@ FORMAT = 1
 CHUNK = 1 << 20
 _PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")  # an image's name in the manifest
+_CHANGED = "the archive was changed or is not javabase's: nothing was loaded"
 
 
 KINDS = {SIGNATURE_ARTIFACT: "sig", DSSE_TYPE: "att", SBOM_TYPE: "sbom"}
@@ -230,6 +235,7 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(listing, list):
                 raise ArchiveError(f"{archive}: not an archive `invoke save` wrote (no {INDEX} of format {FORMAT})")
             entries = [read_entry(item, archive) for item in _list(index.get("images"), archive)]
+            _check_apart(entries, archive)
             by_config = {str(item.get("Config")): item for item in listing if isinstance(item, dict)}
             copied: set[str] = set()
             loaded = [_copy_image(tar, out, entry, by_config, archive, copied, on_bytes) for entry in entries]
@@ -277,8 +283,7 @@ def read_entry(item: Any, archive: Path) -> SavedEntry:
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
     problem = _invalid(entry)
     if problem:
-        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; the archive was changed or is not "
-                           "javabase's: nothing was loaded")
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; {_CHANGED}")
     return entry
 
 
@@ -299,7 +304,33 @@ def _invalid(entry: SavedEntry) -> str | None:
         return "names immutable tags it does not publish"
     if entry.platform is not None and not _PLATFORM_RE.match(entry.platform):
         return f"has platform {entry.platform!r}, which is not OS/ARCH"
+    image, at, platform = entry.name.partition("@")
+    if not _NAME_RE.match(image) or (platform or None) != entry.platform or (at and not platform):
+        return f"has a name that is not IMAGE@PLATFORM of its platform ({entry.platform})" if entry.platform \
+            else "has a name that is not an image's name"
     return None
+
+
+def _check_apart(entries: list[SavedEntry], archive: Path) -> None:
+    """Each entry is listed once, no engine tag is given to two entries, and no
+    registry tag published by two images (the platforms of one image share
+    theirs). Raises ArchiveError."""
+    names: set[str] = set()
+    tagged: dict[str, str] = {}
+    published: dict[str, str] = {}
+    for entry in entries:
+        if entry.name in names:
+            raise ArchiveError(f"{archive}: {INDEX} lists {entry.name!r} twice; {_CHANGED}")
+        names.add(entry.name)
+        for reference in entry.references:
+            if tagged.setdefault(reference, entry.name) != entry.name:
+                raise ArchiveError(f"{archive}: {INDEX} gives {reference} to {tagged[reference]!r} and "
+                                   f"{entry.name!r}; {_CHANGED}")
+        for reference in entry.publish:
+            first = published.setdefault(reference, entry.name)
+            if first.partition("@")[0] != entry.name.partition("@")[0]:
+                raise ArchiveError(f"{archive}: {INDEX} publishes {reference} as {first!r} and {entry.name!r}; "
+                                   f"{_CHANGED}")
 
 
 def _valid_reference(reference: str) -> bool:
@@ -334,7 +365,12 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
         raise ArchiveError(f"{archive}: the config of {entry.name} does not hash to {entry.image_id}; the archive "
                            "was changed or damaged: nothing was loaded")
     _add(out, item["Config"], config)
-    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    parsed = json.loads(config)
+    platform = "/".join(str(parsed[k]) for k in ("os", "architecture", "variant") if parsed.get(k))
+    if entry.platform is not None and not same_platform(platform, entry.platform):
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} is an image of {platform or 'no platform'}, not "
+                           f"{entry.platform}; {_CHANGED}")
+    diff_ids = parsed["rootfs"]["diff_ids"]
     layers = list(item["Layers"])
     for member, expected in zip(layers, diff_ids, strict=True):
         if member not in copied:
