@@ -174,12 +174,22 @@ class Registry:
         return answer.status
 
     def manifest(self, name: str, reference: str) -> Remote | None:
-        """name:reference's manifest digest and config digest (the image ID), or None."""
+        """name:reference's manifest digest and config digest (the image ID), or None.
+        The digest is the sha256 of the bytes answered; RegistryError when the
+        registry names them otherwise (Docker-Content-Digest) or `reference` is
+        a digest they do not hash to."""
         status, headers, body = self.request("GET", f"/{name}/manifests/{reference}", scope=_pull(name),
                                              accept=MANIFEST_TYPES)
         if status == 404:
             return None
-        digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        named = headers.get("docker-content-digest")
+        claimed = f"{named} (its Docker-Content-Digest)" if named and named != digest \
+            else reference if reference.startswith("sha256:") and reference != digest else None
+        if claimed is not None:
+            raise RegistryError(f"registry {self.host}: {name}:{reference} answered a manifest whose bytes hash to "
+                                f"{digest}, not {claimed}; the registry (or a proxy before it) changed it: do not use "
+                                "what it serves")
         data = json.loads(body)
         config = (data.get("config") or {}).get("digest")
         inputs = (data.get("annotations") or {}).get(INPUT_LABEL)
