@@ -162,12 +162,13 @@ class Liar(http.server.BaseHTTPRequestHandler):
     the Docker-Content-Digest `header` (none when empty)."""
 
     header = ""
+    body = MANIFEST
 
     def log_message(self, *_: Any) -> None:
         pass
 
     def do_GET(self) -> None:
-        body = MANIFEST if "/manifests/" in self.path else b"{}"
+        body = self.body if "/manifests/" in self.path else b"{}"
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
         if self.header:
@@ -198,3 +199,18 @@ def test_a_manifest_whose_bytes_are_not_its_digest_is_refused(header: str, refer
     with serving(fine) as host:
         assert Registry(host).manifest("team/app", "1").digest == MANIFEST_DIGEST  # type: ignore[union-attr]
         assert Registry(host).manifest("team/app", MANIFEST_DIGEST).body == MANIFEST  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b"not json", b"[" * 100_000 + b"]" * 100_000])
+def test_a_manifest_that_is_not_a_json_object_is_one_line(body: bytes) -> None:
+    with serving(type("Handler", (Liar,), {"body": body})) as host, pytest.raises(RegistryError) as caught:
+        Registry(host).manifest("team/app", "1")
+    assert str(caught.value) == (f"registry {host}: team/app:1 is not a manifest (a JSON object); the registry holds "
+                                 "something else under it: push the image again")
+
+
+def test_a_manifest_with_fields_of_other_shapes_has_no_config_or_inputs() -> None:
+    body = json.dumps({"config": ["sha256:" + "c" * 64], "annotations": "io.javabase.input-digest"}).encode()
+    with serving(type("Handler", (Liar,), {"body": body})) as host:
+        there = Registry(host).manifest("team/app", "1")
+    assert there is not None and (there.config_digest, there.input_digest) == (None, None)

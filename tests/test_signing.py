@@ -25,6 +25,8 @@ from javabase.errors import ArchiveError, RegistryError, UsageError
 from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
+from javabase.publish.pusher import index_platforms
+from javabase.publish.registry import Remote
 from javabase.release import carried, sbom, slsa, verify
 from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
 from javabase.release.signing import (
@@ -395,3 +397,42 @@ def test_only_what_the_key_vouches_for_goes_on_to_another_registry_and_in_javaba
     assert carried.vouched(replace(sbom_of(DIGEST), layers=(document, smuggled)), signed, DIGEST, public) is None
     assert carried.vouched(replace(sbom_of(DIGEST), layers=(replace(document, data=b"[1, 2]"),)), signed, DIGEST,
                            public) is None
+
+
+def test_save_keeps_what_vouches_and_passes_over_artifacts_of_any_other_shape(key: ec.EllipticCurvePrivateKey) -> None:
+    """Whoever can push to the registry `save` reads can list anything as a
+    referrer of an image: manifests that are not objects, layers that are not
+    a list, descriptors that are not objects, annotations that are not
+    strings. save keeps the signature that vouches and passes over the rest."""
+    registry = FakeRegistry()
+    manifest, good = saved_signature(key, DIGEST)
+    signed = registry.put_manifest("base/jre25", "25", manifest, MANIFEST_TYPE)
+    registry.held["base/jre25:25"] = replace(registry.held["base/jre25:25"], config_digest=DIGEST)
+    [layer] = good.artifact.layers
+    registry.upload_blob("base/jre25", sha(layer.data), lambda: layer.data)
+    referrers.add_to_cosign_tag(registry, "base/jre25", signed, "sig", layer)
+    hostile = [b"[]", b'{"layers": {"x": 1}}', b'{"layers": [5]}', b'{"layers": null}',
+               json.dumps({"layers": [{"mediaType": DSSE_TYPE, "digest": sha(layer.data), "annotations": {"a": 1}}]
+                           }).encode(), b"[" * 100_000 + b"]" * 100_000]
+    for body in hostile:
+        registry.held[f"base/jre25:{sha(body)}"] = Remote(sha(body), None, None, body, MANIFEST_TYPE)
+    listing = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": [
+        {"mediaType": MANIFEST_TYPE, "digest": sha(body), "size": len(body), "artifactType": kind}
+        for body in hostile for kind in (SIGNATURE_ARTIFACT, DSSE_TYPE, sbom.MEDIA_TYPE)]}
+    registry.put_manifest("base/jre25", referrers.fallback_tag(signed), json.dumps(listing).encode(), INDEX_TYPE)
+    found = carried.find(registry, "r:5000/base/jre25:25", DIGEST, key.public_key())
+    assert found == carried.Found(manifest, None, (good,))
+    assert verify.check_signature(registry, "base/jre25", signed, key.public_key()).ok  # invoke verify, reuse
+    assert not verify.check_provenance(registry, "base/jre25", signed, key.public_key(), None).ok
+    for listing_of_another_shape in (b'{"manifests": 5}', b'{"manifests": {"a": 1}}', b"[" * 100_000):
+        registry.held[f"base/jre25:{referrers.fallback_tag(signed)}"] = Remote("", None, None, listing_of_another_shape)
+        assert referrers.referrers(registry, "base/jre25", signed) == []
+        assert index_platforms(listing_of_another_shape) == []
+        registry.held[f"base/jre25:{referrers.cosign_tag(signed, 'sig')}"] = Remote("", None, None, b'{"layers": 7}')
+        referrers.add_to_cosign_tag(registry, "base/jre25", signed, "sig", layer)  # the layer goes in all the same
+        assert json.loads(registry.held[f"base/jre25:{referrers.cosign_tag(signed, 'sig')}"].body)["layers"] == [
+            layer.descriptor()]
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import retry_after
 from ..decide.labels import INPUT_LABEL
@@ -73,6 +74,11 @@ def registry_says(body: bytes) -> str:
         return ""
     return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}".rstrip(": ") for e in errors
                      if isinstance(e, dict))
+
+
+def _field(data: Any, key: str, default: Any) -> Any:
+    """data[key] when `data` is a JSON object that has it, else `default`."""
+    return data.get(key, default) if isinstance(data, dict) else default
 
 
 class Registry:
@@ -190,13 +196,24 @@ class Registry:
             raise RegistryError(f"registry {self.host}: {name}:{reference} answered a manifest whose bytes hash to "
                                 f"{digest}, not {claimed}; the registry (or a proxy before it) changed it: do not use "
                                 "what it serves")
-        data = json.loads(body)
-        config = (data.get("config") or {}).get("digest")
-        inputs = (data.get("annotations") or {}).get(INPUT_LABEL)
+        data = self._json_object(body, f"{name}:{reference}")
+        config = _field(_field(data, "config", {}), "digest", None)
+        inputs = _field(_field(data, "annotations", {}), INPUT_LABEL, None)
         if config and inputs is None:
             inputs = self._config_label(name, str(config), INPUT_LABEL)
         return Remote(digest, str(config) if config else None, inputs, body,
                       str(data.get("mediaType") or headers.get("content-type") or ""))
+
+    def _json_object(self, body: bytes, what: str) -> dict[str, Any]:
+        """A manifest's JSON object. Raises RegistryError when it is not one."""
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise RegistryError(f"registry {self.host}: {what} is not a manifest (a JSON object); the registry holds "
+                                "something else under it: push the image again")
+        return data
 
     def image_config(self, name: str, config_digest: str) -> LocalImage | None:
         """An image's config blob as the engine would show the image: its ID (the

@@ -82,7 +82,7 @@ class SavedArtifact:
         try:
             layers = tuple(referrers.Layer(str(layer["media_type"]), base64.b64decode(layer["data"], validate=True),
                                            string_map(layer.get("annotations")))
-                           for layer in _a_list(item["layers"]))
+                           for layer in a_list(item["layers"]))
         except binascii.Error:
             raise ValueError("not base64") from None
         return cls(item["of"] == "index", referrers.Artifact(str(item["kind"]), str(item["artifact_type"]), layers,
@@ -96,7 +96,8 @@ class SavedArtifact:
                 if layer.media_type == SIMPLE_SIGNING_TYPE and SIGNATURE_ANNOTATION in layer.annotations]
 
 
-def _a_list(value: Any) -> list[Any]:
+def a_list(value: Any) -> list[Any]:
+    """`value` when it is a JSON array. Raises TypeError when it is not."""
     if not isinstance(value, list):
         raise TypeError("not a list")
     return value
@@ -278,7 +279,7 @@ def read_entry(item: Any, archive: Path) -> SavedEntry:
                            _strings(item.get("publish") or item["references"]),
                            None if item.get("platform") is None else str(item["platform"]),
                            decode(item.get("manifest")), decode(item.get("index")),
-                           tuple(SavedArtifact.from_json(a) for a in _a_list(item.get("attached") or [])))
+                           tuple(SavedArtifact.from_json(a) for a in a_list(item.get("attached") or [])))
     except (KeyError, TypeError, ValueError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
     problem = _invalid(entry)

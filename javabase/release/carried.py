@@ -31,7 +31,7 @@ from ..publish.pusher import Pusher, index_platforms
 from ..publish.registry import Registry
 from ..report import ImageResult
 from . import sbom, slsa, verify
-from .archive import KINDS, SavedArtifact, SavedEntry, string_map
+from .archive import KINDS, SavedArtifact, SavedEntry, a_list, string_map
 from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .signing import (
     DSSE_TYPE,
@@ -100,18 +100,23 @@ def _vouched(registry: Registry, name: str, digest: str, image_id: str, public: 
 
 
 def _read(registry: Registry, name: str, digest: str, kind: str) -> referrers.Artifact | None:
-    """The artifact manifest `digest` with its layers' bytes, or None when any is missing."""
+    """The artifact manifest `digest` with its layers' bytes, or None when any is
+    missing or it is not an OCI manifest of descriptors (anyone who can push can
+    list anything as a referrer)."""
     there = registry.manifest(name, digest)
-    body = json.loads(there.body) if there is not None else {}
-    layers = []
-    for descriptor in body.get("layers") or []:
-        data = verify.blob(registry, name, str(descriptor.get("digest")))
-        if data is None:
-            return None
-        annotations = string_map(descriptor.get("annotations"))
-        layers.append(referrers.Layer(str(descriptor.get("mediaType")), data, annotations))
-    return referrers.Artifact(kind, str(body.get("artifactType")), tuple(layers),
-                              string_map(body.get("annotations"))) if layers else None
+    try:
+        body = json.loads(there.body) if there is not None else {}
+        layers = []
+        for descriptor in a_list(body.get("layers")):
+            data = verify.blob(registry, name, str(descriptor["digest"]))
+            if data is None:
+                return None
+            annotations = string_map(descriptor.get("annotations"))
+            layers.append(referrers.Layer(str(descriptor["mediaType"]), data, annotations))
+        return referrers.Artifact(kind, str(body.get("artifactType")), tuple(layers),
+                                  string_map(body.get("annotations"))) if layers else None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
 
 
 # -- load ------------------------------------------------------------------------------
