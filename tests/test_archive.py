@@ -174,3 +174,27 @@ def test_an_index_whose_entries_disagree_with_their_images_or_each_other_is_exit
     with pytest.raises(ArchiveError) as caught:
         prepare_load(source, tmp_path / "out.tar")
     assert (str(caught.value), caught.value.exit_code) == (f"{source}: {message}", 13)
+
+
+@pytest.mark.parametrize("member", [INDEX, "manifest.json"])
+def test_json_nested_deeper_than_python_reads_is_exit_13(tmp_path: Path, member: str) -> None:
+    source = archive(tmp_path / "a.tar", index_of())
+    deep = tmp_path / "deep.tar"
+    with tarfile.open(source) as tar, tarfile.open(deep, "w") as out:
+        for info in tar.getmembers():
+            data = b"[" * 100_000 + b"]" * 100_000 if info.name == member else tar.extractfile(info).read()  # type: ignore[union-attr]
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(deep, tmp_path / "out.tar")
+    assert str(caught.value) == f"{deep}: {member} is not JSON; the archive is damaged: copy it again"
+
+
+def test_a_config_nested_deeper_than_python_reads_is_exit_13(tmp_path: Path) -> None:
+    """The config is anything that hashes to the image ID the index names."""
+    config = b"[" * 100_000 + b"]" * 100_000
+    source = archive(tmp_path / "a.tar", index_of(image_id=sha(config)), extra=[(f"{sha(config)[7:]}.json", config)],
+                     listing_extra=[{"Config": f"{sha(config)[7:]}.json", "Layers": []}])
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    assert str(caught.value).startswith(f"{source}: cannot be read as a `docker save` archive (")

@@ -243,7 +243,7 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             _add(out, "manifest.json", json.dumps(loaded).encode())
     except ArchiveError:
         raise
-    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ArchiveError(f"{archive}: cannot be read as a `docker save` archive ({exc}); it is damaged or "
                            "truncated: copy it again. Nothing was loaded") from None
     return entries
@@ -258,7 +258,7 @@ def _json(tar: tarfile.TarFile, name: str, archive: Path) -> Any:
         raise ArchiveError(f"{archive}: {name} is not a file")
     try:
         return json.load(handle)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArchiveError(f"{archive}: {name} is not JSON; the archive is damaged: copy it again") from None
 
 
