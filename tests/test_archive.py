@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from javabase.errors import ArchiveError
+from javabase.cli import common
+from javabase.errors import ArchiveError, Exit
 from javabase.release.archive import INDEX, prepare_load
 
 LAYER = b"a layer's bytes"
@@ -198,3 +199,23 @@ def test_a_config_nested_deeper_than_python_reads_is_exit_13(tmp_path: Path) -> 
     with pytest.raises(ArchiveError) as caught:
         prepare_load(source, tmp_path / "out.tar")
     assert str(caught.value).startswith(f"{source}: cannot be read as a `docker save` archive (")
+
+
+def test_a_file_that_is_not_a_tar_archive_is_one_line(tmp_path: Path) -> None:
+    """tarfile says why in several lines (one per compression it tried): a person gets one."""
+    source = tmp_path / "release.tar"
+    source.write_bytes(b"not a tar archive")
+    err = io.StringIO()
+    assert common.run(lambda: len(prepare_load(source, tmp_path / "out.tar")), err=err) == 13
+    assert err.getvalue() == (
+        f"error: {source}: cannot be read as a `docker save` archive (file could not be opened successfully: - method "
+        "gz: ReadError('not a gzip file') - method bz2: ReadError('not a bzip2 file') - method xz: ReadError('not an "
+        "lzma file') - method tar: ReadError('truncated header')); it is damaged or truncated: copy it again. Nothing "
+        "was loaded\n")
+
+    def bug() -> int:
+        raise ValueError("two\n  lines")
+
+    err = io.StringIO()
+    assert common.run(bug, err=err) == Exit.INTERNAL  # a bug's message is one line too
+    assert err.getvalue() == "error: internal error: ValueError: two lines (run again with --debug for the traceback)\n"
