@@ -171,6 +171,14 @@ def test_a_public_key_that_is_not_p256_is_refused(tmp_path: Path, key: ec.Ellipt
         load_public_key(public)
     with pytest.raises(UsageError, match=rf"^{tmp_path}/missing.pub: cannot read the public key \(No such file"):
         load_public_key(tmp_path / "missing.pub")
+    for private in (pem(key), pem(key, b"secret"), key.private_bytes(  # the team's key, given by mistake
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())):
+        public.write_bytes(private)
+        with pytest.raises(UsageError) as caught:
+            load_public_key(public)
+        assert str(caught.value) == (
+            f"{public}: is a private key; checking needs only its public half (`openssl ec -in {public} -pubout`), "
+            "and the private key belongs only where images are signed")
 
 
 def subject_in(registry: FakeRegistry) -> referrers.Descriptor:
