@@ -310,29 +310,46 @@ def saved_signature(key: ec.EllipticCurvePrivateKey, config: str, digest: str | 
     return manifest, SavedArtifact(False, referrers.Artifact("sig", SIGNATURE_ARTIFACT, (layer,)))
 
 
+def saved(image_id: str, manifest: bytes | None, attached: list[SavedArtifact]) -> SavedEntry:
+    """An archive index entry of the image `image_id` in r:5000/base/jre25."""
+    return SavedEntry("jre25", ("r:5000/base/jre25:25",), image_id, OTHER, (), {}, ("r:5000/base/jre25:25",),
+                      manifest=manifest, attached=tuple(attached))
+
+
 def test_an_archive_vouches_for_an_image_only_with_a_signature_of_a_manifest_of_that_image(
         key: ec.EllipticCurvePrivateKey) -> None:
     public = key.public_key()
     manifest, good = saved_signature(key, DIGEST)
     signed = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    assert carried.check(DIGEST, manifest, [good], public) == verify.Check(
+    assert carried.check(saved(DIGEST, manifest, [good]), public) == verify.Check(
         "signature", True, f"cosign signature of {signed[:19]} verifies with the key")
-    assert carried.check(DIGEST, manifest, [], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, []), public).detail == (
         "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
-    assert carried.check(DIGEST, manifest, [replace(good, of_index=True)], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, [replace(good, of_index=True)]), public).detail == (
         "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
-    assert carried.check(OTHER, manifest, [good], public).detail == (
+    assert carried.check(saved(OTHER, manifest, [good]), public).detail == (
         f"a saved signature of {signed[:19]} does not hold: the manifest it signs is of image {DIGEST[:19]}, "
         f"not {OTHER[:19]}")
     another_key = ec.generate_private_key(ec.SECP256R1())
-    assert carried.check(DIGEST, manifest, [good], another_key.public_key()).detail == (
+    assert carried.check(saved(DIGEST, manifest, [good]), another_key.public_key()).detail == (
         f"a saved signature of {signed[:19]} does not hold: its signature does not verify with the key")
     _, elsewhere = saved_signature(key, DIGEST, OTHER)  # a good signature, but of another manifest
-    assert carried.check(DIGEST, manifest, [elsewhere], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, [elsewhere]), public).detail == (
         f"a saved signature of {signed[:19]} does not hold: it signs {OTHER}, not {signed}")
     changed = manifest.replace(b'"layers": []', b'"layers": [ ]')  # its bytes are what is signed
-    assert not carried.check(DIGEST, changed, [good], public).ok
-    assert carried.check(DIGEST, manifest, [elsewhere, good], public).ok  # one that holds is enough
+    assert not carried.check(saved(DIGEST, changed, [good]), public).ok
+    assert carried.check(saved(DIGEST, manifest, [elsewhere, good]), public).ok  # one that holds is enough
+    # the index names the image's repository, and is not signed; the signature names it too, and is
+    moved = replace(saved(DIGEST, manifest, [good]), references=("r:5000/base/jdk21:21",),
+                    publish=("r:5000/base/jdk21:21",))
+    assert carried.check(moved, public).detail == (
+        f"a saved signature of {signed[:19]} does not hold: it is for repository base/jre25, and the archive's "
+        "index puts the image in base/jdk21")
+    split = replace(saved(DIGEST, manifest, [good]), references=("r:5000/base/jre25:25", "r:5000/base/jdk21:21"))
+    assert carried.check(split, public).detail == (
+        "its tags are in several repositories (base/jdk21, base/jre25); a signature vouches for one")
+    assert carried.check(replace(moved, references=("elsewhere:5000/base/jre25:25",),
+                                 publish=("elsewhere:5000/base/jre25:25",)), public).ok  # another host: the same path
 
 
 def test_an_archive_index_with_an_artifact_that_is_not_what_it_says_is_refused_as_changed(

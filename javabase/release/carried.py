@@ -120,24 +120,40 @@ def _read(registry: Registry, name: str, digest: str, kind: str) -> referrers.Ar
 
 
 # -- load ------------------------------------------------------------------------------
-def check(image_id: str, manifest: bytes | None, artifacts: Iterable[SavedArtifact],
-          public: ec.EllipticCurvePublicKey) -> verify.Check:
-    """Whether an archive vouches for the image `image_id` (its config digest)
-    with `public`: a saved signature whose Simple Signing payload names the
-    sha256 of the saved `manifest` and verifies with the key, and that
-    manifest's config descriptor is `image_id`."""
+def check(entry: SavedEntry, public: ec.EllipticCurvePublicKey) -> verify.Check:
+    """Whether an archive vouches for the image of `entry` (its image ID is its
+    config digest) with `public`: a saved signature whose Simple Signing payload
+    names the sha256 of the saved manifest and verifies with the key, that
+    manifest's config descriptor is the image ID, and the repository the
+    payload names (its path; the host may differ) is the one every tag of the
+    entry is in: the index is not signed, so it cannot move the image."""
     why = "the archive holds no signature of it (save it from a manifest with signing.public_key, after a " \
           "signed push)"
-    digest = digest_of(manifest) if manifest is not None else ""
-    for payload, signature in [s for a in artifacts if not a.of_index for s in a.signatures()]:
+    repositories = sorted({repository_name(r) for r in (*entry.references, *entry.publish)})
+    if len(repositories) != 1:
+        return verify.Check("signature", False, f"its tags are in several repositories ({', '.join(repositories)}); "
+                                                "a signature vouches for one")
+    digest = digest_of(entry.manifest) if entry.manifest is not None else ""
+    for payload, signature in [s for a in entry.attached if not a.of_index for s in a.signatures()]:
         problem = check_payload(payload, signature, public, digest)
         if problem is None:
-            config = _config_of(manifest or b"")
-            if config == image_id:
+            config, signed_in = _config_of(entry.manifest or b""), _repository_of(payload)
+            if config == entry.image_id and signed_in == repositories[0]:
                 return verify.Check("signature", True, f"cosign signature of {digest[:19]} verifies with the key")
-            problem = f"the manifest it signs is of image {str(config)[:19]}, not {image_id[:19]}"
+            problem = f"the manifest it signs is of image {str(config)[:19]}, not {entry.image_id[:19]}" \
+                if config != entry.image_id else \
+                f"it is for repository {signed_in}, and the archive's index puts the image in {repositories[0]}"
         why = f"a saved signature of {digest[:19]} does not hold: {problem}"
     return verify.Check("signature", False, why)
+
+
+def _repository_of(payload: bytes) -> str | None:
+    """The repository path (without its host) a Simple Signing payload names."""
+    try:
+        named = json.loads(payload)["critical"]["identity"]["docker-reference"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return repository_name(named) if isinstance(named, str) else None
 
 
 def _config_of(manifest: bytes) -> str | None:
