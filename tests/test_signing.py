@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,13 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import BASE
-from fakes import FakeRegistry
+from fakes import FakeBackend, FakeRegistry
 from javabase.cli.common import signing
 from javabase.errors import ArchiveError, RegistryError, UsageError
 from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
-from javabase.publish.pusher import index_platforms
+from javabase.publish.pusher import Pusher, index_platforms
 from javabase.publish.registry import Remote
 from javabase.release import carried, sbom, slsa, verify
 from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
@@ -41,7 +42,8 @@ from javabase.release.signing import (
     open_envelope,
     simple_signing_payload,
 )
-from javabase.settings import Environment
+from javabase.report import Console, ImageResult, Status
+from javabase.settings import Environment, Settings
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -461,3 +463,44 @@ def test_save_keeps_what_vouches_and_passes_over_artifacts_of_any_other_shape(ke
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ImmutableTags(FakeRegistry):
+    """A registry that refuses to write the tags in `frozen` (they exist already)."""
+
+    frozen: frozenset[str] = frozenset()
+
+    def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
+        if f"{name}:{reference}" in self.frozen:
+            raise RegistryError(f"registry {self.host} refused {name}:{reference}: TAG_INVALID: the tag is immutable")
+        return super().put_manifest(name, reference, body, media_type)
+
+
+def test_what_one_artifact_cannot_write_at_the_target_is_a_note_and_the_others_still_go(
+        tmp_path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """load --push at a registry whose cosign tag for the image cannot be
+    written: the signature still goes as a referrer, the note says what was not
+    written, and the provenance and SBOM after it go along; the image stays
+    published."""
+    registry = ImmutableTags()
+    backend = FakeBackend()
+    image_id = backend.add_image(b"the root", b"the jre")
+    pusher = Pusher(backend, registry, Console(io.StringIO()), Settings(  # type: ignore[arg-type]
+        registry="r:5000", jobs=1, push_jobs=1, cache_dir=tmp_path / "cache", log_dir=tmp_path / "logs"))
+    results = [ImageResult("jre25", ["r:5000/base/jre25:25"], status=Status.BUILT, image_id=image_id)]
+    assert pusher.push_all(results) == []
+    there = registry.held["base/jre25:25"]
+    payload = simple_signing_payload("r:5000/base/jre25", there.digest)
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    sig = referrers.Artifact("sig", SIGNATURE_ARTIFACT, (referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {
+        "dev.cosignproject.cosign/signature": signature}),))
+    attached = tuple(SavedArtifact(False, a) for a in (sig, provenance_of(key, there.digest), sbom_of(image_id)))
+    entry = SavedEntry("jre25", ("r:5000/base/jre25:25",), image_id, OTHER, (), {}, ("r:5000/base/jre25:25",),
+                       manifest=there.body, attached=attached)
+    registry.frozen = frozenset({f"base/jre25:{referrers.cosign_tag(there.digest, 'sig')}"})
+    assert carried.carry(pusher, results, [entry], key.public_key()) == [
+        f"jre25: its sig was not carried whole: registry r:5000 refused base/jre25:"
+        f"{referrers.cosign_tag(there.digest, 'sig')}: TAG_INVALID: the tag is immutable"]
+    assert sorted(str(d["artifactType"]) for d in referrers.referrers(registry, "base/jre25", there.digest)) == sorted(
+        [DSSE_TYPE, SIGNATURE_ARTIFACT, sbom.MEDIA_TYPE])
+    assert registry.held["base/jre25:25"] == there

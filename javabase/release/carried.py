@@ -167,9 +167,9 @@ def carry(pusher: Pusher, results: Iterable[ImageResult], entries: Iterable[Save
           public: ec.EllipticCurvePublicKey) -> list[str]:
     """After `load --push`: attach each published image's saved artifacts to the
     manifest now in the registry (and its index's signatures to the index), when
-    it is the one they refer to (the same bytes, so the same digest) and, for a
-    signature or provenance, it verifies with `public` for that digest. Notes
-    for the report: what could not go along."""
+    it is the one they refer to (the same bytes, so the same digest), in the form
+    `vouched` gives. Notes for the report: what could not go along (one per
+    artifact; one the registry refuses does not keep the others back)."""
     saved = {entry.name: entry for entry in entries}
     notes = []
     for result in results:
@@ -179,22 +179,30 @@ def carry(pusher: Pusher, results: Iterable[ImageResult], entries: Iterable[Save
         try:
             subject = pusher.subject(result, result.platform)
             whole = pusher.subject(result, None) if result.platform is not None else None
-            for item in entry.attached:
-                target, was = (whole, entry.index) if item.of_index else (subject, entry.manifest)
-                if target is not None and was is not None and digest_of(was) == target.digest:
-                    form = vouched(item.artifact, target.digest, entry.image_id, public)
-                    if form is not None:
-                        _attach(pusher, result, form, target)
-                    else:
-                        notes.append(f"{result.name}: its {item.artifact.kind} was not carried: it is not all "
-                                     f"vouched for (signed with the key for {target.digest[:19]}, of this image)")
-                else:
-                    what = "index" if item.of_index else "manifest"
-                    notes.append(f"{result.name}: its {item.artifact.kind} was not carried: the {what} pushed "
-                                 f"({target.digest[:19] if target else 'none'}) is not the one it refers to")
         except JavabaseError as exc:
             notes.append(f"{result.name}: what refers to it was not carried: {exc}")
+            continue
+        for item in entry.attached:
+            notes += _carry_one(pusher, result, entry, item, whole if item.of_index else subject, public)
     return notes
+
+
+def _carry_one(pusher: Pusher, result: ImageResult, entry: SavedEntry, item: SavedArtifact,
+               target: referrers.Descriptor | None, public: ec.EllipticCurvePublicKey) -> list[str]:
+    """Attach one saved artifact to `target`; the note when it did not go (whole)."""
+    was, kind = (entry.index if item.of_index else entry.manifest), item.artifact.kind
+    if target is None or was is None or digest_of(was) != target.digest:
+        return [f"{result.name}: its {kind} was not carried: the {'index' if item.of_index else 'manifest'} pushed "
+                f"({target.digest[:19] if target else 'none'}) is not the one it refers to"]
+    form = vouched(item.artifact, target.digest, entry.image_id, public)
+    if form is None:
+        return [f"{result.name}: its {kind} was not carried: it is not all vouched for (signed with the key for "
+                f"{target.digest[:19]}, of this image)"]
+    try:
+        _attach(pusher, result, form, target)
+    except JavabaseError as exc:
+        return [f"{result.name}: its {kind} was not carried whole: {exc}"]
+    return []
 
 
 def vouched(artifact: referrers.Artifact, digest: str, image_id: str, public: ec.EllipticCurvePublicKey
