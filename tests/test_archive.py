@@ -16,6 +16,7 @@ import pytest
 
 from javabase.cli import common
 from javabase.errors import ArchiveError, Exit
+from javabase.release import archive as archive_module
 from javabase.release.archive import INDEX, prepare_load
 
 LAYER = b"a layer's bytes"
@@ -219,3 +220,23 @@ def test_a_file_that_is_not_a_tar_archive_is_one_line(tmp_path: Path) -> None:
     err = io.StringIO()
     assert common.run(bug, err=err) == Exit.INTERNAL  # a bug's message is one line too
     assert err.getvalue() == "error: internal error: ValueError: two lines (run again with --debug for the traceback)\n"
+
+
+def test_an_index_larger_than_any_save_writes_is_refused_before_it_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON is read whole into memory: an index (or a config) of gigabytes would take the loading machine's."""
+    source = archive(tmp_path / "a.tar", index_of())
+    with tarfile.open(source) as tar:
+        size = tar.getmember(INDEX).size
+    monkeypatch.setattr(archive_module, "JSON_LIMIT", size - 1)
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    assert str(caught.value) == (f"{source}: {INDEX} is {size} bytes, more than any `invoke save` writes "
+                                 f"({size - 1}); the archive was changed or is not javabase's: nothing was loaded")
+    monkeypatch.setattr(archive_module, "JSON_LIMIT", 1 << 20)
+    monkeypatch.setattr(archive_module, "CONFIG_LIMIT", len(image("ours")[0]) - 1)
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(archive(tmp_path / "b.tar", index_of()), tmp_path / "out.tar")
+    assert str(caught.value).endswith(f": the config of ours is more than {len(image('ours')[0]) - 1} bytes, more "
+                                      "than any image's; the archive was changed or is not javabase's: nothing was "
+                                      "loaded")

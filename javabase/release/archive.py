@@ -49,6 +49,8 @@ from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE
 INDEX = "javabase-index.json"
 FORMAT = 1
 CHUNK = 1 << 20
+JSON_LIMIT = 1 << 30  # bytes of javabase-index.json or manifest.json (an index keeps SBOMs: megabytes per image)
+CONFIG_LIMIT = 64 << 20  # bytes of an image's config (kilobytes as the engine writes them)
 _PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")  # an image's name in the manifest
@@ -250,12 +252,17 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
 
 
 def _json(tar: tarfile.TarFile, name: str, archive: Path) -> Any:
+    """The JSON member `name`, read whole (so no larger than JSON_LIMIT)."""
     try:
-        handle = tar.extractfile(name)
+        member = tar.getmember(name)
+        handle = tar.extractfile(member)
     except KeyError:
         raise ArchiveError(f"{archive}: has no {name}; not an archive `invoke save` wrote") from None
     if handle is None:
         raise ArchiveError(f"{archive}: {name} is not a file")
+    if member.size > JSON_LIMIT:
+        raise ArchiveError(f"{archive}: {name} is {member.size} bytes, more than any `invoke save` writes "
+                           f"({JSON_LIMIT}); {_CHANGED}")
     try:
         return json.load(handle)
     except (ValueError, RecursionError):
@@ -361,7 +368,10 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
     config_file = tar.extractfile(item["Config"])
     if config_file is None:
         raise ArchiveError(f"{archive}: the config of {entry.name} is not a file; the archive is damaged")
-    config = config_file.read()
+    config = config_file.read(CONFIG_LIMIT + 1)
+    if len(config) > CONFIG_LIMIT:
+        raise ArchiveError(f"{archive}: the config of {entry.name} is more than {CONFIG_LIMIT} bytes, more than any "
+                           f"image's; {_CHANGED}")
     if "sha256:" + hashlib.sha256(config).hexdigest() != entry.image_id:
         raise ArchiveError(f"{archive}: the config of {entry.name} does not hash to {entry.image_id}; the archive "
                            "was changed or damaged: nothing was loaded")
