@@ -240,3 +240,21 @@ def test_an_index_larger_than_any_save_writes_is_refused_before_it_is_read(
     assert str(caught.value).endswith(f": the config of ours is more than {len(image('ours')[0]) - 1} bytes, more "
                                       "than any image's; the archive was changed or is not javabase's: nothing was "
                                       "loaded")
+
+
+def test_a_layer_listed_for_two_images_is_checked_against_each_ones_diff_id(tmp_path: Path) -> None:
+    """A layer copied for one image was not checked again for the next one that
+    lists it: the engine got, for the second image, a layer that is not the one
+    its config names (and not a byte it was promised is checked first)."""
+    ours_layer, theirs = image("ours")[1], image("theirs")[0]
+    index = index_of()
+    index["images"].append({**index["images"][0], "name": "theirs", "image_id": sha(theirs),
+                            "references": ["r.example/base/theirs:1"], "publish": ["r.example/base/theirs:1"]})
+    member = f"{sha(ours_layer)[7:]}/layer.tar"
+    source = archive(tmp_path / "a.tar", index, listing_extra=[{"Config": f"{sha(theirs)[7:]}.json",
+                                                                 "Layers": [member]}])
+    with pytest.raises(ArchiveError) as caught:
+        prepare_load(source, tmp_path / "out.tar")
+    [expected] = json.loads(theirs)["rootfs"]["diff_ids"]
+    assert str(caught.value) == (f"{source}: layer {member} of theirs does not hash to {expected}; the archive was "
+                                 "changed or damaged: nothing was loaded")

@@ -240,7 +240,7 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             entries = [read_entry(item, archive) for item in _list(index.get("images"), archive)]
             _check_apart(entries, archive)
             by_config = {str(item.get("Config")): item for item in listing if isinstance(item, dict)}
-            copied: set[str] = set()
+            copied: dict[str, str] = {}  # layer member -> the diff ID it was checked to be
             loaded = [_copy_image(tar, out, entry, by_config, archive, copied, on_bytes) for entry in entries]
             _add(out, "manifest.json", json.dumps(loaded).encode())
     except ArchiveError:
@@ -359,7 +359,7 @@ def _digest(handle: IO[bytes], sink: IO[bytes] | None, on_bytes: Callable[[int],
 
 
 def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, by_config: dict[str, Any],
-                archive: Path, copied: set[str], on_bytes: Callable[[int], None]) -> dict[str, Any]:
+                archive: Path, copied: dict[str, str], on_bytes: Callable[[int], None]) -> dict[str, Any]:
     """Copy one image's config and layers into `out`, checking each; its manifest.json item (no tags)."""
     item = by_config.get(f"{entry.image_id.split(':', 1)[1]}.json")
     if item is None:
@@ -386,7 +386,10 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
     for member, expected in zip(layers, diff_ids, strict=True):
         if member not in copied:
             _copy_layer(tar, out, member, expected, entry, archive, on_bytes)
-            copied.add(member)
+            copied[member] = expected
+        elif copied[member] != expected:  # copied for another image, as another layer
+            raise ArchiveError(f"{archive}: layer {member} of {entry.name} does not hash to {expected}; the archive "
+                               "was changed or damaged: nothing was loaded")
     return {"Config": item["Config"], "RepoTags": None, "Layers": layers}
 
 
