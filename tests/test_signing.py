@@ -27,7 +27,7 @@ from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
 from javabase.publish.pusher import Pusher, index_platforms
-from javabase.publish.registry import Remote
+from javabase.publish.registry import Remote, UntrustedAnswer
 from javabase.release import carried, sbom, slsa, verify
 from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
 from javabase.release.signing import (
@@ -449,6 +449,17 @@ def test_save_keeps_what_vouches_and_passes_over_artifacts_of_any_other_shape(ke
     registry.put_manifest("base/jre25", referrers.fallback_tag(signed), json.dumps(listing).encode(), INDEX_TYPE)
     found = carried.find(registry, "r:5000/base/jre25:25", DIGEST, key.public_key())
     assert found == carried.Found(manifest, None, (good,))
+    lying = [sha(b"[]"), sha(b'{"layers": [5]}')]  # what Registry.manifest says of a manifest that is not one
+
+    def untrusted(name: str, reference: str, held: Callable[[str, str], Remote | None] = registry.manifest
+                     ) -> Remote | None:
+        if reference in lying:
+            raise UntrustedAnswer(f"registry r:5000: {name}:{reference} is not a manifest (a JSON object)")
+        return held(name, reference)
+
+    registry.manifest = untrusted  # type: ignore[method-assign]
+    assert carried.find(registry, "r:5000/base/jre25:25", DIGEST, key.public_key()) == found
+    assert verify.check_signature(registry, "base/jre25", signed, key.public_key()).ok
     assert verify.check_signature(registry, "base/jre25", signed, key.public_key()).ok  # invoke verify, reuse
     assert not verify.check_provenance(registry, "base/jre25", signed, key.public_key(), None).ok
     for listing_of_another_shape in (b'{"manifests": 5}', b'{"manifests": {"a": 1}}', b"[" * 100_000):

@@ -65,6 +65,13 @@ class RegistryAnswer(RegistryError):
         self.says = says
 
 
+class UntrustedAnswer(RegistryError):
+    """The registry answered a manifest that is not what was asked for: bytes
+    that do not hash to its digest, or not a manifest at all. What refers to an
+    image can be pushed by anyone who can push, so a reader of referrers passes
+    over such an artifact rather than stop."""
+
+
 def registry_says(body: bytes) -> str:
     """The registry's own error codes and messages (`{"errors": [{"code", "message"}]}`,
     the distribution spec's error format), or "" when the body has none."""
@@ -193,7 +200,7 @@ class Registry:
         claimed = f"{named} (its Docker-Content-Digest)" if named and named != digest \
             else reference if reference.startswith("sha256:") and reference != digest else None
         if claimed is not None:
-            raise RegistryError(f"registry {self.host}: {name}:{reference} answered a manifest whose bytes hash to "
+            raise UntrustedAnswer(f"registry {self.host}: {name}:{reference} answered a manifest whose bytes hash to "
                                 f"{digest}, not {claimed}; the registry (or a proxy before it) changed it: do not use "
                                 "what it serves")
         data = self._json_object(body, f"{name}:{reference}")
@@ -211,7 +218,7 @@ class Registry:
         except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict):
-            raise RegistryError(f"registry {self.host}: {what} is not a manifest (a JSON object); the registry holds "
+            raise UntrustedAnswer(f"registry {self.host}: {what} is not a manifest (a JSON object); the registry holds "
                                 "something else under it: push the image again")
         return data
 

@@ -28,7 +28,7 @@ from ..manifest.references import repository_name
 from ..publish import referrers
 from ..publish.oci import digest_of
 from ..publish.pusher import Pusher, index_platforms
-from ..publish.registry import Registry
+from ..publish.registry import Registry, UntrustedAnswer
 from ..report import ImageResult
 from . import sbom, slsa, verify
 from .archive import KINDS, SavedArtifact, SavedEntry, a_list, string_map
@@ -103,8 +103,8 @@ def _read(registry: Registry, name: str, digest: str, kind: str) -> referrers.Ar
     """The artifact manifest `digest` with its layers' bytes, or None when any is
     missing or it is not an OCI manifest of descriptors (anyone who can push can
     list anything as a referrer)."""
-    there = registry.manifest(name, digest)
     try:
+        there = registry.manifest(name, digest)
         body = json.loads(there.body) if there is not None else {}
         layers = []
         for descriptor in a_list(body.get("layers")):
@@ -115,7 +115,7 @@ def _read(registry: Registry, name: str, digest: str, kind: str) -> referrers.Ar
             layers.append(referrers.Layer(str(descriptor["mediaType"]), data, annotations))
         return referrers.Artifact(kind, str(body.get("artifactType")), tuple(layers),
                                   string_map(body.get("annotations"))) if layers else None
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (UntrustedAnswer, ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
 
 
