@@ -104,11 +104,15 @@ def test_a_manifest_json_of_another_shape_is_exit_13(tmp_path: Path) -> None:
     assert str(caught.value).endswith("; it is damaged or truncated: copy it again. Nothing was loaded")
 
 
+INPUTS = "sha256:" + "1" * 64
+
+
 def platform_image(tag: str, platform: str) -> tuple[bytes, bytes]:
     os_name, arch = platform.split("/")
     layer = tag.encode() + LAYER
     config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "os": os_name,
-                         "architecture": arch}).encode()
+                         "architecture": arch, "config": {"Labels": {"io.javabase.image": "tiny",
+                                                                     "io.javabase.input-digest": INPUTS}}}).encode()
     return config, layer
 
 
@@ -116,7 +120,7 @@ def two_platforms(path: Path, edit: Callable[[list[dict[str, Any]]], None]) -> P
     """An archive of one image for linux/amd64 and linux/arm64, its index's entries changed by `edit`."""
     images = {p: platform_image(p, p) for p in ("linux/amd64", "linux/arm64")}
     entries = [{"name": f"tiny@{p}", "references": [f"r.example/base/tiny:1-{p.split('/')[1]}"],
-                "image_id": sha(config), "input_digest": "sha256:" + "1" * 64, "immutable": [], "labels": {},
+                "image_id": sha(config), "input_digest": INPUTS, "immutable": [], "labels": {},
                 "publish": ["r.example/base/tiny:1"], "platform": p} for p, (config, _) in images.items()]
     edit(entries)
     listing = [{"Config": f"{sha(c)[7:]}.json", "RepoTags": None, "Layers": [f"{sha(layer)[7:]}/layer.tar"]}
@@ -152,6 +156,17 @@ def named_otherwise(entries: list[dict[str, Any]]) -> None:  # its name says one
     entries[1]["name"] = "tiny@linux/amd64\nok    tiny"
 
 
+def renamed(entries: list[dict[str, Any]]) -> None:  # tiny's images listed as another image's, in its repository
+    for entry in entries:
+        entry["name"] = entry["name"].replace("tiny@", "jdk@")
+        for key in ("references", "publish"):
+            entry[key] = [reference.replace("/tiny:", "/jdk:") for reference in entry[key]]
+
+
+def other_inputs(entries: list[dict[str, Any]]) -> None:  # said to be built from other inputs
+    entries[0]["input_digest"] = "sha256:" + "2" * 64
+
+
 CHANGED = "the archive was changed or is not javabase's: nothing was loaded"
 
 
@@ -162,6 +177,9 @@ CHANGED = "the archive was changed or is not javabase's: nothing was loaded"
                f"'tiny@linux/arm64'; {CHANGED}"),
     (another_image, f"javabase-index.json publishes r.example/base/tiny:1 as 'tiny@linux/amd64' and "
                     f"'other@linux/arm64'; {CHANGED}"),
+    (renamed, f"'jdk@linux/amd64' in javabase-index.json is the image its build named 'tiny'; {CHANGED}"),
+    (other_inputs, f"'tiny@linux/amd64' in javabase-index.json has input digest {'sha256:' + '2' * 64}, and its "
+                   f"build recorded {INPUTS}; {CHANGED}"),
     (named_otherwise, "'tiny@linux/amd64\\nok    tiny' in javabase-index.json has a name that is not IMAGE@PLATFORM "
                       f"of its platform (linux/arm64); {CHANGED}"),
 ])
@@ -192,9 +210,10 @@ def test_json_nested_deeper_than_python_reads_is_exit_13(tmp_path: Path, member:
     assert str(caught.value) == f"{deep}: {member} is not JSON; the archive is damaged: copy it again"
 
 
-def test_a_config_nested_deeper_than_python_reads_is_exit_13(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", [b"[" * 100_000 + b"]" * 100_000, b"[]", b'{"config": []}',
+                                    b'{"config": {"Labels": 5}}'])
+def test_a_config_of_another_shape_is_exit_13(tmp_path: Path, config: bytes) -> None:
     """The config is anything that hashes to the image ID the index names."""
-    config = b"[" * 100_000 + b"]" * 100_000
     source = archive(tmp_path / "a.tar", index_of(image_id=sha(config)), extra=[(f"{sha(config)[7:]}.json", config)],
                      listing_extra=[{"Config": f"{sha(config)[7:]}.json", "Layers": []}])
     with pytest.raises(ArchiveError) as caught:

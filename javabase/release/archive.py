@@ -13,9 +13,9 @@ times, owners and modes fixed, so the same images give the same file.
 Loading reads the archive once, checks every member it uses as it copies it
 into a new archive for the engine (every config's sha256 is its image ID in
 the index, every layer's sha256 the diff ID its config names), and validates
-the index (references, immutable tags, digests; each entry once, its name and
-platform its config's, no tag given to two entries or published by two
-images: the index is not signed, the configs are). The engine gets that copy:
+the index (references, immutable tags, digests; each entry once, its name,
+platform and input digest its config's, no tag given to two entries or
+published by two images: the index is not signed, the configs are). The engine gets that copy:
 exactly the bytes that were verified, the images the index lists and nothing
 else (no tag of the archive's own, no other image). A damaged, truncated or
 foreign archive is refused (ArchiveError, exit 13) and nothing is loaded or
@@ -37,6 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from ..decide.labels import IMAGE_LABEL, INPUT_LABEL
 from ..engine import Backend
 from ..errors import ArchiveError
 from ..files import replacing
@@ -245,7 +246,8 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             _add(out, "manifest.json", json.dumps(loaded).encode())
     except ArchiveError:
         raise
-    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError, RecursionError) as exc:
+    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError, AttributeError,
+            RecursionError) as exc:
         raise ArchiveError(f"{archive}: cannot be read as a `docker save` archive ({exc}); it is damaged or "
                            "truncated: copy it again. Nothing was loaded") from None
     return entries
@@ -377,10 +379,9 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
                            "was changed or damaged: nothing was loaded")
     _add(out, item["Config"], config)
     parsed = json.loads(config)
-    platform = "/".join(str(parsed[k]) for k in ("os", "architecture", "variant") if parsed.get(k))
-    if entry.platform is not None and not same_platform(platform, entry.platform):
-        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} is an image of {platform or 'no platform'}, not "
-                           f"{entry.platform}; {_CHANGED}")
+    problem = _disagrees(entry, parsed)
+    if problem:
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; {_CHANGED}")
     diff_ids = parsed["rootfs"]["diff_ids"]
     layers = list(item["Layers"])
     for member, expected in zip(layers, diff_ids, strict=True):
@@ -391,6 +392,22 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
             raise ArchiveError(f"{archive}: layer {member} of {entry.name} does not hash to {expected}; the archive "
                                "was changed or damaged: nothing was loaded")
     return {"Config": item["Config"], "RepoTags": None, "Layers": layers}
+
+
+def _disagrees(entry: SavedEntry, config: dict[str, Any]) -> str | None:
+    """What the index says of an image that its config (checked against the
+    image ID) does not: its platform, the image name and input digest its build
+    labelled it with. None when they agree."""
+    platform = "/".join(str(config[k]) for k in ("os", "architecture", "variant") if config.get(k))
+    if entry.platform is not None and not same_platform(platform, entry.platform):
+        return f"is an image of {platform or 'no platform'}, not {entry.platform}"
+    labels = (config.get("config") or {}).get("Labels") or {}
+    named, inputs = labels.get(IMAGE_LABEL), labels.get(INPUT_LABEL)
+    if named is not None and named != entry.name.partition("@")[0]:
+        return f"is the image its build named {named!r}"
+    if inputs is not None and inputs != entry.input_digest:
+        return f"has input digest {entry.input_digest}, and its build recorded {inputs}"
+    return None
 
 
 def _copy_layer(tar: tarfile.TarFile, out: tarfile.TarFile, member: str, expected: str, entry: SavedEntry,
