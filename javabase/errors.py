@@ -6,6 +6,7 @@ given. The README's exit-code table is checked against EXIT_CODES by a test."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -75,7 +76,14 @@ class JavabaseError(Exception):
     exit_code: Exit = Exit.INTERNAL
 
     def lines(self) -> list[str]:
-        return [str(self)]
+        """What a person is shown: one line (text quoted from elsewhere, such as
+        tarfile's several-line reasons, has its line breaks made spaces)."""
+        return [one_line(str(self))]
+
+
+def one_line(text: str) -> str:
+    """`text` with each line break (and the spaces around it) made one space."""
+    return re.sub(r"\s*\n\s*", " ", text.strip())
 
 
 @dataclass(frozen=True, order=True)

@@ -6,6 +6,7 @@ loopback. Token services here are real HTTP servers on 127.0.0.1."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import json
 from collections.abc import Iterator
@@ -148,3 +149,68 @@ def test_scopes_merge_per_resource() -> None:
     assert merge_scopes("repository:p/a:pull,push", "repository:p/a:pull") == "repository:p/a:pull,push"
     assert merge_scopes("repository:p/a:push repository:p/b:pull", "repository:p/a:pull") == (
         "repository:p/a:pull,push repository:p/b:pull")
+
+
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "config": {"digest": "sha256:" + "c" * 64}, "layers": []}).encode()
+MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+OTHER_DIGEST = "sha256:" + "e" * 64
+
+
+class Liar(http.server.BaseHTTPRequestHandler):
+    """A registry whose manifests are MANIFEST's bytes under every reference, with
+    the Docker-Content-Digest `header` (none when empty)."""
+
+    header = ""
+    body = MANIFEST
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = self.body if "/manifests/" in self.path else b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        if self.header:
+            self.send_header("Docker-Content-Digest", self.header)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(("header", "reference", "names"), [
+    (OTHER_DIGEST, "1", f"{OTHER_DIGEST} (its Docker-Content-Digest)"),
+    ("", OTHER_DIGEST, OTHER_DIGEST),
+    (MANIFEST_DIGEST, OTHER_DIGEST, OTHER_DIGEST),
+    ("sha256:../../etc", "1", "sha256:../../etc (its Docker-Content-Digest)"),
+])
+def test_a_manifest_whose_bytes_are_not_its_digest_is_refused(header: str, reference: str, names: str) -> None:
+    """A manifest is known by the sha256 of its bytes: a registry (or a proxy) that
+    answers other bytes for a digest, or names them with another digest, is not
+    believed (a save would keep, a push would check, the wrong manifest)."""
+    with serving(type("Handler", (Liar,), {"header": header})) as host:
+        registry = Registry(host)
+        with pytest.raises(RegistryError) as caught:
+            registry.manifest("team/app", reference)
+        assert str(caught.value) == (
+            f"registry {host}: team/app:{reference} answered a manifest whose bytes hash to {MANIFEST_DIGEST}, not "
+            f"{names}; the registry (or a proxy before it) changed it: do not use what it serves")
+        fine = type("Handler", (Liar,), {"header": MANIFEST_DIGEST})
+    with serving(fine) as host:
+        assert Registry(host).manifest("team/app", "1").digest == MANIFEST_DIGEST  # type: ignore[union-attr]
+        assert Registry(host).manifest("team/app", MANIFEST_DIGEST).body == MANIFEST  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b"not json", b"[" * 100_000 + b"]" * 100_000])
+def test_a_manifest_that_is_not_a_json_object_is_one_line(body: bytes) -> None:
+    with serving(type("Handler", (Liar,), {"body": body})) as host, pytest.raises(RegistryError) as caught:
+        Registry(host).manifest("team/app", "1")
+    assert str(caught.value) == (f"registry {host}: team/app:1 is not a manifest (a JSON object); the registry holds "
+                                 "something else under it: push the image again")
+
+
+def test_a_manifest_with_fields_of_other_shapes_has_no_config_or_inputs() -> None:
+    body = json.dumps({"config": ["sha256:" + "c" * 64], "annotations": "io.javabase.input-digest"}).encode()
+    with serving(type("Handler", (Liar,), {"body": body})) as host:
+        there = Registry(host).manifest("team/app", "1")
+    assert there is not None and (there.config_digest, there.input_digest) == (None, None)

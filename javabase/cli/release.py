@@ -185,7 +185,7 @@ def _load_verified(backend: Backend, source: Path, public: ec.EllipticCurvePubli
 def _check_signed(entries: list[archive.SavedEntry], public: ec.EllipticCurvePublicKey, source: Path,
                   out: TextIO) -> None:
     """A line per image; Unverified, before anything is loaded, when one is not signed with `public`."""
-    checks = [(entry, carried.check(entry.image_id, entry.manifest, entry.attached, public)) for entry in entries]
+    checks = [(entry, carried.check(entry, public)) for entry in entries]
     for entry, check in checks:
         print(f"{'ok  ' if check.ok else 'FAIL'}  {entry.name} {entry.image_id[7:19]}: {check.detail}", file=out)
     failed = [(entry, check) for entry, check in checks if not check.ok]

@@ -152,11 +152,11 @@ def _manifest_with_config(registry: Registry, name: str, digest: str) -> Remote 
 def index_platforms(body: bytes) -> list[tuple[str, str, dict[str, str]]]:
     """(OS/ARCH[/VARIANT], manifest digest, platform object) of every entry of an image index."""
     try:
-        entries = json.loads(body).get("manifests") or []
-    except (ValueError, AttributeError):
+        entries = json.loads(body).get("manifests")
+    except (ValueError, AttributeError, RecursionError):
         return []
     out = []
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else []:
         platform = entry.get("platform") if isinstance(entry, dict) else None
         if isinstance(platform, dict) and isinstance(entry.get("digest"), str):
             shown = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))

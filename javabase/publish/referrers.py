@@ -156,7 +156,7 @@ def _add_to_index(registry: Registry, name: str, tag: str, entry: Mapping[str, o
             raise RegistryError(f"registry {registry.host}: {name}:{tag} holds something that is not a referrers "
                                 "index; leave that tag to the referrers list")
         index = loaded
-    listed = [m for m in index.get("manifests") or [] if isinstance(m, dict)]  # type: ignore[attr-defined]
+    listed = _objects(there.body, "manifests") if there is not None else []
     if any(m.get("digest") == entry["digest"] for m in listed):
         return False
     index["manifests"] = [*listed, dict(entry)]
@@ -175,11 +175,16 @@ def referrers(registry: Registry, name: str, subject_digest: str) -> list[dict[s
     if status != 200:
         there = registry.manifest(name, fallback_tag(subject_digest))
         body = there.body if there is not None else b'{"manifests": []}'
+    return _objects(body, "manifests")
+
+
+def _objects(body: bytes, key: str) -> list[dict[str, object]]:
+    """The JSON objects listed under `key` of the JSON object `body`; none when it is not that shape."""
     try:
-        listed = json.loads(body).get("manifests") or []
-    except (ValueError, AttributeError):
+        listed = json.loads(body).get(key)
+    except (ValueError, AttributeError, RecursionError):
         return []
-    return [m for m in listed if isinstance(m, dict)]
+    return [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
 
 
 def add_to_cosign_tag(registry: Registry, name: str, subject_digest: str, kind: str, layer: Layer) -> str:
@@ -190,7 +195,7 @@ def add_to_cosign_tag(registry: Registry, name: str, subject_digest: str, kind: 
     there = registry.manifest(name, tag)
     layers: list[dict[str, object]] = []
     if there is not None:
-        layers = [d for d in json.loads(there.body).get("layers") or [] if isinstance(d, dict)]
+        layers = _objects(there.body, "layers")
     if not any(d.get("digest") == digest_of(layer.data) and d.get("annotations") == (dict(layer.annotations) or None)
                for d in layers):
         layers.append(layer.descriptor())

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clock import retry_after
 from ..decide.labels import INPUT_LABEL
@@ -64,6 +65,13 @@ class RegistryAnswer(RegistryError):
         self.says = says
 
 
+class UntrustedAnswer(RegistryError):
+    """The registry answered a manifest that is not what was asked for: bytes
+    that do not hash to its digest, or not a manifest at all. What refers to an
+    image can be pushed by anyone who can push, so a reader of referrers passes
+    over such an artifact rather than stop."""
+
+
 def registry_says(body: bytes) -> str:
     """The registry's own error codes and messages (`{"errors": [{"code", "message"}]}`,
     the distribution spec's error format), or "" when the body has none."""
@@ -73,6 +81,11 @@ def registry_says(body: bytes) -> str:
         return ""
     return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}".rstrip(": ") for e in errors
                      if isinstance(e, dict))
+
+
+def _field(data: Any, key: str, default: Any) -> Any:
+    """data[key] when `data` is a JSON object that has it, else `default`."""
+    return data.get(key, default) if isinstance(data, dict) else default
 
 
 class Registry:
@@ -174,19 +187,40 @@ class Registry:
         return answer.status
 
     def manifest(self, name: str, reference: str) -> Remote | None:
-        """name:reference's manifest digest and config digest (the image ID), or None."""
+        """name:reference's manifest digest and config digest (the image ID), or None.
+        The digest is the sha256 of the bytes answered; RegistryError when the
+        registry names them otherwise (Docker-Content-Digest) or `reference` is
+        a digest they do not hash to."""
         status, headers, body = self.request("GET", f"/{name}/manifests/{reference}", scope=_pull(name),
                                              accept=MANIFEST_TYPES)
         if status == 404:
             return None
-        digest = headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
-        data = json.loads(body)
-        config = (data.get("config") or {}).get("digest")
-        inputs = (data.get("annotations") or {}).get(INPUT_LABEL)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        named = headers.get("docker-content-digest")
+        claimed = f"{named} (its Docker-Content-Digest)" if named and named != digest \
+            else reference if reference.startswith("sha256:") and reference != digest else None
+        if claimed is not None:
+            raise UntrustedAnswer(f"registry {self.host}: {name}:{reference} answered a manifest whose bytes hash to "
+                                f"{digest}, not {claimed}; the registry (or a proxy before it) changed it: do not use "
+                                "what it serves")
+        data = self._json_object(body, f"{name}:{reference}")
+        config = _field(_field(data, "config", {}), "digest", None)
+        inputs = _field(_field(data, "annotations", {}), INPUT_LABEL, None)
         if config and inputs is None:
             inputs = self._config_label(name, str(config), INPUT_LABEL)
         return Remote(digest, str(config) if config else None, inputs, body,
                       str(data.get("mediaType") or headers.get("content-type") or ""))
+
+    def _json_object(self, body: bytes, what: str) -> dict[str, Any]:
+        """A manifest's JSON object. Raises RegistryError when it is not one."""
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise UntrustedAnswer(f"registry {self.host}: {what} is not a manifest (a JSON object); the registry holds "
+                                "something else under it: push the image again")
+        return data
 
     def image_config(self, name: str, config_digest: str) -> LocalImage | None:
         """An image's config blob as the engine would show the image: its ID (the

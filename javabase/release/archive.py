@@ -13,7 +13,9 @@ times, owners and modes fixed, so the same images give the same file.
 Loading reads the archive once, checks every member it uses as it copies it
 into a new archive for the engine (every config's sha256 is its image ID in
 the index, every layer's sha256 the diff ID its config names), and validates
-the index (references, immutable tags, digests). The engine gets that copy:
+the index (references, immutable tags, digests; each entry once, its name,
+platform and input digest its config's, no tag given to two entries or
+published by two images: the index is not signed, the configs are). The engine gets that copy:
 exactly the bytes that were verified, the images the index lists and nothing
 else (no tag of the archive's own, no other image). A damaged, truncated or
 foreign archive is refused (ArchiveError, exit 13) and nothing is loaded or
@@ -35,19 +37,25 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from ..decide.labels import IMAGE_LABEL, INPUT_LABEL
 from ..engine import Backend
 from ..errors import ArchiveError
 from ..files import replacing
 from ..manifest.references import DIGEST_RE, REGISTRY_RE, TAG_RE, repository_name, split_reference
 from ..publish import referrers
+from ..publish.pusher import same_platform
 from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .signing import DSSE_TYPE, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING_TYPE
 
 INDEX = "javabase-index.json"
 FORMAT = 1
 CHUNK = 1 << 20
+JSON_LIMIT = 1 << 30  # bytes of javabase-index.json or manifest.json (an index keeps SBOMs: megabytes per image)
+CONFIG_LIMIT = 64 << 20  # bytes of an image's config (kilobytes as the engine writes them)
 _PATH_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")  # an image's name in the manifest
+_CHANGED = "the archive was changed or is not javabase's: nothing was loaded"
 
 
 KINDS = {SIGNATURE_ARTIFACT: "sig", DSSE_TYPE: "att", SBOM_TYPE: "sbom"}
@@ -77,7 +85,7 @@ class SavedArtifact:
         try:
             layers = tuple(referrers.Layer(str(layer["media_type"]), base64.b64decode(layer["data"], validate=True),
                                            string_map(layer.get("annotations")))
-                           for layer in _a_list(item["layers"]))
+                           for layer in a_list(item["layers"]))
         except binascii.Error:
             raise ValueError("not base64") from None
         return cls(item["of"] == "index", referrers.Artifact(str(item["kind"]), str(item["artifact_type"]), layers,
@@ -91,7 +99,8 @@ class SavedArtifact:
                 if layer.media_type == SIMPLE_SIGNING_TYPE and SIGNATURE_ANNOTATION in layer.annotations]
 
 
-def _a_list(value: Any) -> list[Any]:
+def a_list(value: Any) -> list[Any]:
+    """`value` when it is a JSON array. Raises TypeError when it is not."""
     if not isinstance(value, list):
         raise TypeError("not a list")
     return value
@@ -230,28 +239,35 @@ def prepare_load(archive: Path, dest: Path, on_bytes: Callable[[int], None] = la
             if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(listing, list):
                 raise ArchiveError(f"{archive}: not an archive `invoke save` wrote (no {INDEX} of format {FORMAT})")
             entries = [read_entry(item, archive) for item in _list(index.get("images"), archive)]
+            _check_apart(entries, archive)
             by_config = {str(item.get("Config")): item for item in listing if isinstance(item, dict)}
-            copied: set[str] = set()
+            copied: dict[str, str] = {}  # layer member -> the diff ID it was checked to be
             loaded = [_copy_image(tar, out, entry, by_config, archive, copied, on_bytes) for entry in entries]
             _add(out, "manifest.json", json.dumps(loaded).encode())
     except ArchiveError:
         raise
-    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError, AttributeError,
+            RecursionError) as exc:
         raise ArchiveError(f"{archive}: cannot be read as a `docker save` archive ({exc}); it is damaged or "
                            "truncated: copy it again. Nothing was loaded") from None
     return entries
 
 
 def _json(tar: tarfile.TarFile, name: str, archive: Path) -> Any:
+    """The JSON member `name`, read whole (so no larger than JSON_LIMIT)."""
     try:
-        handle = tar.extractfile(name)
+        member = tar.getmember(name)
+        handle = tar.extractfile(member)
     except KeyError:
         raise ArchiveError(f"{archive}: has no {name}; not an archive `invoke save` wrote") from None
     if handle is None:
         raise ArchiveError(f"{archive}: {name} is not a file")
+    if member.size > JSON_LIMIT:
+        raise ArchiveError(f"{archive}: {name} is {member.size} bytes, more than any `invoke save` writes "
+                           f"({JSON_LIMIT}); {_CHANGED}")
     try:
         return json.load(handle)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArchiveError(f"{archive}: {name} is not JSON; the archive is damaged: copy it again") from None
 
 
@@ -272,13 +288,12 @@ def read_entry(item: Any, archive: Path) -> SavedEntry:
                            _strings(item.get("publish") or item["references"]),
                            None if item.get("platform") is None else str(item["platform"]),
                            decode(item.get("manifest")), decode(item.get("index")),
-                           tuple(SavedArtifact.from_json(a) for a in _a_list(item.get("attached") or [])))
+                           tuple(SavedArtifact.from_json(a) for a in a_list(item.get("attached") or [])))
     except (KeyError, TypeError, ValueError):
         raise ArchiveError(f"{archive}: {INDEX} is not javabase's index; the archive is damaged") from None
     problem = _invalid(entry)
     if problem:
-        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; the archive was changed or is not "
-                           "javabase's: nothing was loaded")
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; {_CHANGED}")
     return entry
 
 
@@ -299,7 +314,33 @@ def _invalid(entry: SavedEntry) -> str | None:
         return "names immutable tags it does not publish"
     if entry.platform is not None and not _PLATFORM_RE.match(entry.platform):
         return f"has platform {entry.platform!r}, which is not OS/ARCH"
+    image, at, platform = entry.name.partition("@")
+    if not _NAME_RE.match(image) or (platform or None) != entry.platform or (at and not platform):
+        return f"has a name that is not IMAGE@PLATFORM of its platform ({entry.platform})" if entry.platform \
+            else "has a name that is not an image's name"
     return None
+
+
+def _check_apart(entries: list[SavedEntry], archive: Path) -> None:
+    """Each entry is listed once, no engine tag is given to two entries, and no
+    registry tag published by two images (the platforms of one image share
+    theirs). Raises ArchiveError."""
+    names: set[str] = set()
+    tagged: dict[str, str] = {}
+    published: dict[str, str] = {}
+    for entry in entries:
+        if entry.name in names:
+            raise ArchiveError(f"{archive}: {INDEX} lists {entry.name!r} twice; {_CHANGED}")
+        names.add(entry.name)
+        for reference in entry.references:
+            if tagged.setdefault(reference, entry.name) != entry.name:
+                raise ArchiveError(f"{archive}: {INDEX} gives {reference} to {tagged[reference]!r} and "
+                                   f"{entry.name!r}; {_CHANGED}")
+        for reference in entry.publish:
+            first = published.setdefault(reference, entry.name)
+            if first.partition("@")[0] != entry.name.partition("@")[0]:
+                raise ArchiveError(f"{archive}: {INDEX} publishes {reference} as {first!r} and {entry.name!r}; "
+                                   f"{_CHANGED}")
 
 
 def _valid_reference(reference: str) -> bool:
@@ -320,7 +361,7 @@ def _digest(handle: IO[bytes], sink: IO[bytes] | None, on_bytes: Callable[[int],
 
 
 def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, by_config: dict[str, Any],
-                archive: Path, copied: set[str], on_bytes: Callable[[int], None]) -> dict[str, Any]:
+                archive: Path, copied: dict[str, str], on_bytes: Callable[[int], None]) -> dict[str, Any]:
     """Copy one image's config and layers into `out`, checking each; its manifest.json item (no tags)."""
     item = by_config.get(f"{entry.image_id.split(':', 1)[1]}.json")
     if item is None:
@@ -329,18 +370,44 @@ def _copy_image(tar: tarfile.TarFile, out: tarfile.TarFile, entry: SavedEntry, b
     config_file = tar.extractfile(item["Config"])
     if config_file is None:
         raise ArchiveError(f"{archive}: the config of {entry.name} is not a file; the archive is damaged")
-    config = config_file.read()
+    config = config_file.read(CONFIG_LIMIT + 1)
+    if len(config) > CONFIG_LIMIT:
+        raise ArchiveError(f"{archive}: the config of {entry.name} is more than {CONFIG_LIMIT} bytes, more than any "
+                           f"image's; {_CHANGED}")
     if "sha256:" + hashlib.sha256(config).hexdigest() != entry.image_id:
         raise ArchiveError(f"{archive}: the config of {entry.name} does not hash to {entry.image_id}; the archive "
                            "was changed or damaged: nothing was loaded")
     _add(out, item["Config"], config)
-    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    parsed = json.loads(config)
+    problem = _disagrees(entry, parsed)
+    if problem:
+        raise ArchiveError(f"{archive}: {entry.name!r} in {INDEX} {problem}; {_CHANGED}")
+    diff_ids = parsed["rootfs"]["diff_ids"]
     layers = list(item["Layers"])
     for member, expected in zip(layers, diff_ids, strict=True):
         if member not in copied:
             _copy_layer(tar, out, member, expected, entry, archive, on_bytes)
-            copied.add(member)
+            copied[member] = expected
+        elif copied[member] != expected:  # copied for another image, as another layer
+            raise ArchiveError(f"{archive}: layer {member} of {entry.name} does not hash to {expected}; the archive "
+                               "was changed or damaged: nothing was loaded")
     return {"Config": item["Config"], "RepoTags": None, "Layers": layers}
+
+
+def _disagrees(entry: SavedEntry, config: dict[str, Any]) -> str | None:
+    """What the index says of an image that its config (checked against the
+    image ID) does not: its platform, the image name and input digest its build
+    labelled it with. None when they agree."""
+    platform = "/".join(str(config[k]) for k in ("os", "architecture", "variant") if config.get(k))
+    if entry.platform is not None and not same_platform(platform, entry.platform):
+        return f"is an image of {platform or 'no platform'}, not {entry.platform}"
+    labels = (config.get("config") or {}).get("Labels") or {}
+    named, inputs = labels.get(IMAGE_LABEL), labels.get(INPUT_LABEL)
+    if named is not None and named != entry.name.partition("@")[0]:
+        return f"is the image its build named {named!r}"
+    if inputs is not None and inputs != entry.input_digest:
+        return f"has input digest {entry.input_digest}, and its build recorded {inputs}"
+    return None
 
 
 def _copy_layer(tar: tarfile.TarFile, out: tarfile.TarFile, member: str, expected: str, entry: SavedEntry,

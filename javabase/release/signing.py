@@ -95,10 +95,14 @@ def load_signer(pem: bytes, password: str | None, where: str) -> Signer:
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     """The PEM public key at `path`. Raises UsageError when it cannot be read or is not ECDSA P-256."""
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        pem = path.read_bytes()
+        key = serialization.load_pem_public_key(pem)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the public key ({exc.strerror or exc})") from None
     except ValueError:
+        if b"PRIVATE KEY-----" in pem:
+            raise UsageError(f"{path}: is a private key; checking needs only its public half (`openssl ec -in "
+                             f"{path} -pubout`), and the private key belongs only where images are signed") from None
         raise UsageError(f"{path}: not a PEM public key (`cosign public-key --key ...` or `openssl ec -pubout` "
                          "prints one)") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):

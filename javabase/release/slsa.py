@@ -15,6 +15,7 @@ from typing import Any
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+PREDICATE_ANNOTATION = "in-toto.io/predicate-type"  # an attestation manifest's annotation naming its predicate
 BUILD_TYPE = "urn:javabase:build-type:image:v1"  # a URI that names javabase's build; it need not resolve
 BUILDER_ID = "urn:javabase:builder"
 

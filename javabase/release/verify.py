@@ -19,7 +19,7 @@ from ..errors import RegistryError
 from ..manifest.references import repository_name
 from ..publish import referrers
 from ..publish.oci import digest_of
-from ..publish.registry import Registry
+from ..publish.registry import Registry, UntrustedAnswer
 from . import slsa
 from .sbom import MEDIA_TYPE as SBOM_TYPE
 from .signing import (
@@ -48,10 +48,14 @@ def blob(registry: Registry, name: str, digest: str) -> bytes | None:
 
 
 def _layers(registry: Registry, name: str, manifest_ref: str) -> list[dict[str, object]]:
-    there = registry.manifest(name, manifest_ref)
-    if there is None:
+    """The layer descriptors of a manifest; none when it is missing or not an
+    object with a list of them (anyone who can push can list anything)."""
+    try:
+        there = registry.manifest(name, manifest_ref)
+        layers = json.loads(there.body).get("layers") if there is not None else []
+    except (UntrustedAnswer, ValueError, AttributeError, RecursionError):
         return []
-    return [d for d in json.loads(there.body).get("layers") or [] if isinstance(d, dict)]
+    return [d for d in layers if isinstance(d, dict)] if isinstance(layers, list) else []
 
 
 def _candidates(registry: Registry, name: str, digest: str, kind: str, artifact_type: str) -> list[dict[str, object]]:

@@ -85,6 +85,10 @@ def test_load_with_the_key_loads_only_signed_images_and_carries_their_signatures
     def unsigned(images: list[dict[str, Any]]) -> None:
         images[0]["attached"] = []
 
+    def moved(images: list[dict[str, Any]]) -> None:  # amd64, signed as tiny, put under another image's tags
+        for key in ("references", "publish"):
+            images[0][key] = [reference.replace("/tiny:", "/other:") for reference in images[0][key]]
+
     with tarfile.open(archive) as tar:
         index_entries = json.loads(tar.extractfile("javabase-index.json").read())["images"]  # type: ignore[union-attr]
     saved = {entry["name"]: "sha256:" + hashlib.sha256(base64.b64decode(entry["manifest"])).hexdigest()
@@ -98,9 +102,11 @@ def test_load_with_the_key_loads_only_signed_images_and_carries_their_signatures
         "flipped": (arm64, f"a saved signature of {saved[arm64][:19]} does not hold: its signature does not verify "
                            "with the key"),
         "unsigned": (amd64, "the archive holds no signature of it (save it from a manifest with signing.public_key, "
-                            "after a signed push)")}
+                            "after a signed push)"),
+        "moved": (amd64, f"a saved signature of {saved[amd64][:19]} does not hold: it is for repository "
+                         f"{namespace}/tiny, and the archive's index puts the image in {namespace}/other")}
     forged = {how.__name__: with_index(archive, tmp_path / f"{how.__name__}.tar", how)
-              for how in (copied, flipped, unsigned)}
+              for how in (copied, flipped, unsigned, moved)}
     with running_registry(tmp_path / "second") as second, spare_engine() as empty:
         monkeypatch.setenv("DOCKER_HOST", empty.host)
         for how, path in forged.items():
@@ -112,7 +118,7 @@ def test_load_with_the_key_loads_only_signed_images_and_carries_their_signatures
             assert err == (f"error: {path}: 1 of 2 image(s) are not signed with the key; first: {name}: {detail}. "
                            "Nothing was loaded\n"), err
             assert empty.api.images(all=True) == [], how  # nothing reached the engine
-        assert second.reader.tags(f"{namespace}/tiny") == []
+        assert second.reader.tags(f"{namespace}/tiny") == second.reader.tags(f"{namespace}/other") == []
 
         code, out_text, err = load(archive, key, second.host)
         assert (code, err) == (0, ""), out_text + err
