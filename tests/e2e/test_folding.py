@@ -20,6 +20,8 @@ import pytest
 
 from javabase.build.backends import open_backend
 from javabase.build.backends.docker_sdk import DockerBackend
+from javabase.decide.labels import INPUT_LABEL
+from javabase.decide.rules import reuse_problem
 from javabase.engine import BuildRequest
 from javabase.errors import Interrupted, StepError
 
@@ -192,3 +194,30 @@ def test_outside_the_subset_the_classic_builder_builds(engine: Any, backend: Doc
         assert not any("folded" in line for line in lines)
     finally:
         backend.remove(outcome.image_id)
+
+
+def test_the_reuse_check_knows_a_folded_image_and_refuses_one_built_from_it(engine: Any, backend: DockerBackend,
+                                                                            root: str, tmp_path: Path) -> None:
+    """The folded commit's history comment names javabase's LABEL and the input
+    digest; an image built FROM it (by the classic builder, or folded) inherits
+    the labels but not that last step."""
+    digest = "sha256:" + "7" * 64
+    labels = {INPUT_LABEL: digest}
+    ours = backend.build(_request(tmp_path, f'ARG JAVABASE_PARENT\nFROM ${{JAVABASE_PARENT}}\nRUN touch /ours\n'
+                                            f'LABEL {INPUT_LABEL}="{digest}"\n', root, "ours"), lambda _line: None)
+    classic = backend.build(_request(tmp_path, f"FROM {ours.image_id}\nCOPY Dockerfile /service\n", root, "classic"),
+                            lambda _line: None)
+    folded = backend.build(_request(tmp_path, f"FROM {ours.image_id}\nRUN touch /service\nLABEL mine=yes\n", root,
+                                    "folded"), lambda _line: None)
+    try:
+        found = {name: backend.image(outcome.image_id, history=True)
+                 for name, outcome in (("ours", ours), ("classic", classic), ("folded", folded))}
+        assert found["classic"] is not None and found["classic"].labels[INPUT_LABEL] == digest
+        assert reuse_problem(found["ours"], labels, None) is None  # type: ignore[arg-type]
+        refused = "its last step is not javabase's LABEL (an image built FROM it?)"
+        assert reuse_problem(found["classic"], labels, None) == refused
+        assert reuse_problem(found["folded"], labels, None) == refused  # type: ignore[arg-type]
+        assert found["folded"].last_step == "javabase folded: RUN touch /service; LABEL mine=yes"  # type: ignore[union-attr]
+    finally:
+        for outcome in (folded, classic, ours):
+            backend.remove(outcome.image_id)

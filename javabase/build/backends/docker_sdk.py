@@ -238,8 +238,8 @@ class DockerBackend:
                 with suppress(*_API_ERRORS):
                     self.api.remove_image(image_id, force=True, noprune=True)
             raise
-        on_line(f"Successfully built {image.split(':')[-1][:12]} ({len(commits)} commit(s), "
-                f"{len(fold.steps) - len(commits)} instruction(s) folded)")
+        on_line(f"Successfully built {image.split(':')[-1][:12]} ({len(fold.steps)} instruction(s) in "
+                f"{len(commits)} commit(s))")
         return BuildOutcome(image, len(commits))
 
     def _fold_one(self, image: str, commit: folding.Commit, request: BuildRequest, steps: _Steps,
