@@ -30,7 +30,7 @@ from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalIma
 from ...errors import EngineError, Interrupted, JavabaseError, StepError
 from ...manifest.references import split_reference
 from ...plan.render import DOCKERFILE
-from . import folding
+from .folding import COMMENT, Commit, Fold, comment, commit_body, parse, plan
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PULL_WAITS = (10.0, 20.0, 40.0)  # seconds between pulls a registry rate-limits
@@ -203,7 +203,7 @@ class DockerBackend:
         if self._cancelled.is_set():
             raise Interrupted("interrupted before the build started")
         try:
-            fold = folding.parse((request.context / DOCKERFILE).read_text(encoding="utf-8"), request.build_args)
+            fold = parse((request.context / DOCKERFILE).read_text(encoding="utf-8"), request.build_args)
         except (OSError, UnicodeDecodeError):
             return None
         if fold is None:
@@ -214,12 +214,12 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             return None  # the classic builder says so in its words
         made = "/".join(str(parent[k]) for k in ("Os", "Architecture") if parent.get(k))
-        commits = folding.plan(fold, parent.get("Config") or {})
+        commits = plan(fold, parent.get("Config") or {})
         if commits is None or (request.platform is not None and not _same_platform(made, request.platform)):
             return None
         return self._run_folded(fold, commits, str(parent["Id"]), request, on_line)
 
-    def _run_folded(self, fold: folding.Fold, commits: list[folding.Commit], image: str, request: BuildRequest,
+    def _run_folded(self, fold: Fold, commits: list[Commit], image: str, request: BuildRequest,
                     on_line: LineSink) -> BuildOutcome:
         steps = _Steps()
         total = len(fold.head) + len(fold.steps)
@@ -242,7 +242,7 @@ class DockerBackend:
                 f"{len(commits)} commit(s))")
         return BuildOutcome(image, len(commits))
 
-    def _fold_one(self, image: str, commit: folding.Commit, request: BuildRequest, steps: _Steps,
+    def _fold_one(self, image: str, commit: Commit, request: BuildRequest, steps: _Steps,
                   number: Callable[[], int], total: int, on_line: LineSink) -> str:
         """One container of `image` running the commit's RUN (if any), committed."""
         def say(instruction: str) -> None:
@@ -264,8 +264,8 @@ class DockerBackend:
                 say(text)
             with self._calling(f"{steps.current}: engine error"):
                 self._make_dirs(container, commit.after)
-                made = str(self.api.commit(container, message=folding.comment(commit),
-                                           conf=folding.commit_body(commit.config))["Id"])
+                made = str(self.api.commit(container, message=comment(commit),
+                                           conf=commit_body(commit.config))["Id"])
         finally:
             with self._lock:
                 self._containers.discard(container)
@@ -274,7 +274,7 @@ class DockerBackend:
         on_line(f" ---> {made.split(':')[-1][:12]}")
         return made
 
-    def _fold_container(self, image: str, commit: folding.Commit, request: BuildRequest) -> str:
+    def _fold_container(self, image: str, commit: Commit, request: BuildRequest) -> str:
         """A container of `image` with the config the RUN runs with; the RUN is its
         Entrypoint, so that its Cmd stays empty (the commit would inherit it)."""
         run_as = commit.run_as
@@ -633,7 +633,7 @@ def _last_step(entry: Mapping[str, Any]) -> str:
     empty), its comment, which names the instructions folded into it."""
     made_by = str(entry.get("CreatedBy") or "")
     comment = str(entry.get("Comment") or "")
-    return comment if not made_by and comment.startswith(folding.COMMENT) else made_by
+    return comment if not made_by and comment.startswith(COMMENT) else made_by
 
 
 def _env_pairs(env: Sequence[Any]) -> tuple[tuple[str, str], ...]:
