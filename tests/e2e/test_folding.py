@@ -221,3 +221,43 @@ def test_the_reuse_check_knows_a_folded_image_and_refuses_one_built_from_it(engi
     finally:
         for outcome in (folded, classic, ours):
             backend.remove(outcome.image_id)
+
+
+def test_a_cancel_before_the_container_starts_stops_the_build(engine: Any, root: str, tmp_path: Path) -> None:
+    """Ctrl-C as the RUN's step line is printed: before the container exists."""
+    backend = open_backend("docker", where=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+    before = _leftovers(engine)
+    request = _request(tmp_path, "ARG JAVABASE_PARENT\nFROM ${JAVABASE_PARENT}\nRUN touch /a\nRUN sleep 60\n", root)
+
+    def cancel_at_the_second_run(line: str) -> None:
+        if line.startswith("Step 4/4 : RUN sleep 60"):
+            backend.cancel()
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as interrupted:
+        backend.build(request, cancel_at_the_second_run)
+    assert time.monotonic() - started < 30
+    assert str(interrupted.value) == "interrupted during step 4/4 (RUN sleep 60); the build was cancelled"
+    assert _leftovers(engine) == before
+
+
+def test_a_cancel_while_the_engine_creates_the_container_removes_it(engine: Any, root: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the create call is under way: the container exists once it
+    returns, and the build removes it (found by the Ctrl-C e2e test of a run)."""
+    backend = open_backend("docker", where=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+    assert isinstance(backend, DockerBackend)
+    before = _leftovers(engine)
+    create = backend.api.create_container
+
+    def create_then_cancel(*args: Any, **kwargs: Any) -> Any:
+        created = create(*args, **kwargs)
+        backend.cancel()
+        return created
+
+    monkeypatch.setattr(backend.api, "create_container", create_then_cancel)
+    request = _request(tmp_path, "ARG JAVABASE_PARENT\nFROM ${JAVABASE_PARENT}\nRUN sleep 60\n", root)
+    with pytest.raises(Interrupted) as interrupted:
+        backend.build(request, lambda _line: None)
+    assert str(interrupted.value) == "interrupted during step 3/3 (RUN sleep 60); the build was cancelled"
+    assert _leftovers(engine) == before

@@ -26,15 +26,15 @@ import requests
 import urllib3.exceptions
 
 from ...clock import parse_time
-from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage, PathInfo, Ran
+from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage, PathInfo, Ran, last_step
 from ...errors import EngineError, Interrupted, JavabaseError, StepError
 from ...manifest.references import split_reference
 from ...plan.render import DOCKERFILE
-from .folding import COMMENT, Commit, Fold, comment, commit_body, parse, plan
+from .folding import Commit, Fold, comment, commit_body, parse, plan
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PULL_WAITS = (10.0, 20.0, 40.0)  # seconds between pulls a registry rate-limits
-_STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get")
+_STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get", "/logs")
 
 
 def connect(url: str, timeout: int = 600, stall: float = 900.0) -> DockerBackend:
@@ -253,26 +253,46 @@ class DockerBackend:
         ran = next((i for i, text in enumerate(commit.instructions) if text.startswith("RUN ")), -1)
         for text in commit.instructions[: ran + 1] if commit.run else ():
             say(text)
-        with self._calling(f"{steps.current}: engine error"):
-            container = self._fold_container(image, commit, request)
+        container = ""
         try:
-            with self._calling(f"{steps.current}: engine error"):
-                self._make_dirs(container, commit.before)
-            if commit.run is not None:
-                self._fold_run(container, commit.run, steps, on_line)
+            with self._in_step(steps):  # a cancel while the engine creates it raises after: the finally removes it
+                container = self._fold_container(image, commit, request)
+                self._make_dirs(container, commit.before, steps.current)
+                if commit.run is not None:
+                    self._fold_run(container, commit.run, steps, on_line)
             for text in commit.instructions[ran + 1:] if commit.run else commit.instructions:
                 say(text)
-            with self._calling(f"{steps.current}: engine error"):
-                self._make_dirs(container, commit.after)
+            with self._in_step(steps):
+                self._make_dirs(container, commit.after, steps.current)
                 made = str(self.api.commit(container, message=comment(commit),
                                            conf=commit_body(commit.config))["Id"])
         finally:
-            with self._lock:
-                self._containers.discard(container)
-            with suppress(*_API_ERRORS):
-                self.api.remove_container(container, force=True, v=True)
+            if container:
+                with self._lock:
+                    self._containers.discard(container)
+                with suppress(*_API_ERRORS, *_LOST):
+                    self.api.remove_container(container, force=True, v=True)
         on_line(f" ---> {made.split(':')[-1][:12]}")
         return made
+
+    @contextmanager
+    def _in_step(self, steps: _Steps) -> Iterator[None]:
+        """A folded build's engine calls: a cancel is Interrupted; an engine that
+        goes away is one line naming the step, as the classic builder's stream
+        says it; any other engine error is StepError naming the step."""
+        if self._cancelled.is_set():
+            raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
+        try:
+            yield
+        except (*_LOST, *_API_ERRORS, OSError) as exc:
+            if self._cancelled.is_set():
+                raise Interrupted(f"interrupted during {steps.current}; the build was cancelled") from None
+            if isinstance(exc, (*_LOST, OSError)):
+                broke = exc if "timed out" in _short(exc) else ConnectionError("Connection broken")
+                raise _lost(f"the build ({steps.current})", broke, self.where, self.stall) from None
+            raise StepError(f"{steps.current}: engine error: {_whole(exc)}") from None
+        if self._cancelled.is_set():
+            raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
 
     def _fold_container(self, image: str, commit: Commit, request: BuildRequest) -> str:
         """A container of `image` with the config the RUN runs with; the RUN is its
@@ -288,34 +308,28 @@ class DockerBackend:
         return container
 
     def _fold_run(self, container: str, run: tuple[str, ...], steps: _Steps, on_line: LineSink) -> None:
-        """Start the container, stream its output as build lines, fail on a non-zero exit."""
-        try:
-            self.api.start(container)
-            rest = b""
-            for chunk in self.api.logs(container, stream=True, follow=True):
-                *lines, rest = (rest + chunk).split(b"\n")
-                for raw in lines:
-                    line = _clean(raw.decode("utf-8", "replace"))
-                    steps.see(line)
-                    on_line(line)
-            if rest.strip():
-                steps.see(_clean(rest.decode("utf-8", "replace")))
-                on_line(_clean(rest.decode("utf-8", "replace")))
-            code = int(self.api.wait(container).get("StatusCode", -1))
-        except (*_LOST, *_API_ERRORS) as exc:
-            if self._cancelled.is_set():
-                raise Interrupted(f"interrupted during {steps.current}; the build was cancelled") from None
-            if isinstance(exc, _LOST):
-                raise _lost(f"the build ({steps.current})", exc, self.where, self.stall) from None
-            raise StepError(f"{steps.current}: engine error: {_whole(exc)}") from None
+        """Start the container, stream its output as build lines, fail on a non-zero
+        exit. A cancel() that came before the container started kills it here."""
+        self.api.start(container)
         if self._cancelled.is_set():
-            raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
-        if code != 0:
+            self.api.kill(container)
+        rest = b""
+        for chunk in self.api.logs(container, stream=True, follow=True):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                line = _clean(raw.decode("utf-8", "replace"))
+                steps.see(line)
+                on_line(line)
+        if rest.strip():
+            steps.see(_clean(rest.decode("utf-8", "replace")))
+            on_line(_clean(rest.decode("utf-8", "replace")))
+        code = int(self.api.wait(container).get("StatusCode", -1))
+        if code != 0 and not self._cancelled.is_set():
             message = f"The command '{' '.join(run)}' returned a non-zero code: {code}"
             on_line(f"ERROR {message}")
             raise StepError(steps.failure(message))
 
-    def _make_dirs(self, container: str, paths: Sequence[str]) -> None:
+    def _make_dirs(self, container: str, paths: Sequence[str], step: str) -> None:
         """Make each directory of `paths` and its parents where missing (mode 0755,
         owned by root), as the classic builder's WORKDIR makes them."""
         for path in paths:
@@ -323,7 +337,7 @@ class DockerBackend:
             for depth in range(1, len(parts) + 1):
                 kind = self._kind(container, "/" + "/".join(parts[:depth]))
                 if kind == "file":
-                    raise StepError(f"Cannot mkdir: /{'/'.join(parts[:depth])} is not a directory")
+                    raise StepError(f"{step}: Cannot mkdir: /{'/'.join(parts[:depth])} is not a directory")
                 if kind is None:
                     self.api.put_archive(container, "/" + "/".join(parts[: depth - 1]), _dirs_tar(parts[depth - 1:]))
                     break
@@ -420,7 +434,8 @@ class DockerBackend:
             labels=dict((found.get("Config") or {}).get("Labels") or {}),
             created=parse_time(str(found.get("Created") or "")),
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
-            last_step=_last_step(steps[0]) if steps else "",
+            last_step=last_step(str(steps[0].get("CreatedBy") or ""), str(steps[0].get("Comment") or ""))
+            if steps else "",
             platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
             user=str((found.get("Config") or {}).get("User") or ""),
             env=_env_pairs((found.get("Config") or {}).get("Env") or ()),
@@ -625,15 +640,6 @@ class _Steps:
     def failure(self, message: str) -> str:
         """One line: the step, and the check's own words when it printed any."""
         return f"{self.current}: {self.said}" if self.said else f"{self.current}: {message}"
-
-
-def _last_step(entry: Mapping[str, Any]) -> str:
-    """The instruction that made an image's last history entry: its CreatedBy, or for
-    a folded commit (whose container ran its RUN as Entrypoint, so CreatedBy is
-    empty), its comment, which names the instructions folded into it."""
-    made_by = str(entry.get("CreatedBy") or "")
-    comment = str(entry.get("Comment") or "")
-    return comment if not made_by and comment.startswith(COMMENT) else made_by
 
 
 def _env_pairs(env: Sequence[Any]) -> tuple[tuple[str, str], ...]:

@@ -30,6 +30,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ...engine import FOLDED
+
 _CONTINUATION = re.compile(r"\\[ \t]*$")
 _COMMENT = re.compile(r"^[ \t]*#")
 _DIRECTIVE = re.compile(r"^#[ \t]*(syntax|escape)[ \t]*=", re.IGNORECASE)
@@ -316,10 +318,7 @@ def commit_body(config: Config) -> dict[str, object]:
             "Entrypoint": list(config.entrypoint) if config.entrypoint else []}
 
 
-COMMENT = "javabase folded: "
-
-
 def comment(commit: Commit) -> str:
     """The history comment of a folded commit: the instructions it holds."""
-    return COMMENT + "; ".join(" ".join(i.split()) for i in commit.instructions)
+    return FOLDED + "; ".join(" ".join(i.split()) for i in commit.instructions)
 
