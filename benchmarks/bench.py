@@ -527,8 +527,9 @@ def phases_figure(reports: list[dict[str, Any]], walls: list[float], count: int)
                   None, f"in order: Python start and imports {start:.2f}, {', '.join(top)} s (decide: registry "
                         f"lookups {seconds.get('decide: registry lookups', 0.0):.2f}, engine reuse checks "
                         f"{seconds.get('decide: engine reuse checks', 0.0):.2f}); summed over threads: "
-                        f"{', '.join(summed)} s; {counts.get('builds', 0)} builds ran {steps} engine steps "
-                        f"(hand-written: {3 + 4 * (count - 1)}); {counts.get('exports', 0)} exports wrote "
+                        f"{', '.join(summed)} s; {counts.get('builds', 0)} builds ran {steps} engine steps (the "
+                        f"classic builder's steps, a folded build's commits; hand-written: {3 + 4 * (count - 1)} "
+                        f"steps, {2 + 3 * (count - 1)} of them commits); {counts.get('exports', 0)} exports wrote "
                         f"{counts.get('exported bytes', 0) / 1e6:.0f} MB; {counts.get('blobs uploaded', 0)} blobs "
                         f"uploaded ({counts.get('uploaded bytes', 0) / 1e6:.1f} MB), "
                         f"{counts.get('blobs mounted', 0)} mounted")

@@ -12,6 +12,17 @@ from typing import Protocol
 
 LineSink = Callable[[str], None]
 
+# How the history comment of a folded commit starts (javabase.build.backends.folding):
+# its container ran the RUN as its entrypoint, so the engine records no CreatedBy.
+FOLDED = "javabase folded: "
+
+
+def last_step(created_by: str, comment: str) -> str:
+    """The instruction that made a history entry (the engine's CreatedBy, the image
+    config's `created_by`); for a folded commit, its comment, which names every
+    instruction folded into it (javabase's LABEL and input digest among them)."""
+    return comment if not created_by and comment.startswith(FOLDED) else created_by
+
 
 @dataclass(frozen=True)
 class LocalImage:
@@ -22,7 +33,7 @@ class LocalImage:
     labels: Mapping[str, str] = field(default_factory=dict)
     created: float = 0.0  # seconds since the epoch
     layers: tuple[str, ...] = ()  # diff IDs of its layers, base first
-    last_step: str = ""  # the instruction that made it (its newest history entry), when asked for
+    last_step: str = ""  # the instruction that made it (its newest history entry: `last_step`), when asked for
     platform: str = ""  # OS/ARCH[/VARIANT], when inspected
     user: str = ""  # its USER, when inspected ("" is root)
     env: tuple[tuple[str, str], ...] = ()  # its ENV, when inspected

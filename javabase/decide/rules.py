@@ -169,7 +169,8 @@ class _Deciding:
 def reuse_problem(candidate: LocalImage, expected_labels: Mapping[str, str], parent: LocalImage | None) -> str | None:
     """Why `candidate` is not what javabase would build from these inputs, or None.
     Its javabase labels must all be there and equal, its last step must be the
-    LABEL step javabase appends (not a step of an image built FROM it), and it
+    LABEL step javabase appends, or a folded commit whose comment names that
+    LABEL (engine.last_step; not a step of an image built FROM it), and it
     must have been built FROM its parent: the parent's ID in its base-digest
     label, and the parent's layers at the bottom of its own."""
     for key, value in sorted(expected_labels.items()):

@@ -5,6 +5,7 @@ it is used: its digest is computed again as it is read for upload."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,24 @@ class CachedBlob:
 class BlobCache:
     def __init__(self, root: Path) -> None:
         self.root = root / "blobs"
+        self._lock = threading.Lock()
+        self._making: dict[str, threading.Lock] = {}  # one per diff ID: a layer is compressed once at a time
 
     def _paths(self, diff_id: str) -> tuple[Path, Path]:
         name = diff_id.split(":", 1)[1]
         return self.root / f"{name}.gz", self.root / f"{name}.json"
 
     def layer(self, saved: SavedImage, member: str, diff_id: str) -> CachedBlob:
-        """The compressed blob of one layer, from the cache or made now."""
+        """The compressed blob of one layer, from the cache or made now. Threads
+        that ask for the same layer at once wait for the one compressing it (the
+        root's layer in the export of each of its children would otherwise be
+        compressed by every upload thread while the first one is at it)."""
+        with self._lock:
+            making = self._making.setdefault(diff_id, threading.Lock())
+        with making:
+            return self._layer(saved, member, diff_id)
+
+    def _layer(self, saved: SavedImage, member: str, diff_id: str) -> CachedBlob:
         data, meta = self._paths(diff_id)
         try:
             known = json.loads(meta.read_text())

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..clock import retry_after
 from ..decide.labels import INPUT_LABEL
-from ..engine import LocalImage
+from ..engine import LocalImage, last_step
 from ..errors import RegistryError
 from ..settings import Environment
 from . import tls
@@ -234,7 +234,8 @@ class Registry:
             history = [h for h in config.get("history") or [] if isinstance(h, dict)]
             return LocalImage(id=config_digest, labels=dict((config.get("config") or {}).get("Labels") or {}),
                               layers=tuple(str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []),
-                              last_step=str(history[-1].get("created_by") or "") if history else "",
+                              last_step=last_step(str(history[-1].get("created_by") or ""),
+                                                  str(history[-1].get("comment") or "")) if history else "",
                               platform="/".join(str(config[k]) for k in ("os", "architecture", "variant")
                                                 if config.get(k)))
         except (ValueError, AttributeError, TypeError):

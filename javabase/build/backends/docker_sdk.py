@@ -5,8 +5,10 @@ failure becomes a one-line EngineError or StepError."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
+import json
 import re
 import socket
 import tarfile
@@ -24,13 +26,15 @@ import requests
 import urllib3.exceptions
 
 from ...clock import parse_time
-from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage, PathInfo, Ran
+from ...engine import BuildOutcome, BuildRequest, Credential, LineSink, LocalImage, PathInfo, Ran, last_step
 from ...errors import EngineError, Interrupted, JavabaseError, StepError
 from ...manifest.references import split_reference
+from ...plan.render import DOCKERFILE
+from .folding import Commit, Fold, comment, commit_body, parse, plan
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PULL_WAITS = (10.0, 20.0, 40.0)  # seconds between pulls a registry rate-limits
-_STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get")
+_STREAMED = ("/build", "/images/create", "/images/load", "/images/get", "/get", "/logs")
 
 
 def connect(url: str, timeout: int = 600, stall: float = 900.0) -> DockerBackend:
@@ -171,7 +175,7 @@ class DockerBackend:
         the layer cache (the classic builder's cache does not tell platforms apart
         on the steps of a FROM scratch image: an arm64 build could get the amd64
         build's COPY step, and so an amd64 image); StepError if it still is."""
-        outcome = self._build_once(request, on_line)
+        outcome = self._build_folded(request, on_line) or self._build_once(request, on_line)
         if request.platform is None:
             return outcome
         made = self._platform_of(outcome.image_id)
@@ -186,6 +190,167 @@ class DockerBackend:
                 return outcome
         raise StepError(f"the engine built a {made} image for {request.platform}; check that the engine can build "
                         f"for {request.platform} (`scripts/services.sh start` registers the emulators)")
+
+    def _build_folded(self, request: BuildRequest, on_line: LineSink) -> BuildOutcome | None:
+        """Build a Dockerfile of folding's subset with one container and one commit
+        per RUN (its config instructions folded into the commits), or None when it
+        is outside the subset (then the classic builder builds it). The image equals
+        the classic builder's (files, Env, WorkingDir, User, Cmd, Entrypoint,
+        ExposedPorts, Labels); its layers are fewer (one per RUN). The last commit's
+        history comment names its instructions (the reuse check finds the LABEL and
+        the input digest there). A failed RUN or a cancel removes the containers and
+        the images made so far; StepError names the step."""
+        if self._cancelled.is_set():
+            raise Interrupted("interrupted before the build started")
+        try:
+            fold = parse((request.context / DOCKERFILE).read_text(encoding="utf-8"), request.build_args)
+        except (OSError, UnicodeDecodeError):
+            return None
+        if fold is None:
+            return None
+        try:
+            with self._calling(f"cannot inspect {fold.base}", EngineError):
+                parent: dict[str, Any] = self.api.inspect_image(fold.base)
+        except docker.errors.ImageNotFound:
+            return None  # the classic builder says so in its words
+        made = "/".join(str(parent[k]) for k in ("Os", "Architecture") if parent.get(k))
+        commits = plan(fold, parent.get("Config") or {})
+        if commits is None or (request.platform is not None and not _same_platform(made, request.platform)):
+            return None
+        return self._run_folded(fold, commits, str(parent["Id"]), request, on_line)
+
+    def _run_folded(self, fold: Fold, commits: list[Commit], image: str, request: BuildRequest,
+                    on_line: LineSink) -> BuildOutcome:
+        steps = _Steps()
+        total = len(fold.head) + len(fold.steps)
+        number = iter(range(len(fold.head) + 1, total + 1))
+        lines = [f"Step {n}/{total} : {text}" for n, text in enumerate(fold.head, 1)]
+        for line in (*lines, f" ---> {image.split(':')[-1][:12]}"):
+            steps.see(line)
+            on_line(line)
+        made: list[str] = []
+        try:
+            for commit in commits:
+                image = self._fold_one(image, commit, request, steps, lambda: next(number, total), total, on_line)
+                made.append(image)
+        except BaseException:
+            for image_id in reversed(made):
+                with suppress(*_API_ERRORS):
+                    self.api.remove_image(image_id, force=True, noprune=True)
+            raise
+        on_line(f"Successfully built {image.split(':')[-1][:12]} ({len(fold.steps)} instruction(s) in "
+                f"{len(commits)} commit(s))")
+        return BuildOutcome(image, len(commits))
+
+    def _fold_one(self, image: str, commit: Commit, request: BuildRequest, steps: _Steps,
+                  number: Callable[[], int], total: int, on_line: LineSink) -> str:
+        """One container of `image` running the commit's RUN (if any), committed."""
+        def say(instruction: str) -> None:
+            line = f"Step {number()}/{total} : {instruction}"
+            steps.see(line)
+            on_line(line)
+
+        ran = next((i for i, text in enumerate(commit.instructions) if text.startswith("RUN ")), -1)
+        for text in commit.instructions[: ran + 1] if commit.run else ():
+            say(text)
+        container = ""
+        try:
+            with self._in_step(steps):  # a cancel while the engine creates it raises after: the finally removes it
+                container = self._fold_container(image, commit, request)
+                self._make_dirs(container, commit.before, steps.current)
+                if commit.run is not None:
+                    self._fold_run(container, commit.run, steps, on_line)
+            for text in commit.instructions[ran + 1:] if commit.run else commit.instructions:
+                say(text)
+            with self._in_step(steps):
+                self._make_dirs(container, commit.after, steps.current)
+                made = str(self.api.commit(container, message=comment(commit),
+                                           conf=commit_body(commit.config))["Id"])
+        finally:
+            if container:
+                with self._lock:
+                    self._containers.discard(container)
+                with suppress(*_API_ERRORS, *_LOST):
+                    self.api.remove_container(container, force=True, v=True)
+        on_line(f" ---> {made.split(':')[-1][:12]}")
+        return made
+
+    @contextmanager
+    def _in_step(self, steps: _Steps) -> Iterator[None]:
+        """A folded build's engine calls: a cancel is Interrupted; an engine that
+        goes away is one line naming the step, as the classic builder's stream
+        says it; any other engine error is StepError naming the step."""
+        if self._cancelled.is_set():
+            raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
+        try:
+            yield
+        except (*_LOST, *_API_ERRORS, OSError) as exc:
+            if self._cancelled.is_set():
+                raise Interrupted(f"interrupted during {steps.current}; the build was cancelled") from None
+            if isinstance(exc, (*_LOST, OSError)):
+                broke = exc if "timed out" in _short(exc) else ConnectionError("Connection broken")
+                raise _lost(f"the build ({steps.current})", broke, self.where, self.stall) from None
+            raise StepError(f"{steps.current}: engine error: {_whole(exc)}") from None
+        if self._cancelled.is_set():
+            raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
+
+    def _fold_container(self, image: str, commit: Commit, request: BuildRequest) -> str:
+        """A container of `image` with the config the RUN runs with; the RUN is its
+        Entrypoint, so that its Cmd stays empty (the commit would inherit it)."""
+        run_as = commit.run_as
+        created = self.api.create_container(
+            image, entrypoint=list(commit.run or ("/javabase-never-started",)), environment=list(run_as.env),
+            user=run_as.user or None, working_dir=run_as.workdir or None, platform=request.platform,
+            host_config=self.api.create_host_config(network_mode=request.network))
+        container = str(created["Id"])
+        with self._lock:
+            self._containers.add(container)
+        return container
+
+    def _fold_run(self, container: str, run: tuple[str, ...], steps: _Steps, on_line: LineSink) -> None:
+        """Start the container, stream its output as build lines, fail on a non-zero
+        exit. A cancel() that came before the container started kills it here."""
+        self.api.start(container)
+        if self._cancelled.is_set():
+            self.api.kill(container)
+        rest = b""
+        for chunk in self.api.logs(container, stream=True, follow=True):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                line = _clean(raw.decode("utf-8", "replace"))
+                steps.see(line)
+                on_line(line)
+        if rest.strip():
+            steps.see(_clean(rest.decode("utf-8", "replace")))
+            on_line(_clean(rest.decode("utf-8", "replace")))
+        code = int(self.api.wait(container).get("StatusCode", -1))
+        if code != 0 and not self._cancelled.is_set():
+            message = f"The command '{' '.join(run)}' returned a non-zero code: {code}"
+            on_line(f"ERROR {message}")
+            raise StepError(steps.failure(message))
+
+    def _make_dirs(self, container: str, paths: Sequence[str], step: str) -> None:
+        """Make each directory of `paths` and its parents where missing (mode 0755,
+        owned by root), as the classic builder's WORKDIR makes them."""
+        for path in paths:
+            parts = [p for p in path.split("/") if p]
+            for depth in range(1, len(parts) + 1):
+                kind = self._kind(container, "/" + "/".join(parts[:depth]))
+                if kind == "file":
+                    raise StepError(f"{step}: Cannot mkdir: /{'/'.join(parts[:depth])} is not a directory")
+                if kind is None:
+                    self.api.put_archive(container, "/" + "/".join(parts[: depth - 1]), _dirs_tar(parts[depth - 1:]))
+                    break
+
+    def _kind(self, container: str, path: str) -> str | None:
+        """"dir" (or a symbolic link), "file", or None when the container has no `path`."""
+        response = self.api.head(self.api._url("/containers/{0}/archive", container), params={"path": path})
+        if response.status_code == 404:
+            return None
+        self.api._raise_for_status(response)
+        stat = json.loads(base64.b64decode(response.headers.get("X-Docker-Container-Path-Stat", "e30=")))
+        mode = int(stat.get("mode") or 0)
+        return "dir" if mode & (_MODE_DIR | _MODE_SYMLINK) else "file"
 
     def _platform_of(self, image_id: str) -> str:
         found = self.image(image_id)
@@ -269,7 +434,8 @@ class DockerBackend:
             labels=dict((found.get("Config") or {}).get("Labels") or {}),
             created=parse_time(str(found.get("Created") or "")),
             layers=tuple((found.get("RootFS") or {}).get("Layers") or ()),
-            last_step=str(steps[0].get("CreatedBy") or "") if steps else "",
+            last_step=last_step(str(steps[0].get("CreatedBy") or ""), str(steps[0].get("Comment") or ""))
+            if steps else "",
             platform="/".join(str(found[k]) for k in ("Os", "Architecture", "Variant") if found.get(k)),
             user=str((found.get("Config") or {}).get("User") or ""),
             env=_env_pairs((found.get("Config") or {}).get("Env") or ()),
@@ -479,6 +645,20 @@ class _Steps:
 def _env_pairs(env: Sequence[Any]) -> tuple[tuple[str, str], ...]:
     """Config.Env (K=V strings) as pairs."""
     return tuple((key, value) for key, _, value in (str(item).partition("=") for item in env))
+
+
+_MODE_DIR, _MODE_SYMLINK = 1 << 31, 1 << 27  # Go's os.ModeDir and os.ModeSymlink, in the engine's stat
+
+
+def _dirs_tar(parts: Sequence[str]) -> bytes:
+    """A tar of the directories parts[0], parts[0]/parts[1], ... (0755, root's, now)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for depth in range(1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[:depth]))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            tar.addfile(info)
+    return buffer.getvalue()
 
 
 def _tar_of(files: Mapping[str, bytes]) -> bytes:
