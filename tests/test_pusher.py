@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,31 @@ def test_a_corrupted_cached_layer_is_made_again(tmp_path: Path) -> None:
     _, pusher2, results2 = setup(tmp_path, again)
     assert pusher2.push_all(results2) == []  # FakeRegistry.upload_blob asserts every body's digest
     assert results2[0].status == Status.PUSHED
+
+
+class SlowUploads(FakeRegistry):
+    """A registry whose uploads take a while, so that the pushes of several
+    images overlap as they do on a real one."""
+
+    def upload_blob(self, name: str, digest: str, body: Callable[[], bytes], mount_from: str | None = None) -> str:
+        if mount_from is None:
+            time.sleep(0.2)
+        return super().upload_blob(name, digest, body, mount_from)
+
+
+def test_a_layer_several_images_push_at_once_is_uploaded_once_and_mounted_into_the_others(tmp_path: Path) -> None:
+    registry = SlowUploads()
+    backend = FakeBackend()
+    pusher = Pusher(backend, registry, Console(io.StringIO()),  # type: ignore[arg-type]
+                    Settings(registry="r:5000", jobs=4, push_jobs=4, cache_dir=tmp_path / "cache",
+                             log_dir=tmp_path / "logs"))
+    results = [ImageResult(f"app{i}", [f"r:5000/base/app{i}:1"], status=Status.BUILT,
+                           image_id=backend.add_image(b"the shared root", f"app {i}".encode())) for i in range(4)]
+    assert pusher.push_all(results) == []
+    layer = backend.saved[results[0].image_id or ""][1][0]
+    root = sha(gzip.compress(layer, compresslevel=6, mtime=0))
+    assert len([u for u in registry.uploads if u.endswith(root)]) == 1, registry.uploads
+    assert all(root in registry.blobs[f"base/app{i}"] for i in range(4))
+    said = [line for r in results for line in r.log if line.startswith(f"layer {sha(layer)[7:19]}")]
+    assert sorted(line.split(": ")[1] for line in said) == ["mounted from " + next(
+        f"base/app{i}" for i in range(4) if f"base/app{i}@{root}" in registry.uploads)] * 3 + ["uploaded"]

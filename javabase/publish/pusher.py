@@ -206,6 +206,7 @@ class Pusher:
         self.allowed: dict[str, bool] = {}
         self.wrote: set[str] = set()  # repositories this run has uploaded to: push is allowed there
         self.where: dict[str, str] = {}  # blob digest -> a repository of this run that has it
+        self.claims: dict[str, threading.Lock] = {}  # blob digest -> held while it is uploaded or mounted
         self.stopped = threading.Event()
         self.looked_up: dict[str, Remote | None] = {}  # reference -> what it held before the run
         self.platforms = platforms or {}  # multi-platform images: image -> its platforms
@@ -436,30 +437,32 @@ class Pusher:
                  size: int) -> None:
         """Make sure `repository` has the blob: mount it from a repository of this run
         that has it, or upload it when the registry lacks it. The body is read only
-        for an upload."""
+        for an upload. Threads that need the same blob at once take turns, so it is
+        uploaded once and mounted into the other repositories."""
         if self.stopped.is_set():
             raise Interrupted(f"interrupted before uploading {what}")
-        shown = f"{size / 1e6:.1f} MB"
-        with self.lock:
-            source = self.where.get(digest)
-        if source == repository:
-            return
-        with self.phases.timed("uploads and mounts (summed)"):
-            if source is not None:
-                how = self.registry.upload_blob(repository, digest, body, mount_from=source)
-            elif self.registry.has_blob(repository, digest):
-                how = "already in the registry"
-            else:
-                how = self.registry.upload_blob(repository, digest, body)
+        with self.lock:  # one thread at a time per blob: the others mount what it uploaded
+            claim = self.claims.setdefault(digest, threading.Lock())
+        with claim:
+            with self.lock:
+                source = self.where.get(digest)
+            if source == repository:
+                return
+            with self.phases.timed("uploads and mounts (summed)"):
+                if source is not None:
+                    how = self.registry.upload_blob(repository, digest, body, mount_from=source)
+                elif self.registry.has_blob(repository, digest):
+                    how = "already in the registry"
+                else:
+                    how = self.registry.upload_blob(repository, digest, body)
+            with self.lock:
+                self.where.setdefault(digest, repository)
+                if how != "already in the registry":
+                    self.wrote.add(repository)
         self.phases.count("blobs " + how.split(" from ")[0])
         if how == "uploaded":
             self.phases.count("uploaded bytes", size)
-        if how != "already in the registry":
-            with self.lock:
-                self.wrote.add(repository)
-        self.log(result, f"{what} ({shown}): {how}")
-        with self.lock:
-            self.where.setdefault(digest, repository)
+        self.log(result, f"{what} ({size / 1e6:.1f} MB): {how}")
 
     def check_push_allowed(self, repository: str) -> None:
         """May this run push to `repository`? Otherwise nothing is published."""
