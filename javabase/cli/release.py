@@ -139,8 +139,9 @@ def load(path: str, push: bool = False, registry: str | None = None, report: str
     --push push it with the usual checks. Needs no manifest. Raises ArchiveError
     (nothing loaded) when the archive is damaged. With `key` (the team's public
     key, PEM) every image must carry a saved cosign signature that verifies with
-    it, else Unverified (exit 16) and nothing is loaded; with --push those
-    signatures go along to the registry. A report on every exit path."""
+    it, else Unverified (exit 16) and nothing is loaded; with --push what was
+    saved with them (signatures, provenance, SBOM) goes along to the registry
+    (javabase.release.carried). A report on every exit path."""
     report_path = fresh_report_path(report)
     console = Console(out)
     the_report = Report(Path(path).name, registry or "", push, {})
