@@ -39,6 +39,7 @@ class LocalImage:
     env: tuple[tuple[str, str], ...] = ()  # its ENV, when inspected
     workdir: str = ""  # its WORKDIR, when inspected
     layer_sizes: tuple[int, ...] = ()  # bytes each of `layers` holds in the engine (its diff), when asked for history
+    size: int = 0  # bytes all its layers hold in the engine (inspect's Size), when inspected
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ class FakeBackend:
             self.layer_data.update({sha(layer): layer for layer in layers})
             self.saved[image_id] = (config, layers)
             self.stored[image_id] = LocalImage(image_id, labels=dict(labels or {}), layers=tuple(diff_ids),
+                                               size=sum(len(layer) for layer in layers),
                                                last_step=step, platform=f"{os_name}/{arch}")
         return image_id
 
@@ -156,6 +157,7 @@ class FakeBackend:
             self.saved[image_id] = (config, layers)
             self.stored[image_id] = LocalImage(image_id, labels=dict(data["config"]["Labels"]),
                                                layers=tuple(sha(layer) for layer in layers),
+                                               size=sum(len(layer) for layer in layers),
                                                last_step=str(history[-1].get("created_by") or ""),
                                                platform=f"{data['os']}/{data['architecture']}")
         on_line(f"pulled {reference}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import tempfile
 import textwrap
 import threading
 import time
@@ -23,7 +24,7 @@ from fakes import FakeBackend, FakeRegistry
 from javabase.build.artifacts import ArtifactStore
 from javabase.build.run import Builder, BuildOptions
 from javabase.cli.common import finish, pushed_summary
-from javabase.errors import BuildFailed, EngineError, NotUpToDate, StepError
+from javabase.errors import BuildFailed, EngineError, Interrupted, NotUpToDate, StepError
 from javabase.manifest.model import Manifest
 from javabase.plan.order import make_plan
 from javabase.plan.render import render_all
@@ -217,6 +218,60 @@ def test_images_asked_for_while_an_export_runs_go_into_the_next_export_together(
         assert image.archive.exists()
         exports.release(image)
     assert not any(archive.exists() for archive in archives) and exports.users == {}
+
+
+def test_images_announced_go_into_the_next_export_and_those_never_asked_for_are_deleted_at_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    backend = FakeBackend()
+    root = backend.add_image(b"root" * 1000)
+    children = [backend.add_image(f"child {i}".encode(), below=backend.stored[root].layers) for i in range(3)]
+    exports = Exports(backend)
+    exports.want(children)
+    first = exports.saved(children[0])
+    assert backend.exports == [sorted(children)]
+    second = exports.saved(children[1])  # from the same archive: no second export
+    assert backend.exports == [sorted(children)] and second.archive == first.archive
+    exports.release(first)
+    exports.release(second)
+    assert first.archive.exists()  # the third image of it was not taken yet
+    exports.close()
+    assert list(tmp_path.glob("javabase-export-*")) == [] and exports.users == {}
+    with pytest.raises(Interrupted, match=r"^interrupted before exporting [0-9a-f]{12}$"):
+        exports.saved(children[2])
+
+
+def test_an_image_asked_for_twice_at_once_is_released_twice_without_deleting_it_under_the_other(
+        tmp_path: Path) -> None:
+    """Two askers of one image ID at once (two units that built the same image):
+    each gets an archive of its own to release."""
+    backend = FakeBackend()
+    other, image = backend.add_image(b"other"), backend.add_image(b"same")
+    exports = Exports(backend)
+    go = threading.Event()
+    slow_save = backend.save
+
+    def save(references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        go.wait(5)  # both ask for `image` while the first export runs
+        slow_save(references, dest, on_bytes)
+
+    backend.save = save  # type: ignore[method-assign]
+    got: list[SavedImage] = []
+    threads = [threading.Thread(target=lambda i=i: got.append(exports.saved(i))) for i in (other, image, image)]
+    threads[0].start()
+    time.sleep(0.1)
+    threads[1].start()
+    threads[2].start()
+    time.sleep(0.1)
+    go.set()
+    for thread in threads:
+        thread.join(10)
+    first, second = [saved for saved in got if saved.image_id == image]
+    assert first.archive != second.archive and backend.exports == [[other], [image], [image]]
+    exports.release(first)
+    assert not first.archive.exists() and second.archive.exists()
+    exports.release(second)
+    assert not second.archive.exists()
 
 
 class Forgetful(FakeBackend):

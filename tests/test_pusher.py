@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,3 +164,52 @@ def test_a_layer_several_images_push_at_once_is_uploaded_once_and_mounted_into_t
     said = [line for r in results for line in r.log if line.startswith(f"layer {sha(layer)[7:19]}")]
     assert sorted(line.split(": ")[1] for line in said) == ["mounted from " + next(
         f"base/app{i}" for i in range(4) if f"base/app{i}@{root}" in registry.uploads)] * 3 + ["uploaded"]
+
+
+def test_while_builds_run_a_child_adding_little_to_an_exported_parent_waits_and_goes_with_the_others_at_once(
+        tmp_path: Path) -> None:
+    """The root is exported as soon as it is started; its small children wait for
+    the builds to end and go in one export (the root's layer written once more,
+    not once each); a child whose own layer outweighs the root's goes at once."""
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    below = backend.stored[root].layers
+    children = [backend.add_image(f"child {i}".encode(), below=below) for i in range(4)]
+    jre = backend.add_image(b"j" * 40000, below=below)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = {name: ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in [("root", root), ("jre", jre)] + [(f"app{i}", c) for i, c in enumerate(children)]}
+    pusher.start(results["root"])
+    pusher.staging["root"].result(10)
+    for i in range(4):
+        pusher.start(results[f"app{i}"])
+    pusher.start(results["jre"])
+    pusher.staging["jre"].result(10)
+    assert backend.exports == [[root], [jre]] and set(pusher.staging) == {"root", "jre"}
+    assert pusher.publish(list(results.values())) == []
+    assert backend.exports == [[root], [jre], sorted(children)]
+    assert all(r.status == Status.PUSHED for r in results.values())
+    root_mb = backend.stored[root].size / 1e6
+    own_mb = (backend.stored[children[0]].size - backend.stored[root].size) / 1e6
+    assert results["app0"].log[0] == (f"staged when the builds end: {root_mb:.1f} MB of its layers go in an earlier "
+                                      f"export, {own_mb:.1f} MB are its own")
+    assert pusher.phases.counts["exports held until the builds ended"] == 4
+
+
+def test_images_held_for_the_builds_leave_no_export_behind_when_the_run_is_discarded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    child = backend.add_image(b"child", below=backend.stored[root].layers)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    pusher.start(ImageResult("root", ["r:5000/base/root:1"], status=Status.BUILT, image_id=root))
+    pusher.staging["root"].result(10)
+    pusher.start(ImageResult("app", ["r:5000/base/app:1"], status=Status.BUILT, image_id=child))
+    pusher.discard()
+    assert backend.exports == [[root]] and "app" not in pusher.staging
+    assert list(tmp_path.glob("javabase-export-*")) == [] and registry.manifests_put == []

@@ -122,7 +122,7 @@ class Builder:
             keep_log=self.keep_log,
             immutable=immutable_references(self.manifest, plan.order, settings.registry),
             platforms={n: plan.image(n).platforms for n in plan.order if plan.image(n).platforms},
-            platform_tags=options.platform_tags, phases=self.phases)
+            platform_tags=options.platform_tags, phases=self.phases, builds_running=True)
         self.tags: dict[str, list[str]] = {}
         self.inputs: dict[str, Inputs] = {}
         self.actions: dict[str, BuildAction] = {}

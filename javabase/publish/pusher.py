@@ -190,8 +190,9 @@ class Pusher:
                  overwrite_immutable: bool = False, keep_log: Callable[[ImageResult], None] = lambda _r: None,
                  immutable: dict[str, frozenset[str]] | None = None, blobs: BlobCache | None = None,
                  platforms: dict[str, tuple[str, ...]] | None = None, platform_tags: bool = False,
-                 phases: Phases | None = None) -> None:
-        """`phases`: the run's, told the time exports, compression, uploads and publishing take."""
+                 phases: Phases | None = None, builds_running: bool = False) -> None:
+        """`phases`: the run's, told the time exports, compression, uploads and publishing take.
+        `builds_running`: images are started while others still build (see `start`)."""
         self.backend = backend
         self.registry = registry
         self.console = console
@@ -215,6 +216,9 @@ class Pusher:
         self.platform_manifests: dict[str, tuple[str, Remote]] = {}
         self.phases = phases or Phases()
         self.exports = Exports(backend, self.phases)
+        self.building = builds_running  # until publish(): staging an image may wait for the builds to end
+        self.held: list[ImageResult] = []  # started, waiting for the builds to end
+        self.going: list[tuple[tuple[str, ...], int]] = []  # images being exported: their layers, their bytes
 
     def log(self, result: ImageResult, line: str) -> None:
         result.log.append(line)
@@ -248,9 +252,60 @@ class Pusher:
 
     # -- the two steps -------------------------------------------------------------
     def start(self, result: ImageResult) -> None:
-        """Stage an image in the background (called as soon as it is built)."""
-        if not self.stopped.is_set():
-            self.staging[result.name] = self.pool.submit(self.stage, result)
+        """Stage an image in the background (called as soon as it is built). While
+        builds still run, an image whose export would mostly write again the
+        layers of an image already exported (its parent's, most often: a child
+        that adds a small layer) waits for them to end, and goes then with the
+        others that waited, in one export (javabase.publish.exports)."""
+        if self.stopped.is_set() or self.wait_for_builds(result):
+            return
+        self.staging[result.name] = self.pool.submit(self.stage, result)
+
+    def wait_for_builds(self, result: ImageResult) -> bool:
+        """Hold the image until the builds end? Yes when builds are running, it will
+        be exported, and the bytes of its layers that an export of this run already
+        carries outweigh its own."""
+        if not self.building or result.status not in (Status.BUILT, Status.UP_TO_DATE) or \
+                result.image_id is None or not self.will_export(result):
+            return False
+        try:
+            image = self.backend.image(result.image_id)
+        except JavabaseError:
+            return False  # staging says what is wrong with the engine
+        if image is None:
+            return False
+        with self.lock:
+            again = max((size for layers, size in self.going if image.layers[:len(layers)] == layers), default=0)
+            if self.building and again > image.size - again:
+                self.held.append(result)
+                self.phases.count("exports held until the builds ended")
+                self.log(result, f"staged when the builds end: {again / 1e6:.1f} MB of its layers go in an earlier "
+                                 f"export, {(image.size - again) / 1e6:.1f} MB are its own")
+                return True
+            self.going.append((image.layers, image.size))
+        return False
+
+    def will_export(self, result: ImageResult) -> bool:
+        """Will staging the image export it from the engine? (Not when the registry
+        holds it under all its tags, or holds its platform's manifest already.)"""
+        image_id = _image_id(result)
+        try:
+            if result.platform is not None and not self.platform_tags:
+                return self.blobs.manifest(image_id) is None
+            remote = {reference: self.holds(reference) for reference in result.references}
+        except JavabaseError:
+            return True  # staging says what is wrong with the registry
+        actions = decide_pushes(image_id, result.references, remote, self.immutable.get(result.name, frozenset()),
+                                self.overwrite_immutable)
+        return any(isinstance(a, Push) for a in actions)
+
+    def builds_ended(self) -> None:
+        """Stage the images held for the builds to end, exported together."""
+        with self.lock:
+            held, self.held, self.building = self.held, [], False
+        self.exports.want([_image_id(r) for r in held])
+        for result in held:
+            self.start(result)
 
     def publish(self, ready: list[ImageResult], keep_going: bool = False) -> list[str]:
         """Wait for staging, then publish every tag; return notes for the report.
@@ -289,6 +344,7 @@ class Pusher:
     def wait_for_staging(self, ready: list[ImageResult]) -> dict[str, Staged]:
         """What each image's staging made; an image whose staging failed fails."""
         staged: dict[str, Staged] = {}
+        self.builds_ended()
         try:
             with self.phases.timed("push: wait for staging"):
                 for result in ready:
@@ -306,6 +362,7 @@ class Pusher:
             raise
         finally:
             self.pool.shutdown(wait=True)
+            self.exports.close()
         return staged
 
     def refuse(self, ready: list[ImageResult], staged: dict[str, Staged],
@@ -363,6 +420,7 @@ class Pusher:
         """Nothing will be published: stop staging (Ctrl-C, or a failed build)."""
         self.stopped.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.exports.close()
 
     # -- staging -----------------------------------------------------------------------
     def stage(self, result: ImageResult) -> Staged:

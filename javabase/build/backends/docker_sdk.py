@@ -441,6 +441,7 @@ class DockerBackend:
             env=_env_pairs((found.get("Config") or {}).get("Env") or ()),
             workdir=str((found.get("Config") or {}).get("WorkingDir") or ""),
             layer_sizes=layer_sizes(steps, len((found.get("RootFS") or {}).get("Layers") or ())) if steps else (),
+            size=int(found.get("Size") or 0),
         )
 
     def listed_layers(self) -> dict[str, tuple[str, ...]]:
