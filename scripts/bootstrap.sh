@@ -39,3 +39,6 @@ if [ "$have" != "$want" ] && [ "$have" != "$want[dev]" ]; then  # a development 
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
     echo "$want" >"$stamp"
 fi
+# The package is installed editable: compile its modules now, so that a run does
+# not compile them on import (nor every time, where PYTHONDONTWRITEBYTECODE is set).
+.venv/bin/python -m compileall -q javabase tasks.py >/dev/null

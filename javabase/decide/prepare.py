@@ -63,15 +63,15 @@ def previous_builds(backend: Backend, plan: Plan, tags: dict[str, list[str]], in
     of a multi-platform tag re-points the engine's tag): then the newest image
     javabase built of this image for this platform, among `listed` (every local
     image with an input digest)."""
-    out: dict[str, LocalImage | None] = {}
-    for unit in plan.units:
-        if inputs[unit.key].digest in local:
-            continue
+    def previous(unit: Unit) -> LocalImage | None:
         found = backend.image(tags[unit.key][0])
         if unit.platform is not None and found is not None and not _of_platform(found.platform, unit.platform):
             found = _newest_build(plan, unit, [i for images in listed.values() for i in images])
-        out[unit.key] = found
-    return out
+        return found
+
+    units = [unit for unit in plan.units if inputs[unit.key].digest not in local]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="inspect") as pool:  # an engine call each
+        return {unit.key: found for unit, found in zip(units, pool.map(previous, units), strict=True)}
 
 
 def _of_platform(platform: str, wanted: str) -> bool:

@@ -5,6 +5,7 @@ changes the lock and the inputs."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -32,13 +33,19 @@ def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
     return env
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> nodes.Template:
+    """A template's syntax tree (parsing does not depend on the loader); a
+    partial that several templates include is parsed once per process."""
+    return jinja2.Environment().parse(text)
+
+
 def referenced(name: str, search_path: tuple[Path, ...]) -> list[str]:
     """`name` and every template it includes, imports or extends, transitively,
     in a stable order. A reference that is not a literal string (computed at
     render time) cannot be followed, so it is refused (ValueError)."""
     seen: list[str] = []
     stack = [name]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in search_path]))
     while stack:
         current = stack.pop()
         if current in seen:
@@ -47,7 +54,7 @@ def referenced(name: str, search_path: tuple[Path, ...]) -> list[str]:
         path = locate(current, search_path)
         if path is None:
             continue
-        for child in jinja2.meta.find_referenced_templates(env.parse(path.read_text(encoding="utf-8"))):
+        for child in jinja2.meta.find_referenced_templates(_parsed(path.read_text(encoding="utf-8"))):
             if child is None:
                 raise ValueError(f"templates/{current} includes a template whose name is computed; "
                                  "name it literally so that its hash can be locked")
@@ -71,12 +78,11 @@ def check_positions(name: str, search_path: tuple[Path, ...]) -> None:
     value through a position filter (javabase.manifest.values) or is a macro
     call; else RenderError naming the file, line and expression. So no value of
     the manifest reaches a Dockerfile unchecked, whichever key a template uses."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in search_path]))
     for current in referenced(name, search_path):
         path = locate(current, search_path)
         if path is None:
             continue
-        tree = env.parse(path.read_text(encoding="utf-8"))
+        tree = _parsed(path.read_text(encoding="utf-8"))
         macros = {macro.name for macro in tree.find_all(nodes.Macro)}
         for output in tree.find_all(nodes.Output):
             for node in output.nodes:
