@@ -110,6 +110,7 @@ class DockerBackend:
         # can cut them: the engine then stops the build and removes its container.
         self._streams: dict[int, Any] = {}
         self._containers: set[str] = set()  # the test containers running now, killed by cancel()
+        self._configs: dict[str, dict[str, Any]] = {}  # image ID -> its inspect (an ID's image never changes)
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
         api.hooks["response"].append(self._remember_build)
@@ -208,11 +209,16 @@ class DockerBackend:
             return None
         if fold is None:
             return None
-        try:
-            with self._calling(f"cannot inspect {fold.base}", EngineError):
-                parent: dict[str, Any] = self.api.inspect_image(fold.base)
-        except docker.errors.ImageNotFound:
-            return None  # the classic builder says so in its words
+        parent = self._configs.get(fold.base)
+        if parent is None:
+            try:
+                with self._calling(f"cannot inspect {fold.base}", EngineError):
+                    parent = dict(self.api.inspect_image(fold.base))
+            except docker.errors.ImageNotFound:
+                return None  # the classic builder says so in its words
+            if fold.base == parent.get("Id"):  # FROM an image ID (a javabase parent): the same for every child
+                with self._lock:
+                    self._configs[fold.base] = parent
         made = "/".join(str(parent[k]) for k in ("Os", "Architecture") if parent.get(k))
         commits = plan(fold, parent.get("Config") or {})
         if commits is None or (request.platform is not None and not _same_platform(made, request.platform)):
