@@ -1,18 +1,25 @@
-"""The layer cache compresses a layer once when several uploads ask for it at once."""
+"""The layer cache: a layer is read from the exported archive and compressed once,
+even when several uploads ask for it at once."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from fakes import FakeBackend, FakeRegistry
+from javabase.errors import StepError
 from javabase.publish import blobs
 from javabase.publish.blobs import BlobCache
-from javabase.publish.oci import SavedImage
+from javabase.publish.oci import SavedImage, layer_stream, read_saved_all
+from javabase.publish.pusher import Pusher
+from javabase.report import Console, ImageResult, Status
+from javabase.settings import Settings
 
 
 def test_threads_asking_for_one_layer_at_once_compress_it_once(tmp_path: Path,
@@ -48,3 +55,45 @@ def test_threads_asking_for_one_layer_at_once_compress_it_once(tmp_path: Path,
         thread.join()
     assert len(streams) == 1
     assert len(got) == 8 and len(set(got)) == 1
+
+
+def _archive(path: Path, layers: dict[str, bytes], links: dict[str, str]) -> None:
+    """A `docker save` archive of one image whose layers are `layers` (member ->
+    content) and `links` (member -> the member it links to, as the engine writes
+    a layer it holds twice)."""
+    config = json.dumps({"rootfs": {"diff_ids": [
+        "sha256:" + hashlib.sha256(layers[links.get(m, m)]).hexdigest() for m in [*layers, *links]]}}).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in [*layers.items(), ("config.json", config), ("manifest.json", json.dumps(
+                [{"Config": "config.json", "Layers": [*layers, *links]}]).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in links.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"../{target}"
+            tar.addfile(info)
+
+
+def test_a_layer_is_read_where_the_archive_holds_it_and_a_linked_layer_through_its_link(tmp_path: Path) -> None:
+    first, second = bytes(range(256)) * 5000, b"second layer" * 100
+    _archive(tmp_path / "saved.tar", {"a/layer.tar": first, "b/layer.tar": second}, {"c/layer.tar": "a/layer.tar"})
+    (saved,) = read_saved_all(tmp_path / "saved.tar").values()
+    assert set(saved.spans) == {"a/layer.tar", "b/layer.tar", "config.json", "manifest.json"}
+    assert [b"".join(layer_stream(saved, member)) for member, _ in saved.layers] == [first, second, first]
+
+
+def test_a_layer_whose_content_is_not_its_diff_id_fails_the_image_in_one_line(tmp_path: Path) -> None:
+    _archive(tmp_path / "saved.tar", {"a/layer.tar": b"what the engine wrote"}, {})
+    (saved,) = read_saved_all(tmp_path / "saved.tar").values()
+    damaged = SavedImage(saved.archive, saved.config, (("a/layer.tar", "sha256:" + "0" * 64),), saved.spans)
+    backend = FakeBackend()
+    pusher = Pusher(backend, FakeRegistry(), Console(io.StringIO()),  # type: ignore[arg-type]
+                    Settings(registry="r:5000", jobs=1, push_jobs=1, cache_dir=tmp_path / "cache",
+                             log_dir=tmp_path / "logs"))
+    result = ImageResult("app", ["r:5000/base/app:1"], status=Status.BUILT, image_id=saved.image_id)
+    with pytest.raises(StepError) as caught:
+        pusher.put_layer(result, "base/app", damaged, "a/layer.tar", "sha256:" + "0" * 64)
+    assert str(caught.value) == (f"app: layer 000000000000: the layer's content is sha256:"
+                                 f"{hashlib.sha256(b'what the engine wrote').hexdigest()}, not sha256:{'0' * 64}: "
+                                 "the saved image is damaged; build it again")

@@ -13,8 +13,8 @@ import hashlib
 import json
 import tarfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -36,11 +36,14 @@ class Blob:
 @dataclass(frozen=True)
 class SavedImage:
     """What `docker save` wrote for one image: its config (exact bytes, whose
-    sha256 is the image ID) and its layers (archive member, diff ID), base first."""
+    sha256 is the image ID) and its layers (archive member, diff ID), base
+    first; `spans`: where the archive's regular files start and how many bytes
+    they hold, so that a layer is read without scanning the archive again."""
 
     archive: Path
     config: bytes
     layers: tuple[tuple[str, str], ...]
+    spans: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def image_id(self) -> str:
@@ -61,13 +64,14 @@ def read_saved_all(archive: Path) -> dict[str, SavedImage]:
     `docker save` writes."""
     out: dict[str, SavedImage] = {}
     with tarfile.open(archive) as tar:
+        spans = {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isreg()}
         listing = json.load(_member(tar, "manifest.json"))
         if not isinstance(listing, list) or not listing:
             raise ValueError(f"{archive}: manifest.json lists no image")
         for entry in listing:
             config = _member(tar, entry["Config"]).read()
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-            image = SavedImage(archive, config, tuple(zip(entry["Layers"], diff_ids, strict=True)))
+            image = SavedImage(archive, config, tuple(zip(entry["Layers"], diff_ids, strict=True)), spans)
             out[image.image_id] = image
     return out
 
@@ -80,10 +84,23 @@ def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
 
 
 def layer_stream(saved: SavedImage, member: str) -> Iterator[bytes]:
-    """The uncompressed bytes of one layer, in chunks."""
-    with tarfile.open(saved.archive) as tar:
-        handle = _member(tar, member)
-        while block := handle.read(CHUNK):
+    """The uncompressed bytes of one layer, in chunks: read where the archive
+    holds it (`spans`), or, for a link to another member, through tarfile."""
+    span = saved.spans.get(member)
+    if span is None:
+        with tarfile.open(saved.archive) as tar:
+            handle = _member(tar, member)
+            while block := handle.read(CHUNK):
+                yield block
+        return
+    offset, left = span
+    with saved.archive.open("rb") as handle:
+        handle.seek(offset)
+        while left > 0:
+            block = handle.read(min(CHUNK, left))
+            if not block:
+                raise ValueError(f"{saved.archive}: {member} ends early")
+            left -= len(block)
             yield block
 
 

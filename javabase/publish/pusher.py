@@ -33,7 +33,7 @@ from ..manifest.references import repository_name, split_reference
 from ..report import Console, ImageResult, Phases, Status
 from ..settings import Settings
 from . import referrers
-from .blobs import BlobCache
+from .blobs import BlobCache, CachedBlob
 from .exports import Exports
 from .oci import (
     CONFIG_TYPE,
@@ -476,8 +476,14 @@ class Pusher:
         return manifest, saved.platform()
 
     def put_layer(self, result: ImageResult, repository: str, saved: SavedImage, member: str, diff_id: str) -> Blob:
+        def made() -> CachedBlob:
+            try:
+                return self.blobs.layer(saved, member, diff_id)
+            except ValueError as exc:  # the engine's archive does not hold what its config says
+                raise StepError(f"{result.name}: layer {diff_id[7:19]}: {exc}; build it again") from None
+
         with self.phases.timed("compression or layer cache (summed)"):
-            cached = self.blobs.layer(saved, member, diff_id)
+            cached = made()
 
         def body() -> bytes:
             """The compressed layer, checked as it is read: a cache entry that changed
@@ -486,7 +492,7 @@ class Pusher:
             if digest_of(data) == cached.blob.digest:
                 return data
             self.blobs.forget(diff_id)
-            return self.blobs.layer(saved, member, diff_id).path.read_bytes()
+            return made().path.read_bytes()
 
         self.put_blob(result, repository, cached.blob.digest, body, f"layer {diff_id[7:19]}", cached.blob.size)
         return cached.blob
