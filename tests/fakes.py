@@ -252,6 +252,7 @@ class FakeRegistry:
         return not self.refuse_push
 
     def has_blob(self, name: str, digest: str) -> bool:
+        self.asked.append(f"{name}@{digest}")
         return digest in self.blobs.get(name, set())
 
     def upload_blob(self, name: str, digest: str, body: Callable[[], bytes], mount_from: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -98,16 +99,29 @@ def test_a_registry_that_will_not_take_a_push_gets_nothing(tmp_path: Path) -> No
 
 
 def test_push_permission_is_checked_before_publishing_when_no_blob_was_uploaded(tmp_path: Path) -> None:
-    """Every blob already in the repository: the first write would be a manifest PUT."""
+    """Every blob already in the repository, none of them small enough to be sent
+    without asking: the first write would be a manifest PUT."""
     registry = FakeRegistry()
-    backend, pusher, results = setup(tmp_path, registry)
-    config, layers = backend.saved[results[0].image_id or ""]
+    backend = FakeBackend()
+    image_id = backend.add_image(os.urandom(100_000), labels={"pad": "x" * 70_000})
+    config, layers = backend.saved[image_id]
     registry.blobs["base/jre"] = {sha(gzip.compress(layer, compresslevel=6, mtime=0)) for layer in layers} | {
         sha(config)}
     registry.refuse_push = True
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(RegistryError) as caught:
+        pusher.push_all([ImageResult("jre", list(REFS), status=Status.BUILT, image_id=image_id)])
+    assert str(caught.value) == "registry r:5000 does not let this run push to base/jre; nothing was pushed"
+    assert registry.manifests_put == [] and registry.uploads == []
+
+
+def test_a_registry_that_refuses_the_upload_of_a_small_blob_stops_the_push_in_its_words(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    _, pusher, results = setup(tmp_path, registry)
+    registry.refuse_push = True
     with pytest.raises(RegistryError) as caught:
         pusher.push_all(results)
-    assert str(caught.value) == "registry r:5000 does not let this run push to base/jre; nothing was pushed"
+    assert str(caught.value) == "registry r:5000 refused the upload (HTTP 401 on POST /v2/base/jre/blobs/uploads/)"
     assert registry.manifests_put == []
 
 
@@ -213,3 +227,16 @@ def test_images_held_for_the_builds_leave_no_export_behind_when_the_run_is_disca
     pusher.discard()
     assert backend.exports == [[root]] and "app" not in pusher.staging
     assert list(tmp_path.glob("javabase-export-*")) == [] and registry.manifests_put == []
+
+
+def test_a_small_blob_is_uploaded_without_asking_first_and_a_large_one_only_when_the_registry_lacks_it(
+        tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    image_id = backend.add_image(os.urandom(200_000), b"small")  # 200 kB that gzip cannot shrink, then a few bytes
+    config, layers = backend.saved[image_id]
+    big, small = (sha(gzip.compress(layer, compresslevel=6, mtime=0)) for layer in layers)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path))  # type: ignore[arg-type]
+    assert pusher.push_all([ImageResult("jre", ["r:5000/base/jre:1"], status=Status.BUILT, image_id=image_id)]) == []
+    assert [a for a in registry.asked if "@" in a] == [f"base/jre@{big}"]
+    assert sorted(registry.uploads) == sorted(f"base/jre@{d}" for d in (big, small, sha(config)))

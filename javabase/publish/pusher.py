@@ -47,6 +47,9 @@ from .oci import (
 )
 from .registry import Registry, Remote
 
+# A blob this small (a config, a layer of a few files) costs less to upload than to ask
+# about: the upload is two requests, asking first makes it three.
+SMALL_BLOB = 64 * 1024
 PUBLISH_JOBS = 8  # images whose manifests are PUT (and read back) at the same time: small requests, a round trip each
 
 
@@ -500,7 +503,8 @@ class Pusher:
     def put_blob(self, result: ImageResult, repository: str, digest: str, body: Callable[[], bytes], what: str,
                  size: int) -> None:
         """Make sure `repository` has the blob: mount it from a repository of this run
-        that has it, or upload it when the registry lacks it. The body is read only
+        that has it, or upload it when the registry lacks it (a blob of at most
+        SMALL_BLOB bytes is uploaded without asking first). The body is read only
         for an upload. Threads that need the same blob at once take turns, so it is
         uploaded once and mounted into the other repositories."""
         if self.stopped.is_set():
@@ -515,7 +519,7 @@ class Pusher:
             with self.phases.timed("uploads and mounts (summed)"):
                 if source is not None:
                     how = self.registry.upload_blob(repository, digest, body, mount_from=source)
-                elif self.registry.has_blob(repository, digest):
+                elif size > SMALL_BLOB and self.registry.has_blob(repository, digest):
                     how = "already in the registry"
                 else:
                     how = self.registry.upload_blob(repository, digest, body)
