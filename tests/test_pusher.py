@@ -207,9 +207,9 @@ def test_while_builds_run_a_child_adding_little_to_an_exported_parent_waits_and_
     assert all(r.status == Status.PUSHED for r in results.values())
     root_mb = backend.stored[root].size / 1e6
     own_mb = (backend.stored[children[0]].size - backend.stored[root].size) / 1e6
-    assert results["app0"].log[0] == (f"staged when the builds end: {root_mb:.1f} MB of its layers go in an earlier "
+    assert results["app0"].log[0] == (f"staged with others later: {root_mb:.1f} MB of its layers go in an earlier "
                                       f"export, {own_mb:.1f} MB are its own")
-    assert pusher.phases.counts["exports held until the builds ended"] == 4
+    assert pusher.phases.counts["images held for a later export"] == 4
 
 
 def test_images_held_for_the_builds_leave_no_export_behind_when_the_run_is_discarded(
@@ -240,3 +240,26 @@ def test_a_small_blob_is_uploaded_without_asking_first_and_a_large_one_only_when
     assert pusher.push_all([ImageResult("jre", ["r:5000/base/jre:1"], status=Status.BUILT, image_id=image_id)]) == []
     assert [a for a in registry.asked if "@" in a] == [f"base/jre@{big}"]
     assert sorted(registry.uploads) == sorted(f"base/jre@{d}" for d in (big, small, sha(config)))
+
+
+def test_once_every_build_started_the_images_held_so_far_go_and_those_after_wait_for_the_end(
+        tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    below = backend.stored[root].layers
+    early, late = (backend.add_image(f"child {i}".encode(), below=below) for i in range(2))
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = [ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in (("root", root), ("early", early), ("late", late))]
+    pusher.start(results[0])
+    pusher.staging["root"].result(10)
+    pusher.start(results[1])
+    pusher.builds_started()
+    pusher.staging["early"].result(10)
+    pusher.start(results[2])
+    assert backend.exports == [[root], [early]] and "late" not in pusher.staging
+    assert pusher.publish(results) == []
+    assert backend.exports == [[root], [early], [late]]
+    assert [r.status for r in results] == [Status.PUSHED] * 3

@@ -76,3 +76,19 @@ def test_keep_going_builds_what_does_not_depend_on_the_failure() -> None:
 def test_a_parent_outside_the_selection_does_not_block() -> None:
     rec = Recorder()
     assert run_tree(["a1"], TREE, rec.work, rec.skip, jobs=1, keep_going=False) == {"a1": Outcome.DONE}
+
+
+def test_all_started_is_told_once_when_the_last_image_starts_and_before_it_ends() -> None:
+    rec = Recorder()
+    told: list[list[tuple[str, str]]] = []
+    run_tree(ORDER, TREE, rec.work, rec.skip, jobs=2, keep_going=False,
+             all_started=lambda: told.append(list(rec.events)))
+    assert len(told) == 1
+    assert ("end", "a") in told[0] and ("end", "a1") not in told[0]  # a1, the last, was started: a had ended
+
+
+def test_all_started_is_not_told_after_a_failure() -> None:
+    rec = Recorder(fail={"a"})
+    told: list[str] = []
+    run_tree(ORDER, TREE, rec.work, rec.skip, jobs=2, keep_going=True, all_started=lambda: told.append("told"))
+    assert told == []

@@ -182,7 +182,8 @@ class Builder:
                    for key, unit in self.units.items()}
         with self.phases.timed("builds"):
             run_tree(list(self.units), parents, self.build_one, self.skip, jobs=self.settings.jobs,
-                     keep_going=self.options.keep_going, interrupt=self.interrupt)
+                     keep_going=self.options.keep_going, interrupt=self.interrupt,
+                     all_started=self.pusher.builds_started if self.pusher is not None else lambda: None)
         sboms = self.write_sboms(self.options.sbom_dir) if self.options.sbom_dir is not None else {}
         if self.pusher is not None:
             with self.phases.timed("push after the builds"):

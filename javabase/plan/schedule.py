@@ -25,18 +25,25 @@ def run_tree(
     jobs: int,
     keep_going: bool,
     interrupt: Callable[[], None] = lambda: None,
+    all_started: Callable[[], None] = lambda: None,
 ) -> dict[str, Outcome]:
     """Run `work(name)` for every name in `order` (parents before children);
     work returns whether it succeeded. `skip(name, reason)` is told of every
-    image that is not started. Returns every image's outcome.
+    image that is not started. Returns every image's outcome. `all_started()`
+    is called once, when every image has started and none has failed (so the
+    last builds run: the jobs left free can do other work).
 
     On KeyboardInterrupt: `interrupt()` is called (it must make the running work
     end soon), nothing new starts, the running work is waited for, and the
     KeyboardInterrupt goes on to the caller."""
     tree = _Tree(order, parent_of, skip, jobs, keep_going)
+    told = False
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="build") as pool:
         while tree.pending or tree.running:
             tree.start_ready(lambda name: pool.submit(work, name))
+            if not tree.pending and not told and not any(o == Outcome.FAILED for o in tree.outcome.values()):
+                told = True
+                all_started()
             if not tree.running:
                 continue
             try:

@@ -258,15 +258,19 @@ class Pusher:
         """Stage an image in the background (called as soon as it is built). While
         builds still run, an image whose export would mostly write again the
         layers of an image already exported (its parent's, most often: a child
-        that adds a small layer) waits for them to end, and goes then with the
-        others that waited, in one export (javabase.publish.exports)."""
-        if self.stopped.is_set() or self.wait_for_builds(result):
-            return
-        self.staging[result.name] = self.pool.submit(self.stage, result)
+        that adds a small layer) waits, and goes with the others that waited, in
+        one export (javabase.publish.exports): when every build has started
+        (builds_started), or, for those built after that, when the builds end."""
+        if not self.wait_for_builds(result):
+            self.submit(result)
+
+    def submit(self, result: ImageResult) -> None:
+        if not self.stopped.is_set():
+            self.staging[result.name] = self.pool.submit(self.stage, result)
 
     def wait_for_builds(self, result: ImageResult) -> bool:
-        """Hold the image until the builds end? Yes when builds are running, it will
-        be exported, and the bytes of its layers that an export of this run already
+        """Hold the image (see `start`)? Yes when builds are running, it will be
+        exported, and the bytes of its layers that an export of this run already
         carries outweigh its own."""
         if not self.building or result.status not in (Status.BUILT, Status.UP_TO_DATE) or \
                 result.image_id is None or not self.will_export(result):
@@ -281,8 +285,8 @@ class Pusher:
             again = max((size for layers, size in self.going if image.layers[:len(layers)] == layers), default=0)
             if self.building and again > image.size - again:
                 self.held.append(result)
-                self.phases.count("exports held until the builds ended")
-                self.log(result, f"staged when the builds end: {again / 1e6:.1f} MB of its layers go in an earlier "
+                self.phases.count("images held for a later export")
+                self.log(result, f"staged with others later: {again / 1e6:.1f} MB of its layers go in an earlier "
                                  f"export, {(image.size - again) / 1e6:.1f} MB are its own")
                 return True
             self.going.append((image.layers, image.size))
@@ -302,13 +306,24 @@ class Pusher:
                                 self.overwrite_immutable)
         return any(isinstance(a, Push) for a in actions)
 
+    def builds_started(self) -> None:
+        """Every build has started: stage the images held so far, exported
+        together while the last builds run; those built from now on wait for
+        the end of the builds (builds_ended)."""
+        with self.lock:
+            held, self.held = self.held, []
+        self.release(held)
+
     def builds_ended(self) -> None:
         """Stage the images held for the builds to end, exported together."""
         with self.lock:
             held, self.held, self.building = self.held, [], False
+        self.release(held)
+
+    def release(self, held: list[ImageResult]) -> None:
         self.exports.want([_image_id(r) for r in held])
         for result in held:
-            self.start(result)
+            self.submit(result)
 
     def publish(self, ready: list[ImageResult], keep_going: bool = False) -> list[str]:
         """Wait for staging, then publish every tag; return notes for the report.
