@@ -14,12 +14,12 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from ..errors import UsageError
+from ..manifest.eol import EOL_API
 from ..plan import pipeline
-from ..release.update import EOL_API
-from . import define, release, ship
-from . import registry as registry_cmds
-from . import update as updating
 from .common import run
+
+# Each task imports its command's module when it runs: `invoke build-all` does not
+# load what `update`, `save` or `verify` need (a run's start is part of its time).
 
 
 def _exit(code: int) -> None:
@@ -41,6 +41,8 @@ def _whole(value: str | None, flag: str) -> int | None:
 @task(help={"manifest": "manifest to read (default: images.yaml)", "debug": "show tracebacks"})
 def validate(c: Context, manifest: str | None = None, debug: bool = False) -> None:
     """Check the manifest against the schema and the semantic rules; print every problem."""
+    from . import define
+
     _exit(run(lambda: define.validate(manifest), debug))
 
 
@@ -49,6 +51,8 @@ def validate(c: Context, manifest: str | None = None, debug: bool = False) -> No
             "debug": "show tracebacks"})
 def lock(c: Context, manifest: str | None = None, check: bool = False, debug: bool = False) -> None:
     """Resolve outside FROM references to digests; write images.lock.json with artifacts and template hashes."""
+    from . import define
+
     _exit(run(lambda: define.lock(manifest, check), debug))
 
 
@@ -57,6 +61,8 @@ def lock(c: Context, manifest: str | None = None, check: bool = False, debug: bo
             "debug": "show tracebacks"})
 def render(c: Context, manifest: str | None = None, check: bool = False, debug: bool = False) -> None:
     """Render one Dockerfile per image into builds/ (atomically), or --check for drift."""
+    from . import define
+
     _exit(run(lambda: define.render(manifest, check), debug))
 
 
@@ -71,6 +77,8 @@ def render(c: Context, manifest: str | None = None, check: bool = False, debug: 
 def plan(c: Context, manifest: str | None = None, image: list[str] | None = None, dependents: bool = False,
          format: str = "text", registry: str | None = None, push: bool = False, debug: bool = False) -> None:
     """Show the build order in waves, with every image's references, parent and template, and what build does."""
+    from . import define
+
     _exit(run(lambda: define.plan(manifest, image or [], dependents, format, registry, push), debug))
 
 
@@ -110,6 +118,8 @@ def build(c: Context, image: list[str] | None = None, manifest: str | None = Non
           overwrite_immutable: bool = False, sign: bool = False, platform: str | None = None,
           debug: bool = False) -> None:
     """Build the named images (and any missing ancestor), optionally push them."""
+    from . import ship
+
     if not image:
         raise Exit("error: build needs --image NAME (build-all builds every image)", code=9)
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
@@ -126,6 +136,8 @@ def build_all(c: Context, manifest: str | None = None, push: bool = False, regis
               expect_up_to_date: bool = False, sbom: bool = False, overwrite_immutable: bool = False,
               sign: bool = False, platform: str | None = None, debug: bool = False) -> None:
     """Build every image in dependency order, tag it for the registry and, with --push, push it."""
+    from . import ship
+
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         push=push, registry=registry, keep_going=keep_going, report=report, jobs=_whole(jobs, "--jobs") or None,
         force=force, no_cache=no_cache, frozen=frozen, reproducible=reproducible, expect_up_to_date=expect_up_to_date,
@@ -148,6 +160,8 @@ def publish(c: Context, image: list[str] | None = None, manifest: str | None = N
     """Publish images whose platforms were pushed by `build --platform` jobs: build nothing, find every
     platform's manifest of the manifest's inputs in the registry, put the index under the tags, verify.
     Exit 12 when a platform is missing."""
+    from . import ship
+
     _exit(run(lambda: ship.build(manifest, ship.BuildFlags(
         images=image or [], push=True, registry=registry, report=report, frozen=frozen,
         overwrite_immutable=overwrite_immutable, sign=sign, publish_only=True)), debug))
@@ -164,6 +178,8 @@ def publish(c: Context, image: list[str] | None = None, manifest: str | None = N
 def push(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
          report: str | None = None, overwrite_immutable: bool = False, debug: bool = False) -> None:
     """Push every tag of images built before with `invoke build`."""
+    from . import ship
+
     _exit(run(lambda: ship.push(manifest, image or [], registry=registry, report=report,
                                 overwrite_immutable=overwrite_immutable), debug))
 
@@ -177,6 +193,8 @@ def push(c: Context, image: list[str] | None = None, manifest: str | None = None
 def test(c: Context, image: list[str] | None = None, manifest: str | None = None, registry: str | None = None,
          debug: bool = False) -> None:
     """Run the tests the manifest declares (tests:) on images built before, in containers without network."""
+    from . import ship
+
     _exit(run(lambda: ship.test(manifest, image or [], registry=registry), debug))
 
 
@@ -197,6 +215,8 @@ def ci(c: Context, manifest: str | None = None, format: str = "github", per: str
        cron: str = pipeline.DEFAULT_CRON, output: str | None = None, check: bool = False,
        debug: bool = False) -> None:
     """Generate the CI pipeline that builds and pushes the images, or the scheduled job that keeps them current."""
+    from . import define
+
     _exit(run(lambda: define.ci(manifest, format, per, output, check, job=job, cron=cron), debug))
 
 
@@ -220,6 +240,8 @@ def update(c: Context, manifest: str | None = None, image: list[str] | None = No
     Per Temurin item: URL and sha256 per platform, version, home and the tags derived from them; each new
     tarball is downloaded once, checked against the API's sha256 and (with a key) its signature before
     anything is written. Bases past their end of life are reported with what replaces them."""
+    from . import update as updating
+
     def flags() -> updating.Flags:
         return updating.Flags(images=image or [], major=_whole(major, "--major") or None, dry_run=dry_run,
                               check=check, api=api, eol_api=eol_api)
@@ -237,6 +259,8 @@ def update(c: Context, manifest: str | None = None, image: list[str] | None = No
 def save(c: Context, output: str, image: list[str] | None = None, manifest: str | None = None,
          registry: str | None = None, debug: bool = False) -> None:
     """Write the images (built, with the current inputs) and every tag of each into one archive."""
+    from . import release
+
     _exit(run(lambda: release.save(manifest, image or [], output, registry), debug))
 
 
@@ -250,6 +274,8 @@ def save(c: Context, output: str, image: list[str] | None = None, manifest: str 
 def load(c: Context, archive: str, push: bool = False, registry: str | None = None, report: str | None = None,
          overwrite_immutable: bool = False, key: str | None = None, debug: bool = False) -> None:
     """Verify an archive `invoke save` wrote, load it into the engine, tag it, and optionally push it."""
+    from . import release
+
     _exit(run(lambda: release.load(archive, push, registry, report, overwrite_immutable, key), debug))
 
 
@@ -262,6 +288,8 @@ def prune(c: Context, manifest: str | None = None, keep: str = "1", dry_run: boo
           debug: bool = False) -> None:
     """Remove images javabase built that no tag points to any more (never another image, a tagged one or a
     container's)."""
+    from . import release
+
     _exit(run(lambda: release.prune(manifest, _whole(keep, "--keep") or 0, dry_run, cache), debug))
 
 
@@ -270,6 +298,8 @@ def prune(c: Context, manifest: str | None = None, keep: str = "1", dry_run: boo
             "format": "text or json", "debug": "show tracebacks"})
 def inspect(c: Context, reference: str, manifest: str | None = None, format: str = "text", debug: bool = False) -> None:
     """What one built or pushed image is, from its own labels: manifest, entry, platforms, inputs, base, SBOM."""
+    from . import release
+
     _exit(run(lambda: release.inspect(reference, manifest, format), debug))
 
 
@@ -279,6 +309,8 @@ def inspect(c: Context, reference: str, manifest: str | None = None, format: str
 def verify(c: Context, reference: str, key: str | None = None, manifest: str | None = None,
            debug: bool = False) -> None:
     """Check an image in the registry: signature, SLSA provenance (and the inputs it records), SBOM."""
+    from . import release
+
     _exit(run(lambda: release.verify(reference, key, manifest), debug))
 
 
@@ -287,6 +319,8 @@ def verify(c: Context, reference: str, key: str | None = None, manifest: str | N
             "debug": "show tracebacks"})
 def doctor(c: Context, manifest: str | None = None, registry: str | None = None, debug: bool = False) -> None:
     """Check a registry: TLS or HTTP, which CA, which credentials, whether pull and push are allowed."""
+    from . import registry as registry_cmds
+
     _exit(run(lambda: registry_cmds.doctor(manifest, registry), debug))
 
 

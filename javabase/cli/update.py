@@ -20,6 +20,7 @@ from ..build.artifacts import ArtifactStore
 from ..errors import ArtifactError, Behind, ManifestError, UpstreamError
 from ..files import write_atomically
 from ..manifest import eol
+from ..manifest.eol import EOL_API
 from ..manifest.load import display_path, load_manifest, parse_manifest
 from ..manifest.model import Artifact, Manifest
 from ..manifest.yamlsource import Located, load
@@ -37,7 +38,6 @@ from ..release.lock import (
     render_lock,
     write_lock,
 )
-from ..release.update import EOL_API
 from ..report import Progress
 from ..settings import Environment
 from .common import insecure, resolve_manifest

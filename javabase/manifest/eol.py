@@ -19,6 +19,7 @@ from .model import Manifest
 from .references import parse_outside
 
 TABLE = Path(str(files("javabase").joinpath("manifest", "eol.json")))
+EOL_API = "https://endoflife.date"  # where `invoke update` refreshes the table from
 # The images whose tags name a distribution release: name -> distribution.
 IMAGES = {"alpine": "alpine", "debian": "debian", "library/alpine": "alpine", "library/debian": "debian"}
 

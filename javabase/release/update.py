@@ -27,7 +27,6 @@ from .adoptium import ARCHITECTURES, DEFAULT_API, FILE_RE, OPERATING_SYSTEMS, TE
 from .signature import SigningKey, normal_fingerprint
 from .yamledit import Edit
 
-EOL_API = "https://endoflife.date"
 EOL_CACHE = "eol.json"
 
 
