@@ -1,0 +1,105 @@
+"""Images held for a later export (#25), attacked on the real engine and registry:
+Ctrl-C while they wait, a build failing while they wait (with and without
+--keep-going). After each: no export directory left, no container, nothing
+tagged in the registry unless the run published it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from docker import APIClient as Engine
+
+from paths import PROJECT_ROOT
+
+from .conftest import LocalRegistry
+from .test_build_push import ROOT_ONLY, rootfs
+from .test_faults import containers_gone, wait_for_line
+
+SMALL = """\
+  small:
+    from: glibc-root
+    template: layer
+    run: ["echo small > /small.txt"]
+    tags: ["1"]
+"""
+
+
+def late(name: str, command: str) -> str:
+    return f"""\
+  {name}:
+    from: glibc-root
+    template: layer
+    run: ["{command}"]
+    tags: ["1"]
+"""
+
+
+def invoke(tmp: Path, *args: str) -> subprocess.Popen[str]:
+    """The program, with its temporary files (the exports) in `tmp`, so that
+    what it leaves there is its own."""
+    tmp.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+
+
+def test_ctrl_c_while_an_image_is_held_leaves_no_export_and_pushes_nothing(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], tmp_path: Path,
+) -> None:
+    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)) + SMALL
+                         + late("sleeper", "echo start-of-sleep && sleep 60"))
+    report = tmp_path / "report.json"
+    process = invoke(tmp_path / "tmp", "build-all", "--push", "--manifest", str(manifest), "--registry",
+                     registry.host, "--report", str(report), "--jobs", "2")
+    seen = wait_for_line(process, "staged with others later")
+    if not any("start-of-sleep" in line for line in seen):
+        seen += wait_for_line(process, "start-of-sleep")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (130, "error: interrupted\n")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    assert registry.tagged(namespace) == {}
+    data = json.loads(report.read_text())
+    root = next(i for i in data["images"] if i["name"] == "glibc-root")
+    assert containers_gone(engine, root["image_id"]) == []
+    assert {i["name"]: i["status"] for i in data["images"]} == {"glibc-root": "built", "small": "built",
+                                                                "sleeper": "failed"}
+
+
+def test_a_failed_build_while_an_image_is_held_pushes_nothing_without_keep_going_and_the_rest_with_it(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], tmp_path: Path,
+) -> None:
+    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)) + SMALL
+                         + late("broken", "sleep 4 && echo about to fail && false"))
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    for keep_going in (False, True):
+        report = tmp_path / f"report-{keep_going}.json"
+        process = invoke(tmp_path / "tmp", "build-all", "--push", "--manifest", str(manifest), "--registry",
+                         registry.host, "--report", str(report), "--jobs", "2",
+                         *(["--keep-going"] if keep_going else []))
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 7, out + err
+        assert "staged with others later" in out, out
+        assert list((tmp_path / "tmp").iterdir()) == []
+        data = json.loads(report.read_text())
+        statuses = {i["name"]: i["status"] for i in data["images"]}
+        if not keep_going:
+            assert statuses == {"glibc-root": "built", "small": "built", "broken": "failed"}
+            assert registry.tagged(namespace) == {}
+        else:
+            assert statuses == {"glibc-root": "pushed", "small": "pushed", "broken": "failed"}
+            assert registry.tagged(namespace) == {f"{namespace}/glibc-root": ["1"], f"{namespace}/small": ["1"]}
+            for image in data["images"][:0] + [i for i in data["images"] if i["pushed"]]:
+                for reference, digest in image["pushed"].items():
+                    remote = registry.reader.manifest(reference.split("/", 1)[1].rsplit(":", 1)[0], "1")
+                    assert remote is not None
+                    assert (remote.digest, remote.config_digest) == (digest, image["image_id"]), reference
+        root = next(i for i in data["images"] if i["name"] == "glibc-root")
+        assert containers_gone(engine, root["image_id"]) == []
