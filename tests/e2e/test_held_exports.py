@@ -17,7 +17,7 @@ from docker import APIClient as Engine
 
 from paths import PROJECT_ROOT
 
-from .conftest import LocalRegistry
+from .conftest import LocalRegistry, spare_engine
 from .test_build_push import ROOT_ONLY, rootfs
 from .test_faults import containers_gone, wait_for_line
 
@@ -40,13 +40,14 @@ def late(name: str, command: str) -> str:
 """
 
 
-def invoke(tmp: Path, *args: str) -> subprocess.Popen[str]:
+def invoke(tmp: Path, *args: str, docker_host: str | None = None) -> subprocess.Popen[str]:
     """The program, with its temporary files (the exports) in `tmp`, so that
     what it leaves there is its own."""
     tmp.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp)})
+                            env={**os.environ, "TMPDIR": str(tmp), **({"DOCKER_HOST": docker_host} if docker_host
+                                                                       else {})})
 
 
 def test_ctrl_c_while_an_image_is_held_leaves_no_export_and_pushes_nothing(
@@ -103,3 +104,26 @@ def test_a_failed_build_while_an_image_is_held_pushes_nothing_without_keep_going
                     assert (remote.digest, remote.config_digest) == (digest, image["image_id"]), reference
         root = next(i for i in data["images"] if i["name"] == "glibc-root")
         assert containers_gone(engine, root["image_id"]) == []
+
+
+def test_the_engine_killed_while_an_image_is_held_is_one_line_exit_5_and_leaves_no_export(
+    registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], tmp_path: Path,
+) -> None:
+    manifest = workspace(ROOT_ONLY.format(**rootfs(example_files)) + SMALL
+                         + late("sleeper", "echo start-of-sleep && sleep 60"))
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    with spare_engine() as spare:
+        process = invoke(tmp_path / "tmp", "build-all", "--push", "--manifest", str(manifest), "--registry",
+                         registry.host, "--jobs", "2", docker_host=spare.host)
+        seen = wait_for_line(process, "staged with others later")
+        if not any("start-of-sleep" in line for line in seen):
+            wait_for_line(process, "start-of-sleep")
+        spare.process.kill()
+        spare.process.wait()
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 5, err
+    assert err == (f"error: the Docker engine at DOCKER_HOST={spare.host} stopped answering during the build "
+                   "(step 3/4 (RUN echo start-of-sleep && sleep 60)) (the connection broke); check that dockerd "
+                   "is running (its log says why it stopped), then run again\n")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert registry.tagged(namespace) == {}
