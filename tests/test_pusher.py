@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -327,4 +328,42 @@ def test_a_registry_refusing_the_held_images_uploads_gets_no_tag_and_leaves_no_e
         pusher.publish(results)
     assert str(caught.value).startswith("registry r:5000 refused the upload (HTTP 401 on POST /v2/base/app")
     assert registry.manifests_put == []
+    assert list(tmp_path.glob("javabase-export-*")) == []
+
+
+def test_a_run_discarded_while_the_held_export_runs_leaves_no_export_and_uploads_nothing_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (discard) while `docker save` of the held images is still writing:
+    when it ends, its archive is deleted and none of them is uploaded."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    children = [backend.add_image(f"child {i}".encode(), below=backend.stored[root].layers) for i in range(3)]
+    saving, go_on = threading.Event(), threading.Event()
+    plain_save = backend.save
+
+    def slow_save(references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        if len(references) > 1:
+            saving.set()
+            go_on.wait(10)
+        plain_save(references, dest, on_bytes)
+
+    monkeypatch.setattr(backend, "save", slow_save)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = [ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in [("root", root)] + [(f"app{i}", c) for i, c in enumerate(children)]]
+    pusher.start(results[0])
+    pusher.staging["root"].result(10)
+    uploads = list(registry.uploads)
+    for result in results[1:]:
+        pusher.start(result)
+    pusher.builds_started()
+    assert saving.wait(10)
+    pusher.discard()
+    go_on.set()
+    pusher.pool.shutdown(wait=True)
+    assert backend.exports[-1] == sorted(children)
+    assert registry.uploads == uploads and registry.manifests_put == []
     assert list(tmp_path.glob("javabase-export-*")) == []
