@@ -1,15 +1,18 @@
 """Images held for a later export (#25), attacked on the real engine and registry:
 Ctrl-C while they wait, a build failing while they wait (with and without
---keep-going). After each: no export directory left, no container, nothing
-tagged in the registry unless the run published it."""
+--keep-going), the engine killed while they wait; and a layer the engine saves
+as a link. After each: no export directory left, no container, nothing tagged
+in the registry unless the run published it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,3 +130,29 @@ def test_the_engine_killed_while_an_image_is_held_is_one_line_exit_5_and_leaves_
                    "is running (its log says why it stopped), then run again\n")
     assert list((tmp_path / "tmp").iterdir()) == []
     assert registry.tagged(namespace) == {}
+
+
+def test_a_layer_the_engine_saves_as_a_link_is_read_at_its_targets_offset(engine: Engine, tmp_path: Path) -> None:
+    """The engine writes a layer an image holds twice once, and a symlink
+    `../<first>/layer.tar` for the second: it is read where the first is."""
+    from javabase.build.backends import open_backend
+    from javabase.publish.oci import layer_stream, read_saved_all
+
+    (tmp_path / "x").write_text("same\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY x /x\nCOPY x /y\nCOPY x /x\n")
+    image_id = ""
+    for chunk in engine.build(path=str(tmp_path), decode=True, rm=True, forcerm=True, network_mode="none"):
+        assert "error" not in chunk, chunk
+        image_id = (chunk.get("aux") or {}).get("ID", image_id)
+    try:
+        backend = open_backend("docker", where=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+        backend.save([image_id], tmp_path / "saved.tar", lambda _count: None)
+        saved = read_saved_all(tmp_path / "saved.tar")[image_id]
+        first, _, again = (member for member, _ in saved.layers)
+        with tarfile.open(tmp_path / "saved.tar") as tar:
+            assert tar.getmember(again).issym() and tar.getmember(first).isreg()
+        assert saved.spans[again] == saved.spans[first]
+        for member, diff_id in saved.layers:
+            assert "sha256:" + hashlib.sha256(b"".join(layer_stream(saved, member))).hexdigest() == diff_id
+    finally:
+        engine.remove_image(image_id)
