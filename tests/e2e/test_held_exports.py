@@ -16,11 +16,12 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from docker import APIClient as Engine
 
 from paths import PROJECT_ROOT
 
-from .conftest import LocalRegistry, spare_engine
+from .conftest import LocalRegistry, Run, spare_engine
 from .test_build_push import ROOT_ONLY, rootfs
 from .test_faults import containers_gone, wait_for_line
 
@@ -156,3 +157,33 @@ def test_a_layer_the_engine_saves_as_a_link_is_read_at_its_targets_offset(engine
             assert "sha256:" + hashlib.sha256(b"".join(layer_stream(saved, member))).hexdigest() == diff_id
     finally:
         engine.remove_image(image_id)
+
+
+def test_a_reproducible_rebuild_of_images_the_registry_holds_holds_nothing_and_uploads_nothing(
+    registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], build: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--force --reproducible builds the very images the registry holds: none is
+    held for a later export (there is nothing to export) and none is uploaded;
+    a changed child is pushed alone (no export of its root to wait for)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    text = ROOT_ONLY.format(**rootfs(example_files)) + SMALL + late("slow", "sleep 3")
+    manifest = workspace(text)
+    first = build(manifest, push=True, reproducible=True, force=True, jobs=2)
+    assert first.code == 0, first.err
+    assert first.report["phases"]["counts"]["images held for a later export"] == 2
+    again = build(manifest, push=True, reproducible=True, force=True, jobs=2)
+    assert again.code == 0, again.err
+    assert {i["name"]: i["image_id"] for i in again.report["images"]} == \
+        {i["name"]: i["image_id"] for i in first.report["images"]}
+    assert again.statuses() == {"glibc-root": "built", "small": "built", "slow": "built"}
+    counts = again.report["phases"]["counts"]
+    assert "images held for a later export" not in counts and "exports" not in counts, counts
+    changed = build(workspace(text.replace("echo small", "echo changed")), push=True, reproducible=True, force=True,
+                    jobs=2)
+    assert changed.code == 0, changed.err
+    assert changed.statuses() == {"glibc-root": "built", "small": "pushed", "slow": "built"}
+    assert "images held for a later export" not in changed.report["phases"]["counts"]  # its root is not exported
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    small = registry.reader.manifest(f"{namespace}/small", "1")
+    assert small is not None and small.config_digest == changed.result("small")["image_id"]
