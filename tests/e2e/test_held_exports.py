@@ -187,3 +187,35 @@ def test_a_reproducible_rebuild_of_images_the_registry_holds_holds_nothing_and_u
     namespace = workspace.namespace  # type: ignore[attr-defined]
     small = registry.reader.manifest(f"{namespace}/small", "1")
     assert small is not None and small.config_digest == changed.result("small")["image_id"]
+
+
+def test_two_manifests_pushed_at_once_on_one_engine_each_publish_their_own_images(
+    engine: Engine, registry: LocalRegistry, example_files: Path, workspace: Callable[[str], Path], tmp_path: Path,
+) -> None:
+    """Two `build-all --push` of two manifests with held images, at once on one
+    engine: one waits for the other's engine lock; each tag holds its run's image."""
+    namespace = workspace.namespace  # type: ignore[attr-defined]
+    text = ROOT_ONLY.format(**rootfs(example_files)) + SMALL + late("slow", "sleep 2")
+    runs, reports = [], []
+    for n in (1, 2):
+        folder = tmp_path / f"m{n}"
+        (folder / "files").mkdir(parents=True)
+        os.link(example_files / "files" / "glibc-rootfs.tar.gz", folder / "files" / "glibc-rootfs.tar.gz")
+        manifest = folder / "images.yaml"
+        manifest.write_text(text.replace("namespace: example", f"namespace: {namespace}-{n}"))
+        reports.append(folder / "report.json")
+        runs.append(invoke(tmp_path / "tmp", "build-all", "--push", "--manifest", str(manifest), "--registry",
+                           registry.host, "--report", str(reports[-1]), "--jobs", "2"))
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert (run.returncode, err) == (0, ""), out + err
+    assert sum("holds the lock of the engine" in out for out, _ in outputs) == 1
+    assert all("staged with others later" in out for out, _ in outputs)
+    assert list((tmp_path / "tmp").iterdir()) == []
+    for n, report in enumerate(reports, 1):
+        data = json.loads(report.read_text())
+        assert {i["name"]: i["status"] for i in data["images"]} == {"glibc-root": "pushed", "small": "pushed",
+                                                                     "slow": "pushed"}
+        for image in data["images"]:
+            remote = registry.reader.manifest(f"{namespace}-{n}/{image['name']}", "1")
+            assert remote is not None and remote.config_digest == image["image_id"]
