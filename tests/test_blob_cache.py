@@ -79,7 +79,7 @@ def test_a_layer_is_read_where_the_archive_holds_it_and_a_linked_layer_through_i
     first, second = bytes(range(256)) * 5000, b"second layer" * 100
     _archive(tmp_path / "saved.tar", {"a/layer.tar": first, "b/layer.tar": second}, {"c/layer.tar": "a/layer.tar"})
     (saved,) = read_saved_all(tmp_path / "saved.tar").values()
-    assert set(saved.spans) == {"a/layer.tar", "b/layer.tar", "config.json", "manifest.json"}
+    assert set(saved.spans) == {"a/layer.tar", "b/layer.tar", "c/layer.tar", "config.json", "manifest.json"}
     assert [b"".join(layer_stream(saved, member)) for member, _ in saved.layers] == [first, second, first]
 
 
@@ -97,3 +97,55 @@ def test_a_layer_whose_content_is_not_its_diff_id_fails_the_image_in_one_line(tm
     assert str(caught.value) == (f"app: layer 000000000000: the layer's content is sha256:"
                                  f"{hashlib.sha256(b'what the engine wrote').hexdigest()}, not sha256:{'0' * 64}: "
                                  "the saved image is damaged; build it again")
+
+
+@pytest.mark.parametrize(("links", "why"), [
+    ({"c/layer.tar": "gone/layer.tar"}, "c/layer.tar is not a file in the archive"),
+    ({"c/layer.tar": "c/layer.tar"}, "c/layer.tar is not a file in the archive"),
+    ({"c/layer.tar": "d/layer.tar", "d/layer.tar": "c/layer.tar"}, "c/layer.tar is not a file in the archive"),
+])
+def test_a_layer_linked_to_nothing_or_to_itself_fails_the_image_in_one_line(
+        tmp_path: Path, links: dict[str, str], why: str) -> None:
+    """A link the engine's archive cannot resolve (its target missing, or a loop)
+    is a damaged export of that image, not an internal error of the run."""
+    _archive(tmp_path / "saved.tar", {"a/layer.tar": b"a layer"}, {})
+    with tarfile.open(tmp_path / "saved.tar", "a") as tar:
+        for name, target in links.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"../{target}"
+            tar.addfile(info)
+    (saved,) = read_saved_all(tmp_path / "saved.tar").values()
+    pusher = Pusher(FakeBackend(), FakeRegistry(), Console(io.StringIO()),  # type: ignore[arg-type]
+                    Settings(registry="r:5000", jobs=1, push_jobs=1, cache_dir=tmp_path / "cache",
+                             log_dir=tmp_path / "logs"))
+    result = ImageResult("app", ["r:5000/base/app:1"], status=Status.BUILT, image_id=saved.image_id)
+    with pytest.raises(StepError) as caught:
+        pusher.put_layer(result, "base/app", saved, "c/layer.tar", "sha256:" + "1" * 64)
+    assert str(caught.value) == f"app: layer 111111111111: {tmp_path / 'saved.tar'}: {why}; build it again"
+
+
+def test_a_layer_linked_twice_over_is_read_where_its_target_is(tmp_path: Path) -> None:
+    """docker save links a layer it holds twice to the first copy; a link to a
+    link is followed too, and the layer is read at its target's offset."""
+    first = bytes(range(256)) * 300
+    _archive(tmp_path / "saved.tar", {"a/layer.tar": first}, {"b/layer.tar": "a/layer.tar"})
+    with tarfile.open(tmp_path / "saved.tar", "a") as tar:
+        info = tarfile.TarInfo("c/layer.tar")
+        info.type, info.linkname = tarfile.SYMTYPE, "../b/layer.tar"
+        tar.addfile(info)
+    (saved,) = read_saved_all(tmp_path / "saved.tar").values()
+    assert saved.spans["c/layer.tar"] == saved.spans["b/layer.tar"] == saved.spans["a/layer.tar"]
+    assert b"".join(layer_stream(saved, "c/layer.tar")) == first
+
+
+def test_an_export_that_is_not_an_archive_or_whose_manifest_loops_is_a_value_error(tmp_path: Path) -> None:
+    """What Exports turns into the images' one-line StepError, not an internal error."""
+    (tmp_path / "garbage.tar").write_bytes(b"\x01" * 1024)
+    with pytest.raises(ValueError, match=r"garbage\.tar: "):
+        read_saved_all(tmp_path / "garbage.tar")
+    with tarfile.open(tmp_path / "loop.tar", "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type, info.linkname = tarfile.SYMTYPE, "manifest.json"
+        tar.addfile(info)
+    with pytest.raises(ValueError, match=r"^manifest\.json is not a file in the archive$"):
+        read_saved_all(tmp_path / "loop.tar")

@@ -272,6 +272,9 @@ def test_an_image_asked_for_twice_at_once_is_released_twice_without_deleting_it_
     assert not first.archive.exists() and second.archive.exists()
     exports.release(second)
     assert not second.archive.exists()
+    (alone,) = [saved for saved in got if saved.image_id == other]
+    exports.release(alone)
+    assert not alone.archive.parent.exists()
 
 
 class Forgetful(FakeBackend):

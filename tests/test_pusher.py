@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -263,3 +264,106 @@ def test_once_every_build_started_the_images_held_so_far_go_and_those_after_wait
     assert pusher.publish(results) == []
     assert backend.exports == [[root], [early], [late]]
     assert [r.status for r in results] == [Status.PUSHED] * 3
+
+
+def test_one_image_under_two_names_both_held_is_pushed_under_both_and_leaves_no_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    child = backend.add_image(b"child", below=backend.stored[root].layers)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = [ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in (("root", root), ("small", child), ("twin", child))]
+    pusher.start(results[0])
+    pusher.staging["root"].result(10)
+    pusher.start(results[1])
+    pusher.start(results[2])
+    assert set(pusher.staging) == {"root"}
+    assert pusher.publish(results) == []
+    assert [r.status for r in results] == [Status.PUSHED] * 3
+    assert {f"base/{name}:1" for name in ("root", "small", "twin")} <= set(registry.manifests_put)
+    assert list(tmp_path.glob("javabase-export-*")) == []
+
+
+def test_an_image_held_and_announced_but_never_asked_for_leaves_no_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held image released with another whose export carries it, then not
+    staged (the run stopped): close() deletes the archive it was in."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    child = backend.add_image(b"child", below=backend.stored[root].layers)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    pusher.exports.want([child])
+    saved = pusher.exports.saved(root)
+    assert backend.exports == [sorted([root, child])]
+    pusher.exports.release(saved)
+    assert len(list(tmp_path.glob("javabase-export-*"))) == 1
+    pusher.exports.close()
+    assert list(tmp_path.glob("javabase-export-*")) == []
+
+
+def test_a_registry_refusing_the_held_images_uploads_gets_no_tag_and_leaves_no_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    children = [backend.add_image(f"child {i}".encode(), below=backend.stored[root].layers) for i in range(3)]
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = [ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in [("root", root)] + [(f"app{i}", c) for i, c in enumerate(children)]]
+    pusher.start(results[0])
+    pusher.staging["root"].result(10)
+    for result in results[1:]:
+        pusher.start(result)
+    registry.refuse_push = True
+    with pytest.raises(RegistryError) as caught:
+        pusher.publish(results)
+    assert str(caught.value).startswith("registry r:5000 refused the upload (HTTP 401 on POST /v2/base/app")
+    assert registry.manifests_put == []
+    assert list(tmp_path.glob("javabase-export-*")) == []
+
+
+def test_a_run_discarded_while_the_held_export_runs_leaves_no_export_and_uploads_nothing_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (discard) while `docker save` of the held images is still writing:
+    when it ends, its archive is deleted and none of them is uploaded."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    registry = FakeRegistry()
+    backend = FakeBackend()
+    root = backend.add_image(b"r" * 20000)
+    children = [backend.add_image(f"child {i}".encode(), below=backend.stored[root].layers) for i in range(3)]
+    saving, go_on = threading.Event(), threading.Event()
+    plain_save = backend.save
+
+    def slow_save(references: list[str], dest: Path, on_bytes: Callable[[int], None]) -> None:
+        if len(references) > 1:
+            saving.set()
+            go_on.wait(10)
+        plain_save(references, dest, on_bytes)
+
+    monkeypatch.setattr(backend, "save", slow_save)
+    pusher = Pusher(backend, registry, Console(io.StringIO()), settings(tmp_path),  # type: ignore[arg-type]
+                    builds_running=True)
+    results = [ImageResult(name, [f"r:5000/base/{name}:1"], status=Status.BUILT, image_id=image_id)
+               for name, image_id in [("root", root)] + [(f"app{i}", c) for i, c in enumerate(children)]]
+    pusher.start(results[0])
+    pusher.staging["root"].result(10)
+    uploads = list(registry.uploads)
+    for result in results[1:]:
+        pusher.start(result)
+    pusher.builds_started()
+    assert saving.wait(10)
+    pusher.discard()
+    go_on.set()
+    pusher.pool.shutdown(wait=True)
+    assert backend.exports[-1] == sorted(children)
+    assert registry.uploads == uploads and registry.manifests_put == []
+    assert list(tmp_path.glob("javabase-export-*")) == []

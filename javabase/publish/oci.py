@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import tarfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 GZIP_LEVEL = 6
 CHUNK = 1 << 20
+MAX_LINKS = 8  # hops from a link to the file it names, in an archive
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ class Blob:
 class SavedImage:
     """What `docker save` wrote for one image: its config (exact bytes, whose
     sha256 is the image ID) and its layers (archive member, diff ID), base
-    first; `spans`: where the archive's regular files start and how many bytes
-    they hold, so that a layer is read without scanning the archive again."""
+    first; `spans`: where each member's bytes start in the archive and how many
+    they are (a link's are its target's), so that a layer is read without
+    scanning the archive again."""
 
     archive: Path
     config: bytes
@@ -63,36 +66,65 @@ def read_saved_all(archive: Path) -> dict[str, SavedImage]:
     computed here. Raises ValueError or KeyError when the archive is not one
     `docker save` writes."""
     out: dict[str, SavedImage] = {}
-    with tarfile.open(archive) as tar:
-        spans = {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isreg()}
-        listing = json.load(_member(tar, "manifest.json"))
+    try:
+        with tarfile.open(archive) as tar:
+            spans = _spans(tar)
+    except tarfile.TarError as exc:
+        raise ValueError(f"{archive}: {exc}") from None
+    with archive.open("rb") as handle:
+        listing = json.loads(_read(handle, spans, "manifest.json"))
         if not isinstance(listing, list) or not listing:
             raise ValueError(f"{archive}: manifest.json lists no image")
         for entry in listing:
-            config = _member(tar, entry["Config"]).read()
+            config = _read(handle, spans, entry["Config"])
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
             image = SavedImage(archive, config, tuple(zip(entry["Layers"], diff_ids, strict=True)), spans)
             out[image.image_id] = image
     return out
 
 
-def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
-    handle = tar.extractfile(name)
-    if handle is None:
+def _read(handle: IO[bytes], spans: Mapping[str, tuple[int, int]], name: str) -> bytes:
+    """A small member's bytes (manifest.json, a config)."""
+    if name not in spans:
         raise ValueError(f"{name} is not a file in the archive")
-    return handle
+    offset, size = spans[name]
+    handle.seek(offset)
+    data = handle.read(size)
+    if len(data) != size:
+        raise ValueError(f"{name} ends early")
+    return data
+
+
+def _spans(tar: tarfile.TarFile) -> dict[str, tuple[int, int]]:
+    """Every member that is a regular file, or a link that leads to one (docker
+    save links a layer it holds twice to its first copy): (offset, size) of the
+    bytes. Links are followed a few hops, inside the archive only; a link to
+    nothing, out of the archive or in a loop has no span."""
+    members = {m.name: m for m in tar.getmembers()}
+    spans: dict[str, tuple[int, int]] = {}
+    for name in members:
+        target: tarfile.TarInfo | None = members[name]
+        for _hop in range(MAX_LINKS + 1):
+            if target is None or not (target.issym() or target.islnk()):
+                break
+            linked = target.linkname if target.islnk() else \
+                posixpath.normpath(posixpath.join(posixpath.dirname(target.name), target.linkname))
+            target = members.get(linked)
+        if target is not None and target.isreg():
+            spans[name] = (target.offset_data, target.size)
+    return spans
 
 
 def layer_stream(saved: SavedImage, member: str) -> Iterator[bytes]:
-    """The uncompressed bytes of one layer, in chunks: read where the archive
-    holds it (`spans`), or, for a link to another member, through tarfile."""
+    """The uncompressed bytes of one layer, in chunks, read where the archive
+    holds them (`spans`; found again when the image carries none). Raises
+    ValueError when the member is not a file of the archive, or ends early."""
     span = saved.spans.get(member)
-    if span is None:
+    if span is None and not saved.spans:
         with tarfile.open(saved.archive) as tar:
-            handle = _member(tar, member)
-            while block := handle.read(CHUNK):
-                yield block
-        return
+            span = _spans(tar).get(member)
+    if span is None:
+        raise ValueError(f"{saved.archive}: {member} is not a file in the archive")
     offset, left = span
     with saved.archive.open("rb") as handle:
         handle.seek(offset)

@@ -261,3 +261,26 @@ def test_a_cancel_while_the_engine_creates_the_container_removes_it(engine: Any,
         backend.build(request, lambda _line: None)
     assert str(interrupted.value) == "interrupted during step 3/3 (RUN sleep 60); the build was cancelled"
     assert _leftovers(engine) == before
+
+
+def test_a_parent_removed_between_two_childrens_builds_fails_the_second_as_a_step_not_as_a_lost_engine(
+        engine: Any, root: str, tmp_path: Path) -> None:
+    """The parent's inspect is kept for the run (an image ID's image never changes);
+    when someone removes the image meanwhile, the next child's build fails at its
+    step with what the engine answered: the engine did answer, so it is not
+    "stopped answering" (exit 5 for the whole run), which a 404 was taken for."""
+    backend = open_backend("docker", where=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+    dockerfile = "ARG JAVABASE_PARENT\nFROM ${{JAVABASE_PARENT}}\nRUN touch /{0}\n"
+    parent = backend.build(_request(tmp_path, dockerfile.format("parent"), root, "parent"), lambda _line: None)
+    first = backend.build(_request(tmp_path, dockerfile.format("first"), parent.image_id, "first"),
+                          lambda _line: None)
+    backend.remove(first.image_id)
+    backend.remove(parent.image_id)
+    before = _leftovers(engine)
+    with pytest.raises(StepError) as failed:
+        backend.build(_request(tmp_path, dockerfile.format("second"), parent.image_id, "second"), lambda _line: None)
+    assert type(failed.value) is StepError
+    assert str(failed.value) == (f"step 3/3 (RUN touch /second): engine error: 404 Client Error for "
+                                 f"http+docker://localhost/v{engine.api_version}/containers/create: Not Found "
+                                 f'("No such image: {parent.image_id}")')
+    assert _leftovers(engine) == before

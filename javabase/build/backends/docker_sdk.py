@@ -285,7 +285,9 @@ class DockerBackend:
     def _in_step(self, steps: _Steps) -> Iterator[None]:
         """A folded build's engine calls: a cancel is Interrupted; an engine that
         goes away is one line naming the step, as the classic builder's stream
-        says it; any other engine error is StepError naming the step."""
+        says it; any other engine error is StepError naming the step (an
+        APIError is an answer of the engine, though the SDK makes it an OSError:
+        a parent removed meanwhile is a 404, not an engine gone)."""
         if self._cancelled.is_set():
             raise Interrupted(f"interrupted during {steps.current}; the build was cancelled")
         try:
@@ -293,7 +295,7 @@ class DockerBackend:
         except (*_LOST, *_API_ERRORS, OSError) as exc:
             if self._cancelled.is_set():
                 raise Interrupted(f"interrupted during {steps.current}; the build was cancelled") from None
-            if isinstance(exc, (*_LOST, OSError)):
+            if isinstance(exc, (*_LOST, OSError)) and not isinstance(exc, docker.errors.APIError):
                 broke = exc if "timed out" in _short(exc) else ConnectionError("Connection broken")
                 raise _lost(f"the build ({steps.current})", broke, self.where, self.stall) from None
             raise StepError(f"{steps.current}: engine error: {_whole(exc)}") from None
