@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -363,8 +364,25 @@ def spare_engine() -> Iterator[SpareEngine]:
     finally:
         stop(process, 30)
         log.close()
+        stop_shims(root)
         unmount_below(root)
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def stop_shims(root: Path) -> None:
+    """A container shim outlives an engine that was killed (it is not the engine's
+    child once started): stop, by pid, every shim of the containerd under `root`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+        if words and words[0].endswith(b"containerd-shim-runc-v2") and any(
+                w.startswith(f"{root}/".encode()) for w in words):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def unmount_below(root: Path) -> None:
